@@ -35,19 +35,21 @@ func ParseURI(s string) (*URI, error) {
 	}
 	rest, ok := strings.CutPrefix(s, "pkcs11:")
 	if !ok {
-		return nil, fmt.Errorf("token URI %q: must start with \"pkcs11:\" (RFC 7512), e.g. pkcs11:token=MyToken", s)
+		return nil, fmt.Errorf("token URI must start with \"pkcs11:\" (RFC 7512), e.g. pkcs11:token=MyToken")
 	}
 	path, query, _ := strings.Cut(rest, "?")
+	// Errors quote only the path: the query may carry a pin-value, which must not leak.
+	shown := "pkcs11:" + path
 	if err := u.parseAttrs(path, ";", pathAttr); err != nil {
-		return nil, fmt.Errorf("token URI %q: %w", s, err)
+		return nil, fmt.Errorf("token URI %q: %w", shown, err)
 	}
 	if err := u.parseAttrs(query, "&", queryAttr); err != nil {
-		return nil, fmt.Errorf("token URI %q: %w", s, err)
+		return nil, fmt.Errorf("token URI %q: %w", shown, err)
 	}
 	switch u.Type {
 	case "", "private", "public", "cert":
 	default:
-		return nil, fmt.Errorf("token URI %q: type=%s: want private, public or cert", s, u.Type)
+		return nil, fmt.Errorf("token URI %q: type=%s: want private, public or cert", shown, u.Type)
 	}
 	return u, nil
 }
