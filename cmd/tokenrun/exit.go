@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"github.com/tokenrun/tokenrun/bindings/errcode"
+	"github.com/tokenrun/tokenrun/token"
+)
+
+// Exit codes, documented in the README. Scripts and batch jobs branch on them.
+const (
+	exitOK        = 0
+	exitInternal  = 1 // a bug in tokenrun itself, or an unexpected system failure
+	exitUsage     = 2 // bad flags, missing files, invalid configuration
+	exitScript    = 3 // the procedure script failed: syntax, runtime error, API too new
+	exitToken     = 4 // PIN incorrect or locked, token missing, several tokens, module failure
+	exitCA        = 5 // the certificate authority refused or could not be reached
+	exitCancelled = 6 // cancelled by the person, or timed out
+	exitRefused   = 7 // the procedure refused to go on for safety
+)
+
+// usageError marks errors in how tokenrun was called.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// coded is any error that carries a script-visible error code (runtime.ScriptError does).
+type coded interface{ ErrorCode() string }
+
+func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		return exitUsage
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return exitCancelled
+	}
+	var c coded
+	if errors.As(err, &c) && c.ErrorCode() != "" {
+		return classExit(errcode.ClassOf(c.ErrorCode()))
+	}
+	var te *token.Error
+	if errors.As(err, &te) || errors.Is(err, token.ErrSeveralTokens) {
+		return exitToken
+	}
+	return exitInternal
+}
+
+func classExit(c errcode.Class) int {
+	switch c {
+	case errcode.ClassToken:
+		return exitToken
+	case errcode.ClassCA:
+		return exitCA
+	case errcode.ClassCancelled:
+		return exitCancelled
+	case errcode.ClassRefused:
+		return exitRefused
+	}
+	return exitScript
+}
