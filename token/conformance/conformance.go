@@ -292,7 +292,7 @@ func testGenerateAndSign(t *testing.T, b Backend) {
 	}
 	t.Run("vendor_mechanism_template_cannot_make_extractable", func(t *testing.T) {
 		_, err := tok.GenerateKey(ctx, token.KeyRequest{Type: token.Vendor, Label: "v", Vendor: &token.VendorMechanism{
-			Mechanism:       0x0,                                                 // CKM_RSA_PKCS_KEY_PAIR_GEN
+			Mechanism:       0x0,                                                // CKM_RSA_PKCS_KEY_PAIR_GEN
 			PrivateTemplate: []token.Attribute{{Type: 0x162, Value: []byte{1}}}, // CKA_EXTRACTABLE=true
 		}})
 		require.Error(t, err)
