@@ -9,6 +9,7 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/token"
 )
 
@@ -92,31 +93,27 @@ func Of(err error) string {
 	return TokenError
 }
 
-// Table builds the error table a script receives: code, message, and retries_left when the
-// token said how many tries remain.
-func Table(L *lua.LState, err error) *lua.LTable {
-	t := L.NewTable()
-	t.RawSetString("code", lua.LString(Of(err)))
-	t.RawSetString("message", lua.LString(err.Error()))
+// Fields are the extra fields of the error table for err: retries_left when the token said
+// how many tries remain, tokens when several were present.
+func Fields(err error) map[string]any {
+	f := map[string]any{}
 	var te *token.Error
 	if errors.As(err, &te) && te.RetriesLeft >= 0 {
-		t.RawSetString("retries_left", lua.LNumber(te.RetriesLeft))
+		f["retries_left"] = te.RetriesLeft
 	}
 	var several *token.SeveralTokensError
 	if errors.As(err, &several) {
-		names := L.NewTable()
-		for _, info := range several.Tokens {
-			names.Append(lua.LString(info.Name()))
+		names := make([]string, len(several.Tokens))
+		for i, info := range several.Tokens {
+			names[i] = info.Name()
 		}
-		t.RawSetString("tokens", names)
+		f["tokens"] = names
 	}
-	return t
+	return f
 }
 
-// Push pushes the expected-failure pair nil, err-table and returns 2, for a binding to
-// `return errcode.Push(L, err)`.
+// Push pushes the expected-failure pair nil, {code=, message=, ...} for err and returns 2,
+// for a binding to `return errcode.Push(L, err)`.
 func Push(L *lua.LState, err error) int {
-	L.Push(lua.LNil)
-	L.Push(Table(L, err))
-	return 2
+	return runtime.Fail(L, Of(err), err.Error(), Fields(err))
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/tokenrun/tokenrun/bindings/errcode"
+	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/token"
 )
 
@@ -47,6 +48,10 @@ func exitCode(err error) int {
 	var te *token.Error
 	if errors.As(err, &te) || errors.Is(err, token.ErrSeveralTokens) {
 		return exitToken
+	}
+	var se *runtime.ScriptError
+	if errors.As(err, &se) {
+		return exitScript
 	}
 	return exitInternal
 }
