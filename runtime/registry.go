@@ -38,6 +38,13 @@ type Type struct {
 	Name    string
 	Doc     string
 	Methods []Func
+	// Fields, when set, gives the handle's read-only data fields (key.id, key.label), so
+	// a handle reads like a plain table yet stays a handle other bindings can resolve.
+	// It is called with the userdata's Go value on each field read; methods win over
+	// fields of the same name.
+	Fields func(v any) map[string]any
+	// FieldNames lists the keys Fields returns, for generated references.
+	FieldNames []string
 }
 
 // Module is what a binding registers: the table require(Name) returns.
@@ -75,6 +82,7 @@ type boundType struct {
 	name    string
 	module  string
 	methods []*boundFunc
+	fields  func(v any) map[string]any
 }
 
 type boundFunc struct {
@@ -158,7 +166,7 @@ func (r *Registry) Add(m Module) error {
 			return fmt.Errorf("add module %q: type %q is defined twice", m.Name, t.Name)
 		}
 		typeSeen[t.Name] = true
-		bt := &boundType{name: t.Name, module: m.Name}
+		bt := &boundType{name: t.Name, module: m.Name, fields: t.Fields}
 		methodSeen := map[string]bool{}
 		for i := range t.Methods {
 			b, err := bindFunc(m.Name, t.Name, &t.Methods[i])

@@ -138,7 +138,34 @@ func (st *runState) typeMetatable(L *lua.LState, bt *boundType) *lua.LTable {
 	for _, b := range bt.methods {
 		methods.RawSetString(b.name, st.function(L, b))
 	}
-	mt.RawSetString("__index", methods)
+	if bt.fields == nil {
+		mt.RawSetString("__index", methods)
+	} else {
+		fields := bt.fields
+		mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+			key := L.CheckString(2)
+			if m := methods.RawGetString(key); m != lua.LNil {
+				L.Push(m)
+				return 1
+			}
+			ud, _ := L.Get(1).(*lua.LUserData)
+			if ud == nil {
+				L.Push(lua.LNil)
+				return 1
+			}
+			v, ok := fields(ud.Value)[key]
+			if !ok {
+				L.Push(lua.LNil)
+				return 1
+			}
+			L.Push(ToLua(L, v))
+			return 1
+		}))
+		mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
+			L.RaiseError("%s.%s is read-only", bt.name, L.CheckString(2))
+			return 0
+		}))
+	}
 	mt.RawSetString("__name", lua.LString(bt.name))
 	mt.RawSetString("__tostring", L.NewFunction(func(L *lua.LState) int {
 		L.Push(lua.LString(describe(L.Get(1))))

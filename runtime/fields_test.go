@@ -1,0 +1,63 @@
+package runtime
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	lua "github.com/yuin/gopher-lua"
+)
+
+type keyHandle struct{ id, label string }
+
+func fieldsRegistry(t *testing.T) *Registry {
+	r := NewRegistry()
+	require.NoError(t, r.Add(Module{
+		Name: "keys",
+		Funcs: []Func{{Name: "new", Fn: func(L *lua.LState) int {
+			L.Push(NewUserData(L, "keys.Key", &keyHandle{id: "0a0b", label: L.CheckString(1)}))
+			return 1
+		}}},
+		Types: []Type{{
+			Name: "keys.Key",
+			Methods: []Func{{Name: "describe", Fn: func(L *lua.LState) int {
+				k := CheckUserData[*keyHandle](L, 1, "keys.Key")
+				L.Push(lua.LString(k.label + "#" + k.id))
+				return 1
+			}}},
+			Fields: func(v any) map[string]any {
+				k := v.(*keyHandle)
+				return map[string]any{"id": k.id, "label": k.label}
+			},
+		}},
+	}))
+	return r
+}
+
+func TestUserDataFields(t *testing.T) {
+	tests := []struct {
+		name, src string
+		want      any
+		err       string
+	}{
+		{name: "field", src: `return require("keys").new("profile").label`, want: "profile"},
+		{name: "method wins", src: `local k = require("keys").new("p"); return k:describe()`, want: "p#0a0b"},
+		{name: "unknown field is nil", src: `return require("keys").new("p").nothing == nil`, want: true},
+		{name: "read-only", src: `local k = require("keys").new("p"); k.id = "ff"`, err: "t.lua:1: keys.Key.id is read-only"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Compile("t.lua", []byte(tt.src))
+			require.NoError(t, err)
+			res, err := Run(t.Context(), s, RunOptions{Registry: fieldsRegistry(t)})
+			if tt.err != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Len(t, res.Values, 1)
+			assert.Equal(t, tt.want, res.Values[0])
+		})
+	}
+}
