@@ -136,8 +136,8 @@ func TestScripts(t *testing.T) {
 		},
 		{
 			name: "misspelt option raises", tokens: 1,
-			src:  `require("token").wait{timout = 1}`,
-			err:  "t.lua:1: unknown option 'timout'",
+			src: `require("token").wait{timout = 1}`,
+			err: "t.lua:1: unknown option 'timout'",
 		},
 		{
 			name: "bad key type raises", tokens: 1,
