@@ -1,0 +1,6 @@
+//go:build !unix
+
+package pkcs11
+
+// dlopenError has no loader to ask on this platform.
+func dlopenError(string) (string, bool) { return "", true }
