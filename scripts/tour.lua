@@ -50,7 +50,7 @@ return {
       bar:done(false, kerr.message)
       return nil, kerr
     end
-    bar:done(true, "done")
+    bar:done(true)
     ui.say(("Key pair %s (%s %s) made on the token; its private half cannot leave it"):format(
       key.id, key.type, key.curve))
 

@@ -7,6 +7,7 @@ import (
 	"github.com/tokenrun/tokenrun/bindings/errcode"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/token"
+	"github.com/tokenrun/tokenrun/ui"
 )
 
 // Exit codes, documented in the README. Scripts and batch jobs branch on them.
@@ -38,8 +39,11 @@ func exitCode(err error) int {
 	if errors.As(err, &ue) {
 		return exitUsage
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, ui.ErrCancelled) {
 		return exitCancelled
+	}
+	if errors.Is(err, ui.ErrNoAnswer) {
+		return exitUsage // the answers file lacks an answer, or a person is needed
 	}
 	var c coded
 	if errors.As(err, &c) && c.ErrorCode() != "" {

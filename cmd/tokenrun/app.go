@@ -1,0 +1,101 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tokenrun/tokenrun/runtime"
+)
+
+// stdio is where a command reads and writes; tests pass buffers.
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// runMain runs the CLI and returns the process exit code. Actions return errors; only here
+// are they printed and turned into exit codes.
+func runMain(args []string, in io.Reader, out, errOut io.Writer) int {
+	app := newApp(stdio{in: in, out: out, err: errOut})
+	err := app.Run(permuteCommandArgs(app, args))
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(errOut, "tokenrun: %s\n", err)
+	var se *runtime.ScriptError
+	if debug(args) && errors.As(err, &se) && se.Traceback != "" {
+		fmt.Fprintln(errOut, se.Traceback)
+	}
+	return exitCode(err)
+}
+
+func debug(args []string) bool {
+	for _, a := range args {
+		if a == "--debug" {
+			return true
+		}
+	}
+	return false
+}
+
+func newApp(io stdio) *cli.App {
+	return &cli.App{
+		Name:      "tokenrun",
+		Usage:     "drive PKCS#11 tokens from sandboxed, versioned Lua procedures",
+		Version:   fmt.Sprintf("%s (script API %d)", runtime.Version, runtime.APILevel),
+		Reader:    io.in,
+		Writer:    io.out,
+		ErrWriter: io.err,
+		// Errors are printed once, by runMain, with the right exit code.
+		ExitErrHandler:  func(*cli.Context, error) {},
+		HideHelpCommand: true,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "debug", Usage: "show the Lua traceback of a script error"},
+		},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err} },
+		Commands: []*cli.Command{
+			tokensCommand(io),
+			runCommand(io),
+			demoCommand(io),
+		},
+	}
+}
+
+// permuteCommandArgs lets flags follow positional arguments of a command.
+func permuteCommandArgs(app *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	// Global flags come first; find the command name.
+	i := 1
+	for i < len(args) && strings.HasPrefix(args[i], "-") {
+		i++
+	}
+	if i >= len(args) {
+		return args
+	}
+	cmd := app.Command(args[i])
+	if cmd == nil {
+		return args
+	}
+	out := append([]string{}, args[:i+1]...)
+	return append(out, permuteArgs(cmd.Flags, args[i+1:])...)
+}
+
+// homeDir is TOKENRUN_HOME, or tokenrun under the user's config directory.
+func homeDir() (string, error) {
+	if h := os.Getenv("TOKENRUN_HOME"); h != "" {
+		return h, nil
+	}
+	cfg, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("no data directory: set TOKENRUN_HOME: %w", err)
+	}
+	return filepath.Join(cfg, "tokenrun"), nil
+}

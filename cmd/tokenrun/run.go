@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	bindtoken "github.com/tokenrun/tokenrun/bindings/token"
+	bindui "github.com/tokenrun/tokenrun/bindings/ui"
+	"github.com/tokenrun/tokenrun/runtime"
+	"github.com/tokenrun/tokenrun/scripts"
+	"github.com/tokenrun/tokenrun/token"
+	"github.com/tokenrun/tokenrun/ui"
+)
+
+func runFlags() []cli.Flag {
+	return append(tokenFlags(),
+		&cli.StringFlag{Name: "answers", EnvVars: []string{"TOKENRUN_ANSWERS"},
+			Usage: "answer prompts from the YAML `FILE` (keys are prompt ids)"},
+		&cli.StringFlag{Name: "ui", EnvVars: []string{"TOKENRUN_UI"},
+			Usage: "front-end: terminal, answers (with --answers) or json (JSON lines on stdin/stdout)"},
+		&cli.BoolFlag{Name: "yes", EnvVars: []string{"TOKENRUN_YES"},
+			Usage: "let the answers file give confirmations (never the ones that need a person)"},
+		&cli.DurationFlag{Name: "timeout", EnvVars: []string{"TOKENRUN_TIMEOUT"},
+			Usage: "stop the procedure after this long (e.g. 5m); 0 means no limit"},
+	)
+}
+
+func runCommand(io stdio) *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run a procedure script against a token",
+		ArgsUsage: "FILE.lua | NAME (a shipped procedure)",
+		Flags:     runFlags(),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usageError{errors.New("run takes one script: tokenrun run [flags] FILE.lua")}
+			}
+			script, err := loadScript(c.Args().First())
+			if err != nil {
+				return err
+			}
+			p, uri, err := openSource(c)
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			fe, err := frontend(c, io)
+			if err != nil {
+				return err
+			}
+			res, err := execute(c.Context, runSpec{
+				script: script, provider: p, uri: uri, frontend: fe, timeout: c.Duration("timeout"), stdio: io,
+			})
+			if err != nil {
+				return err
+			}
+			reportDone(io, res)
+			return nil
+		},
+	}
+}
+
+// loadScript reads FILE.lua, or a shipped procedure by name.
+func loadScript(arg string) (*runtime.Script, error) {
+	src, err := os.ReadFile(arg)
+	name := arg
+	if errors.Is(err, fs.ErrNotExist) && !strings.ContainsAny(arg, "/\\") {
+		shipped := strings.TrimSuffix(arg, ".lua") + ".lua"
+		if b, e := fs.ReadFile(scripts.FS, shipped); e == nil {
+			src, err, name = b, nil, shipped
+		}
+	}
+	if err != nil {
+		return nil, usageError{fmt.Errorf("script %s: %w", arg, err)}
+	}
+	return runtime.Compile(name, src)
+}
+
+// frontend builds the prompt front-end the flags ask for.
+func frontend(c *cli.Context, io stdio) (ui.Frontend, error) {
+	mode := c.String("ui")
+	answers := c.String("answers")
+	if mode == "" {
+		mode = "terminal"
+		if answers != "" {
+			mode = "answers"
+		}
+	}
+	switch mode {
+	case "terminal":
+		if answers != "" {
+			return nil, usageError{errors.New("--answers goes with --ui answers (or leave --ui out)")}
+		}
+		return ui.NewTerminal(io.in, io.err, ui.TerminalOptions{}), nil
+	case "answers":
+		if answers == "" {
+			return nil, usageError{errors.New("--ui answers needs --answers FILE")}
+		}
+		a, err := ui.LoadAnswers(answers, ui.AnswersOptions{Out: io.err, AllowConfirm: c.Bool("yes")})
+		if err != nil {
+			return nil, usageError{err}
+		}
+		return a, nil
+	case "json":
+		return ui.NewJSON(io.in, io.out), nil
+	}
+	return nil, usageError{fmt.Errorf("--ui %q: want terminal, answers or json", mode)}
+}
+
+type runSpec struct {
+	script   *runtime.Script
+	provider token.Provider
+	uri      *token.URI
+	frontend ui.Frontend
+	timeout  time.Duration
+	config   map[string]any
+	stdio    stdio
+}
+
+// execute runs one procedure with the token and ui modules.
+func execute(ctx context.Context, s runSpec) (*runtime.Result, error) {
+	tb := bindtoken.New(bindtoken.Config{Provider: s.provider, URI: s.uri})
+	defer tb.Close()
+	reg := runtime.NewRegistry()
+	for _, m := range []runtime.Module{tb.Module(), bindui.Module(s.frontend)} {
+		if err := reg.Add(m); err != nil {
+			return nil, err
+		}
+	}
+	res, err := runtime.Run(ctx, s.script, runtime.RunOptions{
+		Registry: reg,
+		Timeout:  s.timeout,
+		Print:    s.stdio.err,
+		Config:   s.config,
+	})
+	if a, ok := s.frontend.(*ui.Answers); ok {
+		if unused := a.Unused(); len(unused) > 0 && err == nil {
+			fmt.Fprintf(s.stdio.err, "warning: the answers file has answers no prompt asked for: %s (misspelt id?)\n", strings.Join(unused, ", "))
+		}
+	}
+	return res, err
+}
+
+func reportDone(io stdio, res *runtime.Result) {
+	if res.Procedure != nil {
+		fmt.Fprintf(io.err, "%s %s: done\n", res.Procedure.Name, res.Procedure.Version)
+	}
+}
