@@ -45,7 +45,7 @@ func debug(args []string) bool {
 }
 
 func newApp(io stdio) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:      "tokenrun",
 		Usage:     "drive PKCS#11 tokens from sandboxed, versioned Lua procedures",
 		Version:   fmt.Sprintf("%s (script API %d)", runtime.Version, runtime.APILevel),
@@ -65,6 +65,10 @@ func newApp(io stdio) *cli.App {
 			demoCommand(io),
 		},
 	}
+	for _, c := range app.Commands {
+		c.OnUsageError = app.OnUsageError
+	}
+	return app
 }
 
 // permuteCommandArgs lets flags follow positional arguments of a command.

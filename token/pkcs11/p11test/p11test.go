@@ -142,3 +142,15 @@ func PKCS11Tool(t testing.TB) string {
 	}
 	return p
 }
+
+// ListObjects is what pkcs11-tool lists on tok after a user login: the view of a client we
+// did not write.
+func ListObjects(t testing.TB, tok Token) string {
+	t.Helper()
+	out, err := exec.Command(PKCS11Tool(t), "--module", tok.Module, "--token-label", tok.Label,
+		"--login", "--pin", tok.UserPIN, "--list-objects").CombinedOutput()
+	if err != nil {
+		t.Fatalf("pkcs11-tool --list-objects: %v\n%s", err, out)
+	}
+	return string(out)
+}

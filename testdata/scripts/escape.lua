@@ -1,0 +1,2 @@
+-- A script reaching outside the sandbox.
+return os.execute("id")

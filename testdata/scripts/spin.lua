@@ -1,0 +1,2 @@
+-- Never ends: the run's deadline must stop it.
+while true do end
