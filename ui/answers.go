@@ -1,0 +1,284 @@
+package ui
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+
+	"gopkg.in/yaml.v3"
+)
+
+// AnswersOptions adjusts an Answers front-end.
+type AnswersOptions struct {
+	// Out receives Say and Progress lines; nil discards them. Pass os.Stderr.
+	Out io.Writer
+	// AllowConfirm lets the file answer Confirm prompts; the CLI sets it for --yes. A
+	// confirmation guards something that cannot be undone (formatting a token), so a
+	// file alone does not give it. With it, a confirmation the file does not mention is
+	// answered "yes".
+	AllowConfirm bool
+	// Name is how messages refer to the answers ("answers.yaml"). LoadAnswers defaults it
+	// to the path, ParseAnswers to "the answers file", NewAnswers to "the answer set".
+	Name string
+}
+
+// Answers answers prompts from a fixed set of values, usually a YAML file, for batch
+// runs. It never waits: a prompt it cannot answer is an error wrapping ErrNoAnswer that
+// names the prompt id and, where there is one, the file and line.
+//
+// The file is a YAML mapping of prompt id to answer:
+//
+//	registration_type: 1y        # a Choice is answered by its value, not its number
+//	user_id: qq111111_qwertyui
+//	otp_pin: "A1B2C3D4E5F"       # a Secret is plain text: protect the file
+//	token_label: 012345          # kept as written: "012345", not the number 12345
+//	confirm_format: yes          # only with --yes (AllowConfirm)
+//
+// Scalars are taken as the text written, so 012345, 0x1F or 1e3 typed without quotes stay
+// those characters rather than becoming numbers. A Confirm takes true/false or the yes/no
+// words the terminal accepts. An empty value (`user_id:`) or null takes the prompt's
+// default, as does a missing id when the prompt has a default: a procedure that adds a
+// prompt with a default keeps old batch files working. A list or mapping where one value
+// is wanted is an error naming the line.
+//
+// An invalid value fails at once, with the validator's message: the file cannot change, so
+// asking again would only loop. HumanOnly prompts are always refused.
+type Answers struct {
+	name         string
+	allowConfirm bool
+	out          io.Writer
+	order        []string // ids in file order, for Unused
+	values       map[string]answerValue
+
+	mu    sync.Mutex // guards asked
+	asked map[string]bool
+
+	outMu sync.Mutex // guards out
+}
+
+type answerValue struct {
+	node *yaml.Node // nil for values given as Go strings
+	text string     // for values given as Go strings
+	line int        // 0 when not from a file
+}
+
+// LoadAnswers reads an answers file. Errors name the path and, for content errors, the line.
+func LoadAnswers(path string, opts AnswersOptions) (*Answers, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read answers: %w", err)
+	}
+	if opts.Name == "" {
+		opts.Name = path
+	}
+	return ParseAnswers(data, opts)
+}
+
+// ParseAnswers reads answers from YAML text, as LoadAnswers does from a file; opts.Name
+// names the source in errors.
+func ParseAnswers(data []byte, opts AnswersOptions) (*Answers, error) {
+	a := newAnswers(opts, "the answers file")
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return a, nil // an empty file answers nothing
+		}
+		return nil, yamlErr(a.name, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s:%d: more than one YAML document; answers must be one mapping", a.name, extra.Line)
+	}
+	root := doc.Content[0]
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return a, nil
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s:%d: answers must be a mapping of prompt id to answer", a.name, root.Line)
+	}
+	first := make(map[string]int)
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			return nil, fmt.Errorf("%s:%d: a prompt id must be a plain name", a.name, k.Line)
+		}
+		if checkID(k.Value) != nil {
+			// Not quoted: a key that is no id may be a value pasted into the wrong
+			// place, such as a PIN.
+			return nil, fmt.Errorf("%s:%d: a prompt id has only letters, digits, '_', '.' and '-'", a.name, k.Line)
+		}
+		if line, dup := first[k.Value]; dup {
+			return nil, fmt.Errorf("%s:%d: prompt '%s' is answered twice (first on line %d)", a.name, k.Line, k.Value, line)
+		}
+		first[k.Value] = k.Line
+		a.order = append(a.order, k.Value)
+		a.values[k.Value] = answerValue{node: v, line: k.Line} // the key's line: a list value starts below it
+	}
+	return a, nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// yamlErr puts a YAML syntax error in the file:line form the rest of the project uses,
+// instead of yaml's own "yaml: line 2:".
+func yamlErr(name string, err error) error {
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		return &markedError{msg: fmt.Sprintf("%s:%s: %s", name, m[1], m[2]), err: err}
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+// NewAnswers answers from values, keyed by prompt id: for tests, and for answers given on
+// the command line.
+func NewAnswers(values map[string]string, opts AnswersOptions) *Answers {
+	a := newAnswers(opts, "the answer set")
+	for id, v := range values {
+		a.order = append(a.order, id)
+		a.values[id] = answerValue{text: v}
+	}
+	sort.Strings(a.order)
+	return a
+}
+
+func newAnswers(opts AnswersOptions, name string) *Answers {
+	if opts.Name != "" {
+		name = opts.Name
+	}
+	out := opts.Out
+	if out == nil {
+		out = io.Discard
+	}
+	return &Answers{
+		name:         name,
+		allowConfirm: opts.AllowConfirm,
+		out:          out,
+		values:       make(map[string]answerValue),
+		asked:        make(map[string]bool),
+	}
+}
+
+// Interactive is false: nobody is there to retry.
+func (a *Answers) Interactive() bool { return false }
+
+// Ask returns the answer for p.ID.
+func (a *Answers) Ask(ctx context.Context, p Prompt) (string, error) {
+	if err := p.Check(); err != nil {
+		return "", err
+	}
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("prompt '%s': %w", p.ID, context.Cause(ctx))
+	}
+	a.mu.Lock()
+	a.asked[p.ID] = true
+	v, ok := a.values[p.ID]
+	a.mu.Unlock()
+
+	if p.HumanOnly {
+		return "", noAnswerf("prompt '%s' needs a person at a terminal; %s cannot answer it", p.ID, a.name)
+	}
+	if p.Kind == Confirm && !a.allowConfirm {
+		return "", noAnswerf("prompt '%s' asks for a confirmation, which %s can give only with --yes", p.ID, a.name)
+	}
+	where := a.name
+	var raw string
+	switch {
+	case ok:
+		if v.line > 0 {
+			where = fmt.Sprintf("%s:%d", a.name, v.line)
+		}
+		var err error
+		if raw, err = v.scalar(p); err != nil {
+			return "", noAnswerf("%s: answer for prompt '%s' %s", where, p.ID, err.Error())
+		}
+	case p.Kind == Confirm:
+		raw = "yes" // AllowConfirm is set: that is what --yes means
+	case p.Default == "":
+		return "", noAnswerf("%s has no answer for prompt '%s'", a.name, p.ID)
+	}
+	// Choices are matched by value only: a position in a file would silently change
+	// meaning when a region reorders its options.
+	value, err := p.resolve(raw, false)
+	if err != nil {
+		var retry *retryError
+		if errors.As(err, &retry) {
+			return "", noAnswerf("%s: answer for prompt '%s' is not valid: %s", where, p.ID, retry.msg)
+		}
+		return "", promptErr(p.ID, err)
+	}
+	return value, nil
+}
+
+// scalar returns the answer as text, or an error completing "answer for prompt 'x' ...".
+func (v answerValue) scalar(p Prompt) (string, error) {
+	n := v.node
+	if n == nil {
+		return v.text, nil
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "", errors.New("must be a single value, not a list")
+	case yaml.MappingNode:
+		return "", errors.New("must be a single value, not a mapping")
+	case yaml.ScalarNode:
+	default:
+		return "", errors.New("must be a single value")
+	}
+	switch {
+	case n.Tag == "!!null":
+		return "", nil
+	case n.Tag == "!!bool" && p.Kind == Confirm:
+		if strings.EqualFold(n.Value, "true") {
+			return "yes", nil
+		}
+		return "no", nil
+	}
+	// The text as written: yaml would read 012345 as the number 12345 and drop a
+	// leading zero that a user ID or token label needs.
+	return n.Value, nil
+}
+
+// Unused returns the ids that were in the answers but never asked, in file order, so the
+// CLI can warn about a misspelt id after the run.
+func (a *Answers) Unused() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var ids []string
+	for _, id := range a.order {
+		if !a.asked[id] {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// Say writes text to Out, marked as the terminal marks it.
+func (a *Answers) Say(ctx context.Context, level Level, text string) error {
+	if err := level.check(); err != nil {
+		return err
+	}
+	a.outMu.Lock()
+	defer a.outMu.Unlock()
+	if _, err := io.WriteString(a.out, sayLine(level, text)); err != nil {
+		return fmt.Errorf("say: %w", err)
+	}
+	return nil
+}
+
+// Progress writes plain start, step and done lines to Out.
+func (a *Answers) Progress(ctx context.Context, id, label string) (Progress, error) {
+	if label == "" {
+		label = id
+	}
+	return startPlain(&a.outMu, a.out, label)
+}

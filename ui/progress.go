@@ -1,0 +1,101 @@
+package ui
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"sync"
+)
+
+// sayLine formats a message for people reading a terminal or a log: warnings and errors
+// get a word in front so they stand out without colour, which logs and old Windows
+// consoles lack.
+func sayLine(level Level, text string) string {
+	switch level {
+	case Warn:
+		return "Warning: " + text + "\n"
+	case Error:
+		return "Error: " + text + "\n"
+	}
+	return text + "\n"
+}
+
+// percent returns fraction as a whole percentage, or -1 when unknown. NaN counts as
+// unknown: it comes from a division by a zero total.
+func percent(fraction float64) int {
+	if fraction < 0 || math.IsNaN(fraction) {
+		return -1
+	}
+	return int(math.Round(math.Min(fraction, 1) * 100))
+}
+
+func doneLine(label string, ok bool, note string) string {
+	word := "done"
+	if !ok {
+		word = "failed"
+	}
+	if note != "" {
+		return fmt.Sprintf("%s: %s (%s)\n", label, word, note)
+	}
+	return fmt.Sprintf("%s: %s\n", label, word)
+}
+
+// plainProgress writes one line per visible change: for logs, pipes and answers files,
+// where redrawing a line would leave a mess of carriage returns. Updates are thinned to
+// steps of 10% so that a progress callback per kilobyte does not flood a log.
+type plainProgress struct {
+	mu    *sync.Mutex // shared with the front-end's other output
+	out   io.Writer
+	label string
+	step  int // last 10% step printed, -1 for none
+	note  string
+	done  bool
+}
+
+func startPlain(mu *sync.Mutex, out io.Writer, label string) (*plainProgress, error) {
+	p := &plainProgress{mu: mu, out: out, label: label, step: -1}
+	mu.Lock()
+	defer mu.Unlock()
+	if _, err := io.WriteString(out, label+"...\n"); err != nil {
+		return nil, fmt.Errorf("show progress: %w", err)
+	}
+	return p, nil
+}
+
+func (p *plainProgress) Update(fraction float64, note string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done {
+		return
+	}
+	pc := percent(fraction)
+	step := -1
+	if pc >= 0 {
+		step = pc / 10
+	}
+	if step == p.step && note == p.note {
+		return
+	}
+	p.step, p.note = step, note
+	var b strings.Builder
+	b.WriteString(p.label + ":")
+	if pc >= 0 {
+		fmt.Fprintf(&b, " %d%%", step*10)
+	}
+	if note != "" {
+		b.WriteString(" " + note)
+	}
+	b.WriteString("\n")
+	_, _ = io.WriteString(p.out, b.String())
+}
+
+func (p *plainProgress) Done(ok bool, note string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done {
+		return
+	}
+	p.done = true
+	_, _ = io.WriteString(p.out, doneLine(p.label, ok, note))
+}

@@ -1,0 +1,306 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Kind is what sort of answer a prompt wants.
+type Kind int
+
+// The prompt kinds. The zero value is Text so that a Prompt literal without a Kind is a
+// plain question.
+const (
+	Text    Kind = iota // a line of text
+	Secret              // a line of text that is never shown: PINs, passwords
+	Choice              // one of Prompt.Choices; the answer is the Option's Value
+	Confirm             // yes or no; the answer is "yes" or "no"
+)
+
+// String returns the kind as the JSON protocol spells it.
+func (k Kind) String() string {
+	switch k {
+	case Text:
+		return "text"
+	case Secret:
+		return "secret"
+	case Choice:
+		return "choice"
+	case Confirm:
+		return "confirm"
+	}
+	return "Kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Option is one of the Choices of a Choice prompt. (Not named Choice: that is the Kind.)
+type Option struct {
+	Value string // what Ask returns and what answers files and JSON drivers send
+	Label string // what the person reads
+}
+
+// Prompt is one question to the person.
+type Prompt struct {
+	// ID names the prompt in answers files, the JSON protocol and transcripts. It is a
+	// contract with every bank's batch files: never rename one, add a new one instead.
+	// Letters, digits, '_', '.' and '-' only, so that it is a plain YAML key everywhere.
+	ID    string
+	Kind  Kind
+	Label string // the question; the ID is shown when empty
+	Help  string // optional longer explanation, shown before the question
+
+	// Default is taken when the answer is empty. For Choice it is one of the Values, for
+	// Confirm "yes" or "no". A Secret prompt cannot have one: it would have to be shown.
+	Default string
+
+	Choices []Option // Choice prompts only
+
+	// Validate checks an answer after the default is applied, the choice resolved and the
+	// confirmation mapped to "yes"/"no". Nil accepts anything. Its error message is shown
+	// to the person, who may answer again where the front-end allows it; it should not
+	// quote the answer (a quoted secret is redacted: see the package doc). Wrap an error
+	// with Abort to stop asking instead, for example when the validator itself failed.
+	Validate func(string) error
+
+	// HumanOnly prompts must be answered by a person at a terminal, never from an answers
+	// file or a pipe: spending the last PIN try, formatting a token.
+	HumanOnly bool
+}
+
+// Check reports whether the prompt is well formed. Front-ends call it before asking; a
+// failure is a bug in the procedure, not something the person can fix.
+func (p Prompt) Check() error {
+	if err := checkID(p.ID); err != nil {
+		return err
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("prompt '%s': %s", p.ID, fmt.Sprintf(format, args...))
+	}
+	if p.Kind != Choice && len(p.Choices) > 0 {
+		return bad("only a choice prompt has choices")
+	}
+	switch p.Kind {
+	case Text:
+	case Secret:
+		if p.Default != "" {
+			return bad("a secret prompt cannot have a default")
+		}
+	case Choice:
+		if len(p.Choices) == 0 {
+			return bad("a choice prompt needs at least one choice")
+		}
+		seen := make(map[string]bool, len(p.Choices))
+		for _, c := range p.Choices {
+			if c.Value == "" {
+				return bad("a choice has an empty value")
+			}
+			if seen[c.Value] {
+				return bad("choice value %q appears twice", c.Value)
+			}
+			seen[c.Value] = true
+		}
+		if p.Default != "" && !seen[p.Default] {
+			return bad("default %q is not one of the choice values", p.Default)
+		}
+	case Confirm:
+		if p.Default != "" && p.Default != "yes" && p.Default != "no" {
+			return bad(`the default of a confirmation must be "yes" or "no", not %q`, p.Default)
+		}
+	default:
+		return bad("unknown kind %d", int(p.Kind))
+	}
+	return nil
+}
+
+func checkID(id string) error {
+	if id == "" {
+		return errors.New("prompt has no id")
+	}
+	for _, r := range id {
+		if r > unicode.MaxASCII || !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_' || r == '.' || r == '-') {
+			return fmt.Errorf("prompt id %q: only letters, digits, '_', '.' and '-' are allowed", id)
+		}
+	}
+	return nil
+}
+
+func (p Prompt) label() string {
+	if p.Label != "" {
+		return p.Label
+	}
+	return p.ID
+}
+
+// Level is the importance of a message from Say.
+type Level int
+
+// The message levels.
+const (
+	Info Level = iota
+	Warn
+	Error
+)
+
+// String returns the level as the JSON protocol spells it.
+func (l Level) String() string {
+	switch l {
+	case Info:
+		return "info"
+	case Warn:
+		return "warn"
+	case Error:
+		return "error"
+	}
+	return "Level(" + strconv.Itoa(int(l)) + ")"
+}
+
+func (l Level) check() error {
+	if l < Info || l > Error {
+		return fmt.Errorf("unknown message level %d", int(l))
+	}
+	return nil
+}
+
+// Frontend is how a procedure talks to the person. A front-end answers one Ask at a time;
+// concurrent calls are safe but wait for each other.
+type Frontend interface {
+	// Ask returns the answer to p: the text for Text and Secret, the chosen Value for
+	// Choice, "yes" or "no" for Confirm. Errors wrap ErrCancelled when the person or the
+	// driver gave up, ErrNoAnswer when no usable answer can be had, and the context's
+	// cause when ctx ends first. No error text ever holds a secret answer.
+	Ask(ctx context.Context, p Prompt) (string, error)
+	// Say shows a message. An error means the output itself failed.
+	Say(ctx context.Context, level Level, text string) error
+	// Progress starts showing a long operation; id is stable like a prompt id.
+	Progress(ctx context.Context, id, label string) (Progress, error)
+	// Interactive reports whether a person is there to answer; procedures use it to
+	// decide whether to offer a retry or to fail at once.
+	Interactive() bool
+}
+
+// Progress is a long operation being shown. Its methods never fail: a broken display must
+// not abort a token operation half-way, so write errors are dropped.
+type Progress interface {
+	// Update shows how far along the operation is: fraction in [0, 1], or below 0 when
+	// unknown; note is an optional detail ("waiting for the CA").
+	Update(fraction float64, note string)
+	// Done ends the display. Calls after the first do nothing.
+	Done(ok bool, note string)
+}
+
+// resolve turns what was typed or sent into the answer: it applies the default, maps a
+// choice key or a yes/no word, then runs Validate. A *retryError means the person may try
+// again; its message never holds a secret answer. numbered allows a choice's position
+// ("2") as its key; only the terminal shows positions.
+func (p Prompt) resolve(raw string, numbered bool) (string, error) {
+	if p.Kind != Secret {
+		// Spaces around a user ID or a choice are slips of the hand; a secret is kept as
+		// typed because a space may be part of it.
+		raw = strings.TrimSpace(raw)
+	}
+	if raw == "" {
+		raw = p.Default
+	}
+	value := raw
+	switch p.Kind {
+	case Choice:
+		v, ok := p.matchChoice(raw, numbered)
+		if !ok {
+			if raw == "" {
+				return "", retryf("choose one of the options")
+			}
+			return "", retryf("%q is not one of the options", raw)
+		}
+		value = v
+	case Confirm:
+		v, ok := parseConfirm(raw)
+		if !ok {
+			return "", retryf("answer yes or no")
+		}
+		value = v
+	}
+	if p.Validate == nil {
+		return value, nil
+	}
+	if err := p.Validate(value); err != nil {
+		var abort *abortError
+		if errors.As(err, &abort) {
+			return "", &abortError{err: &redactedError{err: err, msg: p.redact(err.Error(), value)}}
+		}
+		return "", &retryError{msg: p.redact(err.Error(), value)}
+	}
+	return value, nil
+}
+
+// numbered reports whether the choices can be keyed by position. When a value itself
+// looks like a position ("1" and "3" for 1-year and 3-year certificates) typing "1" would
+// be ambiguous, so such prompts are keyed by value only.
+func (p Prompt) numbered() bool {
+	for _, c := range p.Choices {
+		if n, err := strconv.Atoi(c.Value); err == nil && n >= 1 && n <= len(p.Choices) {
+			return false
+		}
+	}
+	return true
+}
+
+func (p Prompt) matchChoice(s string, numbered bool) (string, bool) {
+	if s == "" {
+		return "", false
+	}
+	for _, c := range p.Choices {
+		if c.Value == s {
+			return c.Value, true
+		}
+	}
+	if numbered {
+		if n, err := strconv.Atoi(s); err == nil && n >= 1 && n <= len(p.Choices) {
+			return p.Choices[n-1].Value, true
+		}
+	}
+	// Case is forgiven only when it picks exactly one value.
+	found := ""
+	for _, c := range p.Choices {
+		if strings.EqualFold(c.Value, s) {
+			if found != "" {
+				return "", false
+			}
+			found = c.Value
+		}
+	}
+	return found, found != ""
+}
+
+// confirmWords are the yes/no answers accepted everywhere: English, Russian and Kazakh, as
+// the bank's clients type them.
+var confirmWords = map[string]string{
+	"y": "yes", "yes": "yes", "true": "yes",
+	"n": "no", "no": "no", "false": "no",
+	"д": "yes", "да": "yes",
+	"н": "no", "нет": "no",
+	"иә": "yes", "ия": "yes", "и": "yes",
+	"жоқ": "no", "жок": "no", "ж": "no",
+}
+
+func parseConfirm(s string) (string, bool) {
+	v, ok := confirmWords[strings.ToLower(strings.TrimSpace(s))]
+	return v, ok
+}
+
+// minRedact is the shortest secret that is redacted from messages. Shorter ones cannot
+// identify a secret, and replacing every "1" or "a" would garble the message ("must be at
+// least 8 characters").
+const minRedact = 4
+
+// redact removes a secret answer from a validator's message: validators are procedure
+// code, and one that quotes its input must not leak a PIN to the screen or a log.
+func (p Prompt) redact(msg, value string) string {
+	if p.Kind != Secret || utf8.RuneCountInString(value) < minRedact {
+		return msg
+	}
+	return strings.ReplaceAll(msg, value, "***")
+}
