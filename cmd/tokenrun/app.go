@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -90,16 +88,4 @@ func permuteCommandArgs(app *cli.App, args []string) []string {
 	}
 	out := append([]string{}, args[:i+1]...)
 	return append(out, permuteArgs(cmd.Flags, args[i+1:])...)
-}
-
-// homeDir is TOKENRUN_HOME, or tokenrun under the user's config directory.
-func homeDir() (string, error) {
-	if h := os.Getenv("TOKENRUN_HOME"); h != "" {
-		return h, nil
-	}
-	cfg, err := os.UserConfigDir()
-	if err != nil {
-		return "", fmt.Errorf("no data directory: set TOKENRUN_HOME: %w", err)
-	}
-	return filepath.Join(cfg, "tokenrun"), nil
 }
