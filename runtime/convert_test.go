@@ -12,9 +12,10 @@ func TestToGo(t *testing.T) {
 	res, err := runSrc(t, `
 		local cyclic = {name = "c"}
 		cyclic.self = cyclic
-		return nil, true, 1.5, "s", {1, 2, 3}, {a = 1, [1] = "x"}, {}, {[2] = "b"}, cyclic, print`, RunOptions{})
+		-- A leading value: a plain script returning nil, x reports a failure.
+		return "lead", nil, true, 1.5, "s", {1, 2, 3}, {a = 1, [1] = "x"}, {}, {[2] = "b"}, cyclic, print`, RunOptions{})
 	require.NoError(t, err)
-	v := res.Values
+	v := res.Values[1:]
 	assert.Nil(t, v[0])
 	assert.Equal(t, true, v[1])
 	assert.Equal(t, 1.5, v[2])

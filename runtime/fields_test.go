@@ -61,3 +61,19 @@ func TestUserDataFields(t *testing.T) {
 		})
 	}
 }
+
+func TestPlainScriptReturningErrorFails(t *testing.T) {
+	s, err := Compile("plain.lua", []byte(`return nil, {code = "PIN_INCORRECT", message = "wrong", retries_left = 2}`))
+	require.NoError(t, err)
+	_, err = Run(t.Context(), s, RunOptions{})
+	var se *ScriptError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, "PIN_INCORRECT", se.Code)
+	assert.Equal(t, float64(2), se.Fields["retries_left"])
+	assert.Equal(t, "plain.lua: wrong", se.Error())
+
+	s, err = Compile("ok.lua", []byte(`return nil, nil, "fine"`))
+	require.NoError(t, err)
+	_, err = Run(t.Context(), s, RunOptions{})
+	require.NoError(t, err, "nil without an error value is a result")
+}

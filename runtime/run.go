@@ -137,6 +137,11 @@ func Run(ctx context.Context, s *Script, opts RunOptions) (*Result, error) {
 	}
 	t, ok := procedureTable(values)
 	if !ok {
+		// A plain script follows the same convention as a procedure's run: returning
+		// nil, err is a failure, so a script cannot report an error and still exit 0.
+		if failed(values) {
+			return nil, r.returnedError(values[1])
+		}
 		return &Result{Values: toGoAll(values)}, nil
 	}
 
@@ -153,10 +158,15 @@ func Run(ctx context.Context, s *Script, opts RunOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(values) >= 2 && !lua.LVAsBool(values[0]) && values[1] != lua.LNil {
+	if failed(values) {
 		return nil, r.returnedError(values[1])
 	}
 	return &Result{Procedure: proc, Values: toGoAll(values)}, nil
+}
+
+// failed reports the expected-failure convention: nil (or false), err.
+func failed(values []lua.LValue) bool {
+	return len(values) >= 2 && !lua.LVAsBool(values[0]) && values[1] != lua.LNil
 }
 
 // runner carries one run's pieces between its phases.

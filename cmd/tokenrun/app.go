@@ -61,6 +61,7 @@ func newApp(io stdio) *cli.App {
 			tokensCommand(io),
 			runCommand(io),
 			demoCommand(io),
+			caCommand(io),
 		},
 	}
 	for _, c := range app.Commands {
@@ -69,7 +70,7 @@ func newApp(io stdio) *cli.App {
 	return app
 }
 
-// permuteCommandArgs lets flags follow positional arguments of a command.
+// permuteCommandArgs lets flags follow positional arguments of a command or subcommand.
 func permuteCommandArgs(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
@@ -83,6 +84,13 @@ func permuteCommandArgs(app *cli.App, args []string) []string {
 		return args
 	}
 	cmd := app.Command(args[i])
+	for cmd != nil && len(cmd.Subcommands) > 0 && i+1 < len(args) {
+		sub := cmd.Command(args[i+1])
+		if sub == nil {
+			break
+		}
+		cmd, i = sub, i+1
+	}
 	if cmd == nil {
 		return args
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	bindca "github.com/tokenrun/tokenrun/bindings/ca"
 	bindtoken "github.com/tokenrun/tokenrun/bindings/token"
 	bindui "github.com/tokenrun/tokenrun/bindings/ui"
 	"github.com/tokenrun/tokenrun/runtime"
@@ -129,7 +130,7 @@ func execute(ctx context.Context, s runSpec) (*runtime.Result, error) {
 	tb := bindtoken.New(bindtoken.Config{Provider: s.provider, URI: s.uri})
 	defer tb.Close()
 	reg := runtime.NewRegistry()
-	for _, m := range []runtime.Module{tb.Module(), bindui.Module(s.frontend)} {
+	for _, m := range []runtime.Module{tb.Module(), bindui.Module(s.frontend), bindca.Module()} {
 		if err := reg.Add(m); err != nil {
 			return nil, err
 		}
