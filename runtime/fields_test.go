@@ -77,3 +77,41 @@ func TestPlainScriptReturningErrorFails(t *testing.T) {
 	_, err = Run(t.Context(), s, RunOptions{})
 	require.NoError(t, err, "nil without an error value is a result")
 }
+
+func TestLibraries(t *testing.T) {
+	lib, err := Compile("lib/policy.lua", []byte(`
+		local M = {}
+		local loads = (rawget(_G, "policy_loads") or 0)
+		function M.long_enough(s) return #s >= 8 end
+		M.loads = loads
+		return M`))
+	require.NoError(t, err)
+	buggy, err := Compile("lib/buggy.lua", []byte("local x = nil\nreturn x.field"))
+	require.NoError(t, err)
+	libs := map[string]*Script{"lib.policy": lib, "lib.buggy": buggy}
+	tests := []struct {
+		name, src string
+		want      any
+		err       string
+	}{
+		{name: "require a library", src: `return require("lib.policy").long_enough("12345678")`, want: true},
+		{name: "loaded once per run", src: `return require("lib.policy") == require("lib.policy")`, want: true},
+		{name: "sandboxed like the script", src: `local p = require("lib.policy"); return os`, err: "os is not available"},
+		{name: "error names the library's file and line", src: `require("lib.buggy")`, err: "lib/buggy.lua:2:"},
+		{name: "unknown names what exists", src: `require("lib.nope")`, err: "lib.buggy, lib.policy"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Compile("main.lua", []byte(tt.src))
+			require.NoError(t, err)
+			res, err := Run(t.Context(), s, RunOptions{Libraries: libs})
+			if tt.err != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, res.Values[0])
+		})
+	}
+}

@@ -33,6 +33,10 @@ type RunOptions struct {
 	// procedure cannot change what the next step of the host will read.
 	Config map[string]any
 	Args   map[string]any
+	// Libraries are Lua modules of the scripts tree (shared helpers such as a password
+	// policy), by the name scripts require them with ("lib.policy"). A registered host
+	// module of the same name wins.
+	Libraries map[string]*Script
 }
 
 // Procedure is the metadata a procedure file returns.
@@ -64,6 +68,7 @@ type runState struct {
 
 	loading  *lua.LUserData // see require
 	readonly map[*lua.LTable]roTable
+	libs     map[string]*Script
 
 	raised raised // the last Go error raised into Lua, see Raise
 }
@@ -110,6 +115,7 @@ func Run(ctx context.Context, s *Script, opts RunOptions) (*Result, error) {
 		out:   opts.Print,
 		api:   APILevel,
 		names: map[*lua.LFunction]*boundFunc{},
+		libs:  opts.Libraries,
 	}
 	if st.reg == nil {
 		st.reg = NewRegistry()

@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 
 	lua "github.com/yuin/gopher-lua"
@@ -99,6 +100,13 @@ func newSandbox(st *runState) *lua.LState {
 			return 1
 		}))
 	}
+	// Lua libraries of the scripts tree run in this same sandbox, from their shared
+	// compiled prototypes; require caches each one for the run.
+	for name, lib := range st.libs {
+		if preload.RawGetString(name) == lua.LNil {
+			preload.RawSetString(name, L.NewFunctionFromProto(lib.proto))
+		}
+	}
 
 	// The mark fills a module's package.loaded slot while it loads; a fresh
 	// userdata per state cannot be confused with a module.
@@ -156,7 +164,7 @@ func (st *runState) require(L *lua.LState) int {
 		}
 	}
 	if _, ok := loader.(*lua.LFunction); !ok {
-		avail := strings.Join(st.reg.moduleNames(), ", ")
+		avail := strings.Join(st.available(), ", ")
 		if avail == "" {
 			avail = "none"
 		}
@@ -374,4 +382,14 @@ func luaError(L *lua.LState) int {
 	}
 	L.Error(obj, 0)
 	return 0
+}
+
+// available names every module a script may require: host modules and libraries.
+func (st *runState) available() []string {
+	names := st.reg.moduleNames()
+	for name := range st.libs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
 }
