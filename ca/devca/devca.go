@@ -39,6 +39,8 @@ import (
 	"unicode"
 
 	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/tokenrun/tokenrun/internal/atomicfile"
 )
 
 // File names inside a CA directory.
@@ -182,7 +184,7 @@ func Init(dir string) (*CA, error) {
 		{ServerCertFile, certPEM(serverDER), 0o644},
 		{UsersFile, append(users, '\n'), 0o600},
 	} {
-		if err := writeNew(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
+		if err := atomicfile.WriteNew(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
 			if errors.Is(err, fs.ErrExist) {
 				return nil, fmt.Errorf("devca init %s: %w (%s appeared meanwhile)", dir, ErrExists, f.name)
 			}
@@ -307,7 +309,7 @@ func (ca *CA) AddUser(userID, pin, out string) error {
 	if err != nil {
 		return fmt.Errorf("devca add user %s: make the container: %w", userID, err)
 	}
-	if err := writeNew(out, pfx, 0o600); err != nil {
+	if err := atomicfile.WriteNew(out, pfx, 0o600); err != nil {
 		return fmt.Errorf("devca add user %s: %w", userID, err)
 	}
 	ca.mu.Lock()
@@ -328,7 +330,7 @@ func (ca *CA) AddUser(userID, pin, out string) error {
 	if err != nil {
 		return fmt.Errorf("devca add user: %w", err)
 	}
-	if err := writeReplace(filepath.Join(ca.dir, UsersFile), append(data, '\n'), 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(ca.dir, UsersFile), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("devca add user %s: record the user: %w", userID, err)
 	}
 	return nil
@@ -455,65 +457,4 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 	da, errA := x509.MarshalPKIXPublicKey(a)
 	db, errB := x509.MarshalPKIXPublicKey(b)
 	return errA == nil && errB == nil && bytes.Equal(da, db)
-}
-
-// writeTemp writes data to a new temporary file beside path and syncs it.
-func writeTemp(path string, data []byte, mode os.FileMode) (string, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return "", err
-	}
-	tmp := f.Name()
-	err = f.Chmod(mode)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return "", err
-	}
-	return tmp, nil
-}
-
-// writeNew creates path atomically and fails with fs.ErrExist if it exists: link(2) never
-// replaces a file, unlike rename(2).
-func writeNew(path string, data []byte, mode os.FileMode) error {
-	tmp, err := writeTemp(path, data, mode)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// writeReplace replaces path atomically: readers see the old or the new file, never a part.
-func writeReplace(path string, data []byte, mode os.FileMode) error {
-	tmp, err := writeTemp(path, data, mode)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir makes a rename or link durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
