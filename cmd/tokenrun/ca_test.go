@@ -89,6 +89,11 @@ func TestEnrollOnSoftHSM2AgainstDevCA(t *testing.T) {
 			}
 			require.NoError(t, err, "%s", v)
 			assert.Contains(t, string(v), "OK")
+
+			// Renewal with the token's own certificate and key.
+			r = tokenrun(t, "", "run", td+"scripts/reenroll_min.lua", "--module", tk.Module, "--answers", ans)
+			require.Equal(t, exitOK, r.code, r.stdout+r.err)
+			assert.Contains(t, r.err, "renewed: serial")
 		})
 	}
 }
