@@ -6,5 +6,5 @@ import "embed"
 
 // FS is the shipped scripts tree.
 //
-//go:embed *.lua
+//go:embed *.lua manifest.yaml
 var FS embed.FS
