@@ -30,6 +30,11 @@ const (
 	Cancelled         = "CANCELLED"
 	TimedOut          = "TIMED_OUT"
 	Refused           = "REFUSED" // a procedure declined to go on for safety
+
+	// Signing (module sign).
+	NoCertificate = "NO_CERTIFICATE" // no certificate next to the key (same CKA_ID): enroll first
+	KeyMismatch   = "KEY_MISMATCH"   // the certificate given holds another key than the key given
+	Malformed     = "MALFORMED"      // input that is not what it claims: a certificate, a signature
 )
 
 // Class groups codes for exit codes.
@@ -47,7 +52,7 @@ const (
 func ClassOf(code string) Class {
 	switch code {
 	case PINIncorrect, PINLocked, PINInvalid, PINNotInitialized, NotLoggedIn, TokenNotPresent,
-		SeveralTokens, NotFound, AlreadyExists, Unsupported, TokenError:
+		SeveralTokens, NotFound, AlreadyExists, Unsupported, TokenError, NoCertificate, KeyMismatch:
 		return ClassToken
 	case Cancelled, TimedOut:
 		return ClassCancelled

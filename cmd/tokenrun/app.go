@@ -61,6 +61,7 @@ func newApp(io stdio) *cli.App {
 			tokensCommand(io),
 			runCommand(io),
 			demoCommand(io),
+			signCommand(io), verifyCommand(io),
 			caCommand(io),
 		},
 	}

@@ -20,6 +20,7 @@ const (
 	exitCA        = 5 // the certificate authority refused or could not be reached
 	exitCancelled = 6 // cancelled by the person, or timed out
 	exitRefused   = 7 // the procedure refused to go on for safety
+	exitVerify    = 8 // a signature did not verify: a check failed, or it is no CMS signature
 )
 
 // usageError marks errors in how tokenrun was called.
@@ -27,6 +28,13 @@ type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
+
+// verifyError marks a signature that did not verify, so that batch jobs can tell "bad
+// signature" apart from "could not check" (usage, internal).
+type verifyError struct{ err error }
+
+func (e verifyError) Error() string { return e.err.Error() }
+func (e verifyError) Unwrap() error { return e.err }
 
 // coded is any error that carries a script-visible error code (runtime.ScriptError does).
 type coded interface{ ErrorCode() string }
@@ -38,6 +46,10 @@ func exitCode(err error) int {
 	var ue usageError
 	if errors.As(err, &ue) {
 		return exitUsage
+	}
+	var ve verifyError
+	if errors.As(err, &ve) {
+		return exitVerify
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, ui.ErrCancelled) {
 		return exitCancelled

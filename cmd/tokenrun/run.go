@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	bindca "github.com/tokenrun/tokenrun/bindings/ca"
+	bindsign "github.com/tokenrun/tokenrun/bindings/sign"
 	bindtoken "github.com/tokenrun/tokenrun/bindings/token"
 	bindui "github.com/tokenrun/tokenrun/bindings/ui"
 	"github.com/tokenrun/tokenrun/runtime"
@@ -130,7 +131,7 @@ func execute(ctx context.Context, s runSpec) (*runtime.Result, error) {
 	tb := bindtoken.New(bindtoken.Config{Provider: s.provider, URI: s.uri})
 	defer tb.Close()
 	reg := runtime.NewRegistry()
-	for _, m := range []runtime.Module{tb.Module(), bindui.Module(s.frontend), bindca.Module()} {
+	for _, m := range []runtime.Module{tb.Module(), bindui.Module(s.frontend), bindca.Module(), bindsign.Module()} {
 		if err := reg.Add(m); err != nil {
 			return nil, err
 		}

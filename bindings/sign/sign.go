@@ -1,0 +1,337 @@
+// Package sign binds CMS signing and verification (package cms) to Lua as module "sign",
+// with a key on a token as the signer. It converts between Lua and Go and maps errors to the
+// documented codes; the CLI's sign and verify commands share its input parsing, its choice
+// of the certificate next to a key, and its verdict table, so scripts and batch jobs see the
+// same names.
+package sign
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/tokenrun/tokenrun/bindings/errcode"
+	bindtoken "github.com/tokenrun/tokenrun/bindings/token"
+	"github.com/tokenrun/tokenrun/cms"
+	"github.com/tokenrun/tokenrun/runtime"
+	"github.com/tokenrun/tokenrun/token"
+)
+
+// Module is the Lua module. It holds no state: the key handle carries its token.
+func Module() runtime.Module {
+	return runtime.Module{
+		Name: "sign",
+		Doc:  "Sign documents (CMS SignedData) with a key on the token, and check signatures.",
+		Funcs: []runtime.Func{
+			{Name: "cms", Fn: signCMS, Args: "opts: table", Returns: "signature: string?, err: table?",
+				Doc: "Sign opts.data (string) with opts.key (token.Key; log in first) and return the DER CMS SignedData. " +
+					"opts.cert is the signer's certificate as PEM or DER, by default the certificate on the key's token with the key's id; " +
+					"opts.detached (default true) leaves the document out. Expected failures: NO_CERTIFICATE, KEY_MISMATCH, MALFORMED (cert), NOT_LOGGED_IN, UNSUPPORTED (key type)."},
+			{Name: "verify", Fn: verify, Args: "opts: table", Returns: "verdict: table?, err: table?",
+				Doc: "Check opts.signature (DER or PEM) against opts.content (the document, for a detached signature) and opts.roots (PEM certificates to trust). " +
+					"Returns {ok, signature_valid, content_matches, chain_trusted, cert_valid_at_signing_time, signing_time (RFC 3339), subject, issuer, serial, detached, hash, content (attached only), problems = {...}}; " +
+					"a failed check is ok = false, not an error. nil, {code = 'MALFORMED'} when the signature or the roots cannot be read."},
+		},
+	}
+}
+
+func signCMS(L *lua.LState) int {
+	o := runtime.CheckOpts(L, 1)
+	o.Required("key", "data")
+	ref, _ := runtime.OptUserData[*bindtoken.KeyRef](o, "key", bindtoken.KeyType)
+	data := o.String("data", "")
+	certText := o.String("cert", "")
+	detached := o.Bool("detached", true)
+	o.Check()
+
+	ctx := runtime.Context(L)
+	var cert *x509.Certificate
+	if o.Has("cert") {
+		c, err := ParseCertificate([]byte(certText))
+		if err != nil {
+			return runtime.Fail(L, errcode.Malformed, "cert: "+err.Error(), nil)
+		}
+		cert = c
+	} else {
+		c, err := CertificateFor(ctx, ref.Token, ref.Key)
+		if err != nil {
+			return push(L, err)
+		}
+		cert = c
+	}
+	signer, err := ref.Signer(ctx)
+	if err != nil {
+		return push(L, err)
+	}
+	der, err := cms.Sign([]byte(data), signer, cert, cms.SignOptions{Detached: detached})
+	if err != nil {
+		return push(L, err)
+	}
+	L.Push(lua.LString(der))
+	return 1
+}
+
+func verify(L *lua.LState) int {
+	o := runtime.CheckOpts(L, 1)
+	o.Required("signature")
+	sig := o.String("signature", "")
+	content := o.String("content", "")
+	hasContent := o.Has("content")
+	rootsText := o.String("roots", "")
+	o.Check()
+
+	var roots *x509.CertPool
+	if o.Has("roots") {
+		r, err := ParseRoots([]byte(rootsText))
+		if err != nil {
+			return runtime.Fail(L, errcode.Malformed, "roots: "+err.Error(), nil)
+		}
+		roots = r
+	}
+	var doc []byte
+	if hasContent {
+		// Non-nil even when empty: an empty document is still a document to check against.
+		doc = []byte(content)
+	}
+	v, err := cms.Verify(DecodeSignature([]byte(sig)), doc, cms.VerifyOptions{Roots: roots})
+	if err != nil {
+		return push(L, err)
+	}
+	m := VerdictMap(v)
+	if !v.Detached {
+		m["content"] = string(v.Content)
+	}
+	L.Push(runtime.ToLua(L, m))
+	return 1
+}
+
+// push returns the expected-failure pair for err with this module's codes.
+func push(L *lua.LState, err error) int {
+	return runtime.Fail(L, Code(err), err.Error(), errcode.Fields(err))
+}
+
+// Code is the script-visible code for an error from signing or verifying: the codes of
+// package errcode, with the cms conditions mapped to their own.
+func Code(err error) string {
+	var c interface{ ErrorCode() string }
+	switch {
+	case errors.As(err, &c):
+		return c.ErrorCode()
+	case errors.Is(err, cms.ErrKeyMismatch):
+		return errcode.KeyMismatch
+	case errors.Is(err, cms.ErrMalformed):
+		return errcode.Malformed
+	case errors.Is(err, cms.ErrUnsupported):
+		return errcode.Unsupported
+	}
+	return errcode.Of(err)
+}
+
+// NoCertificateError: no certificate on the token has the key's CKA_ID, so there is nothing
+// to sign with until the key's certificate is enrolled and stored next to it. It is also a
+// token.ErrNotFound.
+type NoCertificateError struct {
+	Key *token.Key
+}
+
+func (e *NoCertificateError) Error() string {
+	return fmt.Sprintf("no certificate next to key %s: enroll first (no certificate on the token has the key's id %s)",
+		KeyName(e.Key), idText(e.Key))
+}
+
+// Is makes it a token.ErrNotFound: callers that only know the token's conditions still
+// see that something is missing from the token.
+func (e *NoCertificateError) Is(target error) bool { return target == token.ErrNotFound }
+
+// ErrorCode gives the script-visible code; the CLI maps it to its token exit code.
+func (e *NoCertificateError) ErrorCode() string { return errcode.NoCertificate }
+
+// codedError carries its script-visible code, which the CLI also maps to an exit code.
+type codedError struct {
+	code string
+	err  error
+}
+
+func (e codedError) Error() string     { return e.err.Error() }
+func (e codedError) Unwrap() error     { return e.err }
+func (e codedError) ErrorCode() string { return e.code }
+
+// KeyName names a key for people: its label, or its id in hex when it has none.
+func KeyName(k *token.Key) string {
+	if k == nil {
+		return "(none)"
+	}
+	if k.Label != "" {
+		return k.Label
+	}
+	return "with id " + idText(k)
+}
+
+func idText(k *token.Key) string {
+	if k == nil || len(k.ID) == 0 {
+		return "(empty)"
+	}
+	return k.IDHex()
+}
+
+// CertificateFor returns the certificate stored next to key: the one with the key's CKA_ID,
+// as PKCS#11 pairs them. Among several with that id, certificates for another key are
+// skipped (a stale one left by a re-key), and a certificate valid now is preferred, the most
+// recently issued first. Errors: *NoCertificateError when none has the id; one wrapping
+// cms.ErrKeyMismatch when those that do hold another key.
+func CertificateFor(ctx context.Context, tok token.Token, key *token.Key) (*x509.Certificate, error) {
+	if key == nil {
+		return nil, errors.New("no key given")
+	}
+	certs, err := tok.Certificates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var sameID, forKey []*x509.Certificate
+	for _, c := range certs {
+		if c.X509 == nil || !bytes.Equal(c.ID, key.ID) {
+			continue
+		}
+		sameID = append(sameID, c.X509)
+		if key.Public == nil || samePublicKey(key.Public, c.X509.PublicKey) {
+			forKey = append(forKey, c.X509)
+		}
+	}
+	if len(sameID) == 0 {
+		return nil, &NoCertificateError{Key: key}
+	}
+	if len(forKey) == 0 {
+		return nil, codedError{errcode.KeyMismatch, fmt.Errorf("%w: the certificate next to key %s (%q, serial %s) holds another public key; enroll again to replace it",
+			cms.ErrKeyMismatch, KeyName(key), sameID[0].Subject.String(), Serial(sameID[0]))}
+	}
+	now := time.Now()
+	best := forKey[0]
+	for _, c := range forKey[1:] {
+		bestValid, cValid := validAt(best, now), validAt(c, now)
+		if (cValid && !bestValid) || (cValid == bestValid && c.NotBefore.After(best.NotBefore)) {
+			best = c
+		}
+	}
+	return best, nil
+}
+
+func validAt(c *x509.Certificate, t time.Time) bool {
+	return !t.Before(c.NotBefore) && !t.After(c.NotAfter)
+}
+
+func samePublicKey(a, b crypto.PublicKey) bool {
+	if e, ok := a.(interface{ Equal(crypto.PublicKey) bool }); ok {
+		return e.Equal(b)
+	}
+	// Keys of types outside the standard library: compare encodings.
+	da, errA := x509.MarshalPKIXPublicKey(a)
+	db, errB := x509.MarshalPKIXPublicKey(b)
+	return errA == nil && errB == nil && bytes.Equal(da, db)
+}
+
+// Serial writes a certificate's serial number as `openssl x509 -serial` does (upper-case hex,
+// even length), the form people compare; cms.Verdict.Serial uses the same.
+func Serial(c *x509.Certificate) string {
+	if c == nil || c.SerialNumber == nil {
+		return ""
+	}
+	s := strings.ToUpper(c.SerialNumber.Text(16))
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	if len(s)%2 == 1 {
+		s = "0" + s
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
+}
+
+// ParseCertificate reads one certificate given as PEM or DER.
+func ParseCertificate(b []byte) (*x509.Certificate, error) {
+	if block, _ := pem.Decode(b); block != nil {
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("PEM block %q is not a certificate; give a CERTIFICATE in PEM or DER", block.Type)
+		}
+		b = block.Bytes
+	}
+	c, err := x509.ParseCertificate(b)
+	if err != nil {
+		return nil, fmt.Errorf("not a certificate in PEM or DER (%w)", err)
+	}
+	return c, nil
+}
+
+// ParseRoots reads trusted certificates from PEM text. Unlike CertPool.AppendCertsFromPEM it
+// fails on a certificate that does not parse, and when there is none: a trust list that
+// silently lost its root would make every signature look forged.
+func ParseRoots(pemText []byte) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	n := 0
+	for rest := pemText; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d does not parse: %w", n+1, err)
+		}
+		pool.AddCert(c)
+		n++
+	}
+	if n == 0 {
+		return nil, errors.New("no PEM certificate found (want -----BEGIN CERTIFICATE----- blocks)")
+	}
+	return pool, nil
+}
+
+// DecodeSignature accepts a signature as DER, or as PEM (`openssl cms -outform PEM` writes
+// "CMS", older tools "PKCS7"); anything else is passed on for cms.Verify to judge.
+func DecodeSignature(b []byte) []byte {
+	if block, _ := pem.Decode(b); block != nil {
+		switch block.Type {
+		case "CMS", "PKCS7", "PKCS #7 SIGNED DATA":
+			return block.Bytes
+		}
+	}
+	return b
+}
+
+// VerdictMap is a verdict as plain data, as scripts get it from sign.verify and as
+// `tokenrun verify --json` prints it. signing_time is left out when the signature states
+// none; problems is always a list.
+func VerdictMap(v *cms.Verdict) map[string]any {
+	problems := append([]string{}, v.Problems...)
+	m := map[string]any{
+		"ok":                         v.OK(),
+		"signature_valid":            v.SignatureValid,
+		"content_matches":            v.ContentMatches,
+		"chain_trusted":              v.ChainTrusted,
+		"cert_valid_at_signing_time": v.CertValidAtSigningTime,
+		"subject":                    v.Subject,
+		"issuer":                     v.Issuer,
+		"serial":                     v.Serial,
+		"detached":                   v.Detached,
+		"problems":                   problems,
+	}
+	if v.HasSigningTime {
+		m["signing_time"] = v.SigningTime.UTC().Format(time.RFC3339)
+	}
+	if v.Hash != 0 {
+		m["hash"] = v.Hash.String()
+	}
+	return m
+}
