@@ -57,13 +57,14 @@ func newApp(io stdio) *cli.App {
 			&cli.BoolFlag{Name: "debug", Usage: "show the Lua traceback of a script error"},
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err} },
-		Commands: []*cli.Command{
+		Commands: append([]*cli.Command{
 			tokensCommand(io),
 			runCommand(io),
 			demoCommand(io),
 			signCommand(io), verifyCommand(io),
 			caCommand(io),
-		},
+			scriptsCommand(io),
+		}, procedureCommands(io)...),
 	}
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError

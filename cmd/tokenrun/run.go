@@ -12,9 +12,11 @@ import (
 	"github.com/urfave/cli/v2"
 
 	bindca "github.com/tokenrun/tokenrun/bindings/ca"
+	bindjournal "github.com/tokenrun/tokenrun/bindings/journal"
 	bindsign "github.com/tokenrun/tokenrun/bindings/sign"
 	bindtoken "github.com/tokenrun/tokenrun/bindings/token"
 	bindui "github.com/tokenrun/tokenrun/bindings/ui"
+	"github.com/tokenrun/tokenrun/journal"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/scripts"
 	"github.com/tokenrun/tokenrun/token"
@@ -123,6 +125,9 @@ type runSpec struct {
 	frontend ui.Frontend
 	timeout  time.Duration
 	config   map[string]any
+	args     map[string]any
+	libs     map[string]*runtime.Script
+	journal  *journal.Store // nil: scripts get no journal module
 	stdio    stdio
 }
 
@@ -131,16 +136,26 @@ func execute(ctx context.Context, s runSpec) (*runtime.Result, error) {
 	tb := bindtoken.New(bindtoken.Config{Provider: s.provider, URI: s.uri})
 	defer tb.Close()
 	reg := runtime.NewRegistry()
-	for _, m := range []runtime.Module{tb.Module(), bindui.Module(s.frontend), bindca.Module(), bindsign.Module()} {
+	mods := []runtime.Module{tb.Module(), bindui.Module(s.frontend), bindca.Module(), bindsign.Module()}
+	if s.journal != nil {
+		name := ""
+		if s.script != nil {
+			name = strings.TrimSuffix(s.script.Name(), ".lua")
+		}
+		mods = append(mods, bindjournal.Module(s.journal, name))
+	}
+	for _, m := range mods {
 		if err := reg.Add(m); err != nil {
 			return nil, err
 		}
 	}
 	res, err := runtime.Run(ctx, s.script, runtime.RunOptions{
-		Registry: reg,
-		Timeout:  s.timeout,
-		Print:    s.stdio.err,
-		Config:   s.config,
+		Registry:  reg,
+		Timeout:   s.timeout,
+		Print:     s.stdio.err,
+		Config:    s.config,
+		Args:      s.args,
+		Libraries: s.libs,
 	})
 	if a, ok := s.frontend.(*ui.Answers); ok {
 		if unused := a.Unused(); len(unused) > 0 && err == nil {
