@@ -8,8 +8,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	bindpolicy "github.com/tokenrun/tokenrun/bindings/policy"
+
 	"github.com/tokenrun/tokenrun/journal"
 	"github.com/tokenrun/tokenrun/region"
+	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/scripts"
 )
 
@@ -67,14 +70,15 @@ func loadSet(c *cli.Context, io stdio) (*scripts.Set, error) {
 	return s, nil
 }
 
-// regionConfig loads the region with --set overrides and --lang, as a script's ctx.config.
-func regionConfig(c *cli.Context, set *scripts.Set) (map[string]any, error) {
+// regionConfig loads the region with --set overrides and --lang: the script's ctx.config,
+// and the policy module that checks what people type against it.
+func regionConfig(c *cli.Context, set *scripts.Set) (map[string]any, runtime.Module, error) {
 	r, err := region.Load(set.FS, c.String("region"))
 	if err != nil {
-		return nil, usageError{err}
+		return nil, runtime.Module{}, usageError{err}
 	}
 	if err := r.Set(c.StringSlice("set")...); err != nil {
-		return nil, usageError{err}
+		return nil, runtime.Module{}, usageError{err}
 	}
 	lang := c.String("lang")
 	if lang == "" {
@@ -82,12 +86,12 @@ func regionConfig(c *cli.Context, set *scripts.Set) (map[string]any, error) {
 	}
 	messages, err := r.Catalog(lang)
 	if err != nil {
-		return nil, usageError{err}
+		return nil, runtime.Module{}, usageError{err}
 	}
 	cfg := r.Map()
 	cfg["language"] = lang
 	cfg["messages"] = messages
-	return cfg, nil
+	return cfg, bindpolicy.Module(r, messages), nil
 }
 
 func runProcedure(c *cli.Context, io stdio, p procedure) error {
@@ -102,7 +106,7 @@ func runProcedure(c *cli.Context, io stdio, p procedure) error {
 	if !ok {
 		return usageError{fmt.Errorf("the scripts tree %s has no procedure %s", set.Source, p.name)}
 	}
-	cfg, err := regionConfig(c, set)
+	cfg, policy, err := regionConfig(c, set)
 	if err != nil {
 		return err
 	}
@@ -121,7 +125,7 @@ func runProcedure(c *cli.Context, io stdio, p procedure) error {
 	}
 	res, err := execute(c.Context, runSpec{
 		script: script, libs: set.Libraries, provider: prov, uri: uri, frontend: fe,
-		timeout: c.Duration("timeout"), config: cfg, journal: store, stdio: io,
+		timeout: c.Duration("timeout"), config: cfg, journal: store, stdio: io, extra: []runtime.Module{policy},
 		args: map[string]any{"support_override": c.Bool("support-override"), "scripts": set.Source, "scripts_version": set.Manifest.Version},
 	})
 	if err != nil {

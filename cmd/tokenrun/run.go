@@ -128,6 +128,7 @@ type runSpec struct {
 	args     map[string]any
 	libs     map[string]*runtime.Script
 	journal  *journal.Store // nil: scripts get no journal module
+	extra    []runtime.Module
 	stdio    stdio
 }
 
@@ -144,6 +145,7 @@ func execute(ctx context.Context, s runSpec) (*runtime.Result, error) {
 		}
 		mods = append(mods, bindjournal.Module(s.journal, name))
 	}
+	mods = append(mods, s.extra...)
 	for _, m := range mods {
 		if err := reg.Add(m); err != nil {
 			return nil, err
