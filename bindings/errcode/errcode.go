@@ -82,6 +82,10 @@ func Of(err error) string {
 		return SeveralTokens
 	case errors.Is(err, token.ErrTokenNotPresent):
 		return TokenNotPresent
+	case errors.Is(err, token.ErrNoCertificate):
+		return NoCertificate
+	case errors.Is(err, token.ErrCertificateMismatch):
+		return KeyMismatch
 	case errors.Is(err, token.ErrNotFound):
 		return NotFound
 	case errors.Is(err, token.ErrAlreadyExists):

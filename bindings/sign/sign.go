@@ -6,9 +6,6 @@
 package sign
 
 import (
-	"bytes"
-	"context"
-	"crypto"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -61,7 +58,7 @@ func signCMS(L *lua.LState) int {
 		}
 		cert = c
 	} else {
-		c, err := CertificateFor(ctx, ref.Token, ref.Key)
+		c, err := token.CertificateFor(ctx, ref.Token, ref.Key)
 		if err != nil {
 			return push(L, err)
 		}
@@ -121,10 +118,7 @@ func push(L *lua.LState, err error) int {
 // Code is the script-visible code for an error from signing or verifying: the codes of
 // package errcode, with the cms conditions mapped to their own.
 func Code(err error) string {
-	var c interface{ ErrorCode() string }
 	switch {
-	case errors.As(err, &c):
-		return c.ErrorCode()
 	case errors.Is(err, cms.ErrKeyMismatch):
 		return errcode.KeyMismatch
 	case errors.Is(err, cms.ErrMalformed):
@@ -133,108 +127,6 @@ func Code(err error) string {
 		return errcode.Unsupported
 	}
 	return errcode.Of(err)
-}
-
-// NoCertificateError: no certificate on the token has the key's CKA_ID, so there is nothing
-// to sign with until the key's certificate is enrolled and stored next to it. It is also a
-// token.ErrNotFound.
-type NoCertificateError struct {
-	Key *token.Key
-}
-
-func (e *NoCertificateError) Error() string {
-	return fmt.Sprintf("no certificate next to key %s: enroll first (no certificate on the token has the key's id %s)",
-		KeyName(e.Key), idText(e.Key))
-}
-
-// Is makes it a token.ErrNotFound: callers that only know the token's conditions still
-// see that something is missing from the token.
-func (e *NoCertificateError) Is(target error) bool { return target == token.ErrNotFound }
-
-// ErrorCode gives the script-visible code; the CLI maps it to its token exit code.
-func (e *NoCertificateError) ErrorCode() string { return errcode.NoCertificate }
-
-// codedError carries its script-visible code, which the CLI also maps to an exit code.
-type codedError struct {
-	code string
-	err  error
-}
-
-func (e codedError) Error() string     { return e.err.Error() }
-func (e codedError) Unwrap() error     { return e.err }
-func (e codedError) ErrorCode() string { return e.code }
-
-// KeyName names a key for people: its label, or its id in hex when it has none.
-func KeyName(k *token.Key) string {
-	if k == nil {
-		return "(none)"
-	}
-	if k.Label != "" {
-		return k.Label
-	}
-	return "with id " + idText(k)
-}
-
-func idText(k *token.Key) string {
-	if k == nil || len(k.ID) == 0 {
-		return "(empty)"
-	}
-	return k.IDHex()
-}
-
-// CertificateFor returns the certificate stored next to key: the one with the key's CKA_ID,
-// as PKCS#11 pairs them. Among several with that id, certificates for another key are
-// skipped (a stale one left by a re-key), and a certificate valid now is preferred, the most
-// recently issued first. Errors: *NoCertificateError when none has the id; one wrapping
-// cms.ErrKeyMismatch when those that do hold another key.
-func CertificateFor(ctx context.Context, tok token.Token, key *token.Key) (*x509.Certificate, error) {
-	if key == nil {
-		return nil, errors.New("no key given")
-	}
-	certs, err := tok.Certificates(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var sameID, forKey []*x509.Certificate
-	for _, c := range certs {
-		if c.X509 == nil || !bytes.Equal(c.ID, key.ID) {
-			continue
-		}
-		sameID = append(sameID, c.X509)
-		if key.Public == nil || samePublicKey(key.Public, c.X509.PublicKey) {
-			forKey = append(forKey, c.X509)
-		}
-	}
-	if len(sameID) == 0 {
-		return nil, &NoCertificateError{Key: key}
-	}
-	if len(forKey) == 0 {
-		return nil, codedError{errcode.KeyMismatch, fmt.Errorf("%w: the certificate next to key %s (%q, serial %s) holds another public key; enroll again to replace it",
-			cms.ErrKeyMismatch, KeyName(key), sameID[0].Subject.String(), Serial(sameID[0]))}
-	}
-	now := time.Now()
-	best := forKey[0]
-	for _, c := range forKey[1:] {
-		bestValid, cValid := validAt(best, now), validAt(c, now)
-		if (cValid && !bestValid) || (cValid == bestValid && c.NotBefore.After(best.NotBefore)) {
-			best = c
-		}
-	}
-	return best, nil
-}
-
-func validAt(c *x509.Certificate, t time.Time) bool {
-	return !t.Before(c.NotBefore) && !t.After(c.NotAfter)
-}
-
-func samePublicKey(a, b crypto.PublicKey) bool {
-	if e, ok := a.(interface{ Equal(crypto.PublicKey) bool }); ok {
-		return e.Equal(b)
-	}
-	// Keys of types outside the standard library: compare encodings.
-	da, errA := x509.MarshalPKIXPublicKey(a)
-	db, errB := x509.MarshalPKIXPublicKey(b)
-	return errA == nil && errB == nil && bytes.Equal(da, db)
 }
 
 // Serial writes a certificate's serial number as `openssl x509 -serial` does (upper-case hex,

@@ -61,8 +61,12 @@ func exitCode(err error) int {
 	if errors.As(err, &c) && c.ErrorCode() != "" {
 		return classExit(errcode.ClassOf(c.ErrorCode()))
 	}
+	// Any error wrapping a condition scripts have a code for exits by that code's class.
+	if code := errcode.Of(err); code != errcode.TokenError {
+		return classExit(errcode.ClassOf(code))
+	}
 	var te *token.Error
-	if errors.As(err, &te) || errors.Is(err, token.ErrSeveralTokens) {
+	if errors.As(err, &te) {
 		return exitToken
 	}
 	var se *runtime.ScriptError

@@ -64,7 +64,6 @@ func TestCLI(t *testing.T) {
 		{name: "script bug", args: []string{"run", "--soft", tok, td + "scripts/bug.lua"}, code: exitScript, want: []string{"bug.lua:3:"}, absent: []string{"goroutine", ".go:"}},
 		{name: "sandbox escape", args: []string{"run", "--soft", tok, td + "scripts/escape.lua"}, code: exitScript, want: []string{"escape.lua:2: os is not available"}},
 		{name: "api too new", args: []string{"run", "--soft", tok, td + "scripts/too_new.lua"}, code: exitScript, want: []string{"99", "1"}},
-		{name: "demo", args: []string{"demo"}, code: exitOK, want: []string{"Software token in", "tour 1.0.0: done"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,4 +142,18 @@ func TestOpenCryptokiNeverLockedByABatch(t *testing.T) {
 	require.Equal(t, exitOK, r.code, r.err)
 	assert.Contains(t, r.stdout, "final try")
 	assert.NotContains(t, r.stdout, "LOCKED")
+}
+
+// TestDemo runs the README's main job as a new user would, and checks that none of the
+// demo's secrets reach the screen.
+func TestDemo(t *testing.T) {
+	r := tokenrun(t, "", "demo")
+	all := r.stdout + r.err
+	require.Equal(t, exitOK, r.code, all)
+	for _, want := range []string{"$ tokenrun enroll", "$ tokenrun change-pin", "$ tokenrun sign", "$ tokenrun verify", "Done in"} {
+		assert.Contains(t, all, want)
+	}
+	for _, secret := range []string{demoOTPPIN, "ab1cd0efg2h", "Kz7mWq9x", demoPIN} {
+		assert.NotContains(t, all, secret)
+	}
 }

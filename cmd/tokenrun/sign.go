@@ -303,13 +303,13 @@ func signFiles(ctx context.Context, s signSpec) error {
 	if err != nil {
 		return err
 	}
-	cert, err := bindsign.CertificateFor(ctx, tok, key)
+	cert, err := token.CertificateFor(ctx, tok, key)
 	if err != nil {
 		return err
 	}
 	if now := time.Now(); now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
 		fmt.Fprintf(s.stdio.err, "warning: the certificate of key %s is not valid now (valid %s to %s): verifiers will reject these signatures\n",
-			bindsign.KeyName(key), cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339))
+			key.Name(), cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339))
 	}
 	ks, err := tok.Signer(ctx, key)
 	if err != nil {
@@ -330,7 +330,7 @@ func signFiles(ctx context.Context, s signSpec) error {
 		fmt.Fprintf(s.stdio.out, "%s -> %s\n", j.in, j.out)
 	}
 	fmt.Fprintf(s.stdio.err, "signed %d document(s) with key %s on %s; certificate %s\n",
-		len(s.jobs), bindsign.KeyName(key), info.Name(), certSummary(cert))
+		len(s.jobs), key.Name(), info.Name(), certSummary(cert))
 	return nil
 }
 

@@ -14,7 +14,6 @@ import (
 	p11 "github.com/miekg/pkcs11"
 	"github.com/stretchr/testify/require"
 
-	bindsign "github.com/tokenrun/tokenrun/bindings/sign"
 	"github.com/tokenrun/tokenrun/cms"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/token/pkcs11"
@@ -68,7 +67,7 @@ func BenchmarkSignPath(b *testing.B) {
 	} {
 		key := enrollKey(b, tok, ca, kc.req, "Bench "+kc.name)
 		// The same steps as signFiles after the login.
-		cert, err := bindsign.CertificateFor(ctx, tok, key)
+		cert, err := token.CertificateFor(ctx, tok, key)
 		require.NoError(b, err)
 		ks, err := tok.Signer(ctx, key)
 		require.NoError(b, err)
