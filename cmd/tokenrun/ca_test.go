@@ -18,11 +18,11 @@ import (
 
 const (
 	userID = "qq111111_qwertyui"
-	otpPIN = "AB1CD0EFG2HJ"
+	otpPIN = "AB1CD0EFG2H"
 )
 
 // devCA makes a CA with one user through the CLI and serves it on loopback.
-func devCA(t *testing.T, opts devca.ServerOptions) (dir, url, keyFile string) {
+func devCA(t testing.TB, opts devca.ServerOptions) (dir, url, keyFile string) {
 	t.Helper()
 	dir = filepath.Join(t.TempDir(), "ca")
 	r := tokenrun(t, "", "ca", "init", dir)
@@ -42,7 +42,7 @@ func devCA(t *testing.T, opts devca.ServerOptions) (dir, url, keyFile string) {
 	return dir, "https://" + ln.Addr().String(), keyFile
 }
 
-func answers(t *testing.T, kv map[string]string) string {
+func answers(t testing.TB, kv map[string]string) string {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "answers.yaml")
 	var b []byte
@@ -108,7 +108,7 @@ func TestEnrollRefusals(t *testing.T) {
 		code int
 		want string
 	}{
-		{name: "wrong OTP PIN", kv: map[string]string{"key_file": keyFile, "otp_pin": "ZZ1CD0EFG2HJ"}, code: exitCA, want: "the password does not open the key container"},
+		{name: "wrong OTP PIN", kv: map[string]string{"key_file": keyFile, "otp_pin": "ZZ1CD0EFG2H"}, code: exitCA, want: "the password does not open the key container"},
 		{name: "damaged container", kv: map[string]string{"key_file": roots, "otp_pin": otpPIN}, code: exitCA, want: "damaged"},
 		{name: "initial key of another CA", kv: map[string]string{"key_file": foreignKey, "otp_pin": otpPIN}, code: exitCA, want: "refused"},
 		{name: "untrusted CA server", kv: map[string]string{"key_file": keyFile, "otp_pin": otpPIN, "ca_roots": foreignRoots(t)}, code: exitCA, want: "not trusted"},

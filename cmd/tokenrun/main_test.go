@@ -22,7 +22,7 @@ type result struct {
 	stdout, err string
 }
 
-func tokenrun(t *testing.T, stdin string, args ...string) result {
+func tokenrun(t testing.TB, stdin string, args ...string) result {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	code := runMain(append([]string{"tokenrun"}, args...), strings.NewReader(stdin), &out, &errOut)

@@ -129,6 +129,7 @@ type runSpec struct {
 	libs     map[string]*runtime.Script
 	journal  *journal.Store // nil: scripts get no journal module
 	extra    []runtime.Module
+	observer runtime.Observer
 	stdio    stdio
 }
 
@@ -153,6 +154,7 @@ func execute(ctx context.Context, s runSpec) (*runtime.Result, error) {
 	}
 	res, err := runtime.Run(ctx, s.script, runtime.RunOptions{
 		Registry:  reg,
+		Observer:  s.observer,
 		Timeout:   s.timeout,
 		Print:     s.stdio.err,
 		Config:    s.config,
