@@ -179,7 +179,12 @@ func (st *runState) toScriptError(obj lua.LValue, f *failure, file string) *Scri
 	switch v := obj.(type) {
 	case lua.LString:
 		msg := string(v)
-		if fl, line, rest, ok := splitPosition(msg, file); ok {
+		fl, line, rest, ok := splitPosition(msg, file)
+		if !ok && f.file != "" && f.file != file {
+			// Raised in a library (lib/NAME.lua) the procedure required.
+			fl, line, rest, ok = splitPosition(msg, f.file)
+		}
+		if ok {
 			e.File, e.Line, msg = fl, line, rest
 		}
 		// Only the error that ended the run keeps the Go details: one

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -114,4 +115,17 @@ func TestLibraries(t *testing.T) {
 			assert.Equal(t, tt.want, res.Values[0])
 		})
 	}
+}
+
+// A binding raised inside a library keeps its Go cause (so the CLI maps a cancelled prompt
+// to "cancelled", not to a script error) and the library's position appears once.
+func TestLibraryRaiseKeepsCause(t *testing.T) {
+	lib, err := Compile("lib/ask.lua", []byte("local p = require('probe')\nreturn { go = function() p.raise() end }"))
+	require.NoError(t, err)
+	s, err := Compile("main.lua", []byte(`require("lib.ask").go()`))
+	require.NoError(t, err)
+	_, err = Run(t.Context(), s, RunOptions{Registry: probeRegistry(t), Libraries: map[string]*Script{"lib.ask": lib}})
+	require.Error(t, err)
+	assert.ErrorIs(t, err, errProbe)
+	assert.Equal(t, 1, strings.Count(err.Error(), "lib/ask.lua:2:"), err.Error())
 }
