@@ -6,5 +6,5 @@ import "embed"
 
 // FS is the shipped scripts tree.
 //
-//go:embed *.lua manifest.yaml regions messages demo
+//go:embed *.lua manifest.yaml regions messages lib demo
 var FS embed.FS

@@ -1,0 +1,264 @@
+-- Procedure 1: first registration. Key pair on the token, certificate from the CA, new
+-- token password. Every step is written to the journal (keyed by the token's serial)
+-- before the next begins, so a run interrupted anywhere continues on the next run: the
+-- key already made is reused, a pending certificate is fetched, an issued one is never
+-- lost. Formatting is never offered as a remedy.
+--
+-- Journal steps: generating -> key_generated -> requested -> pending | issued -> stored
+-- -> verified -> setting_pin -> (finished).
+local ca = require("ca")
+local journal = require("journal")
+local policy = require("policy")
+local sign = require("sign")
+local ui = require("ui")
+local input = require("lib.input")
+local msg = require("lib.msg")
+local tokens = require("lib.tokens")
+
+-- The order of the steps, to ask "has the run got past X?".
+local ORDER = { generating = 1, key_generated = 2, requested = 3, pending = 4, issued = 5,
+  stored = 6, verified = 7, setting_pin = 8 }
+local function past(entry, step)
+  return entry ~= nil and (ORDER[entry.step] or 0) >= ORDER[step]
+end
+
+-- validity_choices are the region's registration types in the run's language.
+local function validity_choices(ctx)
+  local out = {}
+  for _, v in ipairs(ctx.config.validity) do
+    local label = v.label[ctx.config.language] or v.label.en or v.id
+    out[#out + 1] = { value = v.id, label = label, years = v.years }
+  end
+  return out
+end
+
+local function find_validity(ctx, id)
+  for _, v in ipairs(validity_choices(ctx)) do
+    if v.value == id then return v end
+  end
+end
+
+-- open_container loads the initial key; when it will not open, it says what to check,
+-- pointing out where 1/I and 0/O sit in the PIN typed.
+local function open_container(ctx, user_id)
+  local file = ui.ask { id = "key_file", label = msg.text("key_file_prompt") }
+  local otp = input.otp_pin(ctx)
+  local password = otp
+  if not input.yes_no("pin_is_password", msg.text("password_matches_pin_confirm"), true) then
+    password = ui.secret { id = "key_password", label = msg.text("key_file_password_prompt") }
+  end
+  local auth, err = ca.load_pkcs12(file, password)
+  if auth then
+    return auth, file
+  end
+  if err.code == "CA_WRONG_PASSWORD" then
+    ui.error(msg.text("container_open_failed",
+      { file = file, user_id = user_id, length = ctx.config.otp_pin.length }))
+    local positions = policy.confusable(password)
+    if #positions > 0 then
+      local list = {}
+      for i, p in ipairs(positions) do list[i] = tostring(p) end
+      msg.warn("otp_pin_confusable", { positions = table.concat(list, ", ") })
+    end
+    return nil, { code = err.code, message = msg.text("container_open_failed",
+      { file = file, user_id = user_id, length = ctx.config.otp_pin.length }) }
+  elseif err.code == "CA_UNSUPPORTED_CONTAINER" then
+    return msg.fail(err.code, "container_unsupported", { file = file })
+  end
+  return msg.fail(err.code, "container_damaged", { file = file })
+end
+
+-- find_key is the key this enrollment made: by the id in the journal, else (killed between
+-- generating and recording) a key with the profile's label and no certificate.
+local function find_key(prof, entry, label)
+  local want = entry and entry.data and entry.data.key_id
+  for _, k in ipairs(prof.keys) do
+    if want and k.id == want then return k end
+  end
+  for _, k in ipairs(prof.bare) do
+    if k.label == label then return k end
+  end
+end
+
+local function has_cert(prof, id)
+  for _, c in ipairs(prof.certs) do
+    if c.id == id then return c end
+  end
+end
+
+-- ca_failure tells the person what a CA error means; the journal keeps the key.
+local function ca_failure(serial, err)
+  if err.code == "CA_PENDING" then
+    journal.record(serial, "pending", { retry_after = err.retry_after })
+    return msg.fail("CA_PENDING", "enroll_pending", { seconds = err.retry_after or 60 })
+  elseif err.code == "CA_UNAVAILABLE" then
+    msg.warn("ca_unavailable", { reason = err.message })
+  else
+    msg.warn("ca_refused", { reason = err.message })
+  end
+  return msg.fail(err.code, "enroll_interrupted", { reason = err.code })
+end
+
+return {
+  name = "enroll",
+  version = "1.0.0",
+  api = 1,
+  description = "First registration: key pair on the token, certificate from the CA, new token password",
+  run = function(ctx)
+    local cfg = ctx.config
+    local tok, info = tokens.find(ctx)
+    if not tok then return nil, info end
+    local serial = info.serial
+
+    local entry = journal.load(serial)
+    if entry and entry.procedure ~= "enroll" then entry = nil end
+
+    -- A finished profile: certificates are public, so this needs no login (and spends no
+    -- try of a password that is no longer the default).
+    if not entry then
+      local certs = tok:certificates() or {}
+      if #certs > 0 then
+        msg.say("enroll_profile_present", { subject = certs[1].subject, valid_until = certs[1].not_after })
+        return { serial = serial, profile = certs[1].label, unchanged = true }
+      end
+    end
+    if cfg.ca.roots == "" then
+      return msg.fail("REFUSED", "ca_not_configured")
+    end
+
+    -- What the person types, all checked before the token is touched. A resumed run keeps
+    -- what the key and request were made for.
+    local data = entry and entry.data or {}
+    local user_id, validity, label
+    if entry then
+      msg.say("enroll_resume", { date = entry.started })
+      user_id, validity, label = data.user_id, find_validity(ctx, data.validity), data.label
+    else
+      validity = find_validity(ctx, ui.choose { id = "validity", label = msg.text("validity_prompt"),
+        choices = validity_choices(ctx) })
+      user_id = input.user_id(ctx)
+    end
+    local auth
+    if not past(entry, "issued") then
+      local err
+      auth, err = open_container(ctx, user_id)
+      if not auth then return nil, err end
+    end
+    if not entry then
+      local default = cfg.profile.default_name ~= "" and cfg.profile.default_name or user_id
+      label = ui.ask { id = "profile_name", label = msg.text("token_name_prompt"), default = default }
+    end
+    local new_pin = input.new_password()
+
+    if not entry then
+      msg.say("enroll_summary", { user_id = user_id, validity = validity.label, token = tokens.describe(info),
+        token_name = label, ca_url = cfg.ca.url, minutes = msg.minutes(cfg.ca.timeout) })
+      if not ui.confirm { id = "confirm", label = msg.text("enroll_confirm"), default = true } then
+        return msg.fail("CANCELLED", "cancelled")
+      end
+    end
+
+    -- The blank token's password is the region's default (not a secret: it is printed in
+    -- the bank's guide); a region without one has the person type it.
+    local current = cfg.token.default_user_pin
+    if current == "" then
+      current = ui.secret { id = "current_pin", label = msg.text("user_pin_prompt") }
+    end
+    if not past(entry, "setting_pin") then msg.say("token_blank") end
+    local ok, err = tokens.login(tok, "user", current)
+    if not ok then
+      if err.code == "PIN_INCORRECT" and past(entry, "setting_pin") then
+        -- Stopped right after the password was changed: the profile is complete.
+        msg.say("enroll_password_already_set")
+        journal.finish(serial)
+        return { serial = serial, profile = label }
+      elseif err.code == "PIN_INCORRECT" then
+        msg.warn("token_default_pin_refused")
+      end
+      return nil, err
+    end
+
+    if not entry then
+      entry = journal.record(serial, "generating", { user_id = user_id, validity = validity.value, label = label })
+    end
+    local prof = tokens.profile(tok)
+    local key = find_key(prof, entry, label)
+    if key then
+      msg.say("enroll_key_reused", { key_id = key.id })
+    else
+      local bar = ui.progress { id = "generate_key", label = msg.text("progress_generating_key") }
+      local spec = {}
+      for k, v in pairs(cfg.key) do spec[k] = v end
+      spec.label = label
+      local kerr
+      key, kerr = tok:generate_key(spec)
+      if not key then
+        bar:done(false, kerr.message)
+        return msg.fail(kerr.code, "enroll_interrupted", { reason = kerr.message })
+      end
+      bar:done(true)
+    end
+    entry = journal.record(serial, past(entry, "key_generated") and entry.step or "key_generated", { key_id = key.id })
+
+    -- The certificate: on the token already, in the journal, or from the CA.
+    local cert = has_cert(prof, key.id)
+    if cert then
+      msg.say("enroll_certificate_on_token")
+    else
+      local pem = entry.data.cert_pem
+      if pem then
+        msg.say("enroll_certificate_saved")
+      else
+        journal.record(serial, "requested")
+        local bar = ui.progress { id = "request_certificate", label = msg.text("progress_contacting_ca") }
+        local subject = { CN = user_id }
+        for k, v in pairs(cfg.subject) do subject[k] = v end
+        local csr = assert(ca.csr { key = key, subject = subject })
+        local issued, cerr = ca.enroll {
+          csr = csr, auth = auth, key = key, server = cfg.ca.url, roots = cfg.ca.roots,
+          label = cfg.ca.label_from_validity and validity.value or nil,
+          validity_years = validity.years, timeout = cfg.ca.timeout,
+        }
+        bar:done(issued ~= nil)
+        if not issued then return ca_failure(serial, cerr) end
+        -- Kept before it goes to the token: a run stopped now still has it.
+        pem = issued.pem
+        journal.record(serial, "issued", { cert_pem = pem })
+      end
+      local bar = ui.progress { id = "store_certificate", label = msg.text("progress_storing") }
+      local serr
+      cert, serr = tok:store_certificate(pem, { id = key.id, label = label })
+      bar:done(cert ~= nil)
+      if not cert then
+        return msg.fail(serr.code, "enroll_interrupted", { reason = serr.message })
+      end
+    end
+    journal.record(serial, "stored")
+
+    -- A test signature proves the key and certificate belong together and chain to the CA.
+    local bar = ui.progress { id = "verify", label = msg.text("progress_verifying") }
+    local data_to_sign = "tokenrun enrollment check " .. serial
+    local sig, sgerr = sign.cms { key = key, cert = cert.pem, data = data_to_sign, detached = true }
+    local verdict = sig and sign.verify { signature = sig, content = data_to_sign, roots = cfg.ca.roots }
+    bar:done(verdict ~= nil and verdict.ok)
+    if not (verdict and verdict.ok) then
+      return msg.fail("CA_CERTIFICATE_REFUSED", "enroll_interrupted",
+        { reason = sgerr and sgerr.message or "verification" })
+    end
+    journal.record(serial, "verified")
+
+    -- Last, the client's own password replaces the blank token's default.
+    journal.record(serial, "setting_pin")
+    bar = ui.progress { id = "set_pin", label = msg.text("progress_setting_password") }
+    local perr
+    ok, perr = tok:set_pin(current, new_pin)
+    bar:done(ok ~= nil)
+    if not ok then
+      return msg.fail(perr.code, "enroll_interrupted", { reason = perr.message })
+    end
+    tok:logout()
+    journal.finish(serial)
+    msg.say("enroll_done", { token_name = label })
+    return { serial = serial, profile = label, key_id = key.id }
+  end,
+}

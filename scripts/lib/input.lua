@@ -1,0 +1,65 @@
+-- What a person types, checked against the region's rules (module policy) as it is typed:
+-- on a terminal an invalid answer is asked again; from an answers file it stops the run
+-- with the rule's message. Nothing here touches the token.
+local policy = require("policy")
+local ui = require("ui")
+local msg = require("lib.msg")
+
+local M = {}
+
+-- new_password asks for the new token password twice and applies the password policy.
+function M.new_password()
+  local new = ui.secret {
+    id = "new_pin", label = msg.text("new_password_prompt"),
+    -- The same text as its own confirmation checks every rule except the match.
+    validate = function(v)
+      local ok, err = policy.password(v, v)
+      return ok, err and err.message
+    end,
+  }
+  ui.secret {
+    id = "new_pin_confirm", label = msg.text("new_password_confirm_prompt"),
+    validate = function(v)
+      local ok, err = policy.password(new, v)
+      return ok, err and err.message
+    end,
+  }
+  return new
+end
+
+-- user_id asks for the user ID as printed on the acceptance act.
+function M.user_id(ctx)
+  return ui.ask {
+    id = "user_id", label = msg.text("user_id_prompt", { example = ctx.config.user_id.example }),
+    validate = function(v)
+      local ok, err = policy.user_id(v)
+      return ok, err and err.message
+    end,
+  }
+end
+
+-- otp_pin asks for the OTP-card PIN and returns it normalised (trimmed, upper-cased).
+function M.otp_pin(ctx)
+  local raw = ui.secret {
+    id = "otp_pin", label = msg.text("otp_pin_prompt", { length = ctx.config.otp_pin.length }),
+    validate = function(v)
+      local pin, err = policy.otp_pin(v)
+      return pin ~= nil, err and err.message
+    end,
+  }
+  return (policy.otp_pin(raw))
+end
+
+-- yes_no asks a yes/no question that an answers file may answer without --yes (the answer
+-- is data, not a go-ahead): values "true" and "false", so YAML booleans work.
+function M.yes_no(id, label, default)
+  return ui.choose {
+    id = id, label = label, default = default and "true" or "false",
+    choices = {
+      { value = "true", label = msg.text("answer_yes") },
+      { value = "false", label = msg.text("answer_no") },
+    },
+  } == "true"
+end
+
+return M
