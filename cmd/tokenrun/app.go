@@ -53,6 +53,8 @@ func newApp(io stdio) *cli.App {
 		// Errors are printed once, by runMain, with the right exit code.
 		ExitErrHandler:  func(*cli.Context, error) {},
 		HideHelpCommand: true,
+		// A path may contain a comma: repeat --soft or --set instead of joining values.
+		DisableSliceFlagSeparator: true,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "debug", Usage: "show the Lua traceback of a script error"},
 		},
