@@ -54,6 +54,8 @@ type plainProgress struct {
 }
 
 func startPlain(mu *sync.Mutex, out io.Writer, label string) (*plainProgress, error) {
+	// Catalogs often end a progress label with an ellipsis; the lines below add their own.
+	label = strings.TrimRight(label, ".… ")
 	p := &plainProgress{mu: mu, out: out, label: label, step: -1}
 	mu.Lock()
 	defer mu.Unlock()
