@@ -158,13 +158,16 @@ return {
       end
     end
 
-    -- The blank token's password is the region's default (not a secret: it is printed in
-    -- the bank's guide); a region without one has the person type it.
+    -- The token's current password: what the answers file or the person gives, else the
+    -- region's default for a blank token (not a secret: it is printed in the bank's guide).
     local current = cfg.token.default_user_pin
     if current == "" then
       current = ui.secret { id = "current_pin", label = msg.text("user_pin_prompt") }
+    else
+      local given = ui.secret { id = "current_pin", label = msg.text("current_pin_prompt"), optional = true }
+      if given ~= "" then current = given end
     end
-    if not past(entry, "setting_pin") then msg.say("token_blank") end
+    if current == cfg.token.default_user_pin and not past(entry, "setting_pin") then msg.say("token_blank") end
     local ok, err = tokens.login(tok, "user", current)
     if not ok then
       if err.code == "PIN_INCORRECT" and past(entry, "setting_pin") then

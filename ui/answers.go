@@ -200,6 +200,8 @@ func (a *Answers) Ask(ctx context.Context, p Prompt) (string, error) {
 		}
 	case p.Kind == Confirm:
 		raw = "yes" // AllowConfirm is set: that is what --yes means
+	case p.Optional && p.Default == "":
+		return "", nil
 	case p.Default == "":
 		return "", noAnswerf("%s has no answer for prompt '%s'", a.name, p.ID)
 	}

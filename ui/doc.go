@@ -35,7 +35,8 @@
 // when empty or false: "help" (string), "default" (string: a choice value, "yes"/"no" for a
 // confirm; never present for a secret), "choices" (for kind "choice": a list of
 // {"value":"1y","label":"1 year"}, answered by value), "human_only" (true: a person must
-// answer; a driver must not fill it in automatically).
+// answer; a driver must not fill it in automatically), "optional" (true: an empty value is
+// accepted and the procedure uses its own default, e.g. the blank token's password).
 //
 //	{"type":"invalid","id":"user_id","message":"must be 11 characters"}
 //

@@ -45,6 +45,7 @@ type (
 		Choices   []jsonChoice `json:"choices,omitempty"`
 		Secret    bool         `json:"secret"`
 		HumanOnly bool         `json:"human_only,omitempty"`
+		Optional  bool         `json:"optional,omitempty"`
 	}
 	jsonChoice struct {
 		Value string `json:"value"`
@@ -108,7 +109,7 @@ func (j *JSON) Ask(ctx context.Context, p Prompt) (string, error) {
 
 	ask := jsonAsk{
 		Type: "ask", ID: p.ID, Kind: p.Kind.String(), Label: p.label(), Help: p.Help,
-		Default: p.Default, Secret: p.Kind == Secret, HumanOnly: p.HumanOnly,
+		Default: p.Default, Secret: p.Kind == Secret, HumanOnly: p.HumanOnly, Optional: p.Optional,
 	}
 	for _, c := range p.Choices {
 		ask.Choices = append(ask.Choices, jsonChoice(c))

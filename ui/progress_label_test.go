@@ -20,3 +20,23 @@ func TestPlainProgressTrimsEllipsis(t *testing.T) {
 		assert.Equal(t, "Generating the key pair...\nGenerating the key pair: done\n", out.String(), label)
 	}
 }
+
+func TestOptionalPrompt(t *testing.T) {
+	a := NewAnswers(map[string]string{"given": "s3cret"}, AnswersOptions{})
+	v, err := a.Ask(context.Background(), Prompt{ID: "absent", Kind: Secret, Optional: true})
+	require.NoError(t, err)
+	assert.Equal(t, "", v, "an optional prompt left out of the file is empty")
+	v, err = a.Ask(context.Background(), Prompt{ID: "given", Kind: Secret, Optional: true})
+	require.NoError(t, err)
+	assert.Equal(t, "s3cret", v)
+	_, err = a.Ask(context.Background(), Prompt{ID: "absent", Kind: Secret})
+	require.ErrorIs(t, err, ErrNoAnswer, "a required one is still an error")
+	require.Error(t, Prompt{ID: "c", Kind: Confirm, Optional: true}.Check())
+
+	var out bytes.Buffer
+	j := NewJSON(bytes.NewBufferString(`{"id":"absent","value":""}`+"\n"), &out)
+	v, err = j.Ask(context.Background(), Prompt{ID: "absent", Kind: Secret, Optional: true})
+	require.NoError(t, err)
+	assert.Equal(t, "", v)
+	assert.Contains(t, out.String(), `"optional":true`)
+}

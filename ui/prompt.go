@@ -69,6 +69,12 @@ type Prompt struct {
 	// HumanOnly prompts must be answered by a person at a terminal, never from an answers
 	// file or a pipe: spending the last PIN try, formatting a token.
 	HumanOnly bool
+
+	// Optional text and secret prompts may be left out of an answers file or answered empty:
+	// Ask then returns "" and the procedure falls back to its own default. It is how a secret
+	// gets a default, which could not be shown ("the blank token's password, unless the
+	// answers say otherwise").
+	Optional bool
 }
 
 // Check reports whether the prompt is well formed. Front-ends call it before asking; a
@@ -82,6 +88,9 @@ func (p Prompt) Check() error {
 	}
 	if p.Kind != Choice && len(p.Choices) > 0 {
 		return bad("only a choice prompt has choices")
+	}
+	if p.Optional && p.Kind != Text && p.Kind != Secret {
+		return bad("only text and secret prompts can be optional")
 	}
 	switch p.Kind {
 	case Text:

@@ -24,9 +24,9 @@ func Module(fe ui.Frontend) runtime.Module {
 		Doc:  "Talk to the person running the procedure, or to the answers file or driver standing in for them.",
 		Funcs: []runtime.Func{
 			{Name: "ask", Fn: b.ask(ui.Text), Args: "opts: table", Returns: "value: string",
-				Doc: "Ask for text: " + common + ", opts.default, opts.validate(value) -> ok, message."},
+				Doc: "Ask for text: " + common + ", opts.default, opts.validate(value) -> ok, message, opts.optional."},
 			{Name: "secret", Fn: b.ask(ui.Secret), Args: "opts: table", Returns: "value: string", Secret: []string{"value"},
-				Doc: "Ask for a secret, never shown or recorded: " + common + ", opts.validate."},
+				Doc: "Ask for a secret, never shown or recorded: " + common + ", opts.validate, opts.optional (an answers file may leave it out: \"\" is returned)."},
 			{Name: "choose", Fn: b.ask(ui.Choice), Args: "opts: table", Returns: "value: string",
 				Doc: "Ask to pick one of opts.choices (strings, or {value=, label=} tables): " + common + ", opts.default."},
 			{Name: "confirm", Fn: b.confirm, Args: "opts: table", Returns: "yes: boolean",
@@ -56,6 +56,9 @@ func prompt(L *lua.LState, o *runtime.Opts, kind ui.Kind) ui.Prompt {
 		Kind:  kind,
 		Label: o.String("label", ""),
 		Help:  o.String("help", ""),
+	}
+	if kind == ui.Text || kind == ui.Secret {
+		p.Optional = o.Bool("optional", false)
 	}
 	if fn := o.Func("validate"); fn != nil {
 		p.Validate = validator(L, fn)

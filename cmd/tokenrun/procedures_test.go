@@ -310,6 +310,9 @@ func writeAnswers(t *testing.T, ans map[string]any) string {
 // answerText is what the driver sends for an answer: YAML booleans become yes/no for a
 // confirmation and true/false otherwise.
 func answerText(v any, kind string) string {
+	if v == nil {
+		return "" // no answer: an optional prompt takes the procedure's default
+	}
 	if b, ok := v.(bool); ok {
 		if kind == "confirm" {
 			if b {
@@ -382,6 +385,13 @@ func driveJSON(t *testing.T, args []string, ans map[string]any) (tr []string, co
 				continue
 			}
 			v, ok := ans[id]
+			if !ok && m["optional"] == true && !answered[id] {
+				// An optional prompt the answers leave out: empty, the procedure's default.
+				tr = append(tr, entry+" (optional: left empty)")
+				answered[id] = true
+				send(map[string]any{"id": id, "value": ""})
+				continue
+			}
 			if !ok || answered[id] {
 				// No answer, or the one given was refused (invalid): give up.
 				tr = append(tr, entry+": no answer, cancelled")
