@@ -30,6 +30,9 @@ func openPTY(t *testing.T) *pty {
 	t.Helper()
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no pseudo-terminals here (the hidden-input tests need /dev/ptmx): %v", err)
+		}
 		t.Skipf("no pseudo-terminals here: %v", err)
 	}
 	var unlock int32
