@@ -59,14 +59,15 @@ func newApp(io stdio) *cli.App {
 			&cli.BoolFlag{Name: "debug", Usage: "show the Lua traceback of a script error"},
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err} },
-		Commands: append([]*cli.Command{
+		// The client's procedures first, then signing, then the tools of bank IT and support.
+		Commands: append(procedureCommands(io),
+			signCommand(io), verifyCommand(io),
 			tokensCommand(io),
 			runCommand(io),
 			demoCommand(io),
-			signCommand(io), verifyCommand(io),
 			caCommand(io),
 			scriptsCommand(io),
-		}, procedureCommands(io)...),
+		),
 	}
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError
