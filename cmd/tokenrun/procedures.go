@@ -56,11 +56,12 @@ func procedureCommands(io stdio) []*cli.Command {
 	return cmds
 }
 
-// loadSet is the shipped scripts tree, or --scripts DIR with a warning that it is unsigned.
+// loadSet is --scripts DIR with a warning that it is unsigned, else the verified active
+// installed bundle (see bundle.go), else the shipped scripts tree.
 func loadSet(c *cli.Context, io stdio) (*scripts.Set, error) {
 	dir := c.String("scripts")
 	if dir == "" {
-		return scripts.Embedded()
+		return installedOrEmbedded(io)
 	}
 	fmt.Fprintf(io.err, "warning: running unsigned scripts from %s\n", dir)
 	s, err := scripts.Load(os.DirFS(dir), dir)
@@ -178,6 +179,6 @@ func scriptsCommand(io stdio) *cli.Command {
 				fmt.Fprintf(io.out, "shipped scripts written to %s; run them with --scripts %s\n", dir, dir)
 				return nil
 			},
-		}},
+		}, checkCommand(io), typesCommand(io), docsCommand(io), keygenCommand(io), packCommand(io), verifyBundleCommand(io), installCommand(io), rollbackCommand(io), listCommand(io)},
 	}
 }
