@@ -67,6 +67,7 @@ func newApp(io stdio) *cli.App {
 			demoCommand(io),
 			caCommand(io),
 			scriptsCommand(io),
+			diagnoseCommand(io),
 		),
 	}
 	for _, c := range app.Commands {

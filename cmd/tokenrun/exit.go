@@ -7,6 +7,7 @@ import (
 	"github.com/tokenrun/tokenrun/bindings/errcode"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/token"
+	"github.com/tokenrun/tokenrun/transcript"
 	"github.com/tokenrun/tokenrun/ui"
 )
 
@@ -70,8 +71,8 @@ func exitCode(err error) int {
 		return exitToken
 	}
 	var se *runtime.ScriptError
-	if errors.As(err, &se) {
-		return exitScript
+	if errors.As(err, &se) || errors.Is(err, transcript.ErrSecretLeak) {
+		return exitScript // a leaking transcript is the script's bug
 	}
 	return exitInternal
 }

@@ -40,6 +40,7 @@ func procedureFlags() []cli.Flag {
 		&cli.StringFlag{Name: "lang", EnvVars: []string{"TOKENRUN_LANG"}, Usage: "language: kk, ru or en (default: the region's)"},
 		&cli.StringFlag{Name: "scripts", EnvVars: []string{"TOKENRUN_SCRIPTS"},
 			Usage: "run the scripts tree in `DIR` (unsigned) instead of the shipped one"},
+		noTranscriptFlag(),
 	)
 }
 
@@ -124,8 +125,12 @@ func runProcedure(c *cli.Context, io stdio, p procedure) error {
 	if err != nil {
 		return err
 	}
+	tr, err := procedureTranscript(c, p, set, cfg)
+	if err != nil {
+		return err
+	}
 	res, err := execute(c.Context, runSpec{
-		script: script, libs: set.Libraries, provider: prov, uri: uri, frontend: fe,
+		script: script, libs: set.Libraries, provider: prov, uri: uri, frontend: fe, transcript: tr,
 		timeout: c.Duration("timeout"), config: cfg, journal: store, stdio: io, extra: []runtime.Module{policy},
 		args: map[string]any{"support_override": c.Bool("support-override"), "scripts": set.Source, "scripts_version": set.Manifest.Version},
 	})

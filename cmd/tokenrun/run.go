@@ -20,6 +20,7 @@ import (
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/scripts"
 	"github.com/tokenrun/tokenrun/token"
+	"github.com/tokenrun/tokenrun/transcript"
 	"github.com/tokenrun/tokenrun/ui"
 )
 
@@ -33,6 +34,7 @@ func runFlags() []cli.Flag {
 			Usage: "let the answers file give confirmations (never the ones that need a person)"},
 		&cli.DurationFlag{Name: "timeout", EnvVars: []string{"TOKENRUN_TIMEOUT"},
 			Usage: "stop the procedure after this long (e.g. 5m); 0 means no limit"},
+		transcriptFlag(),
 	)
 }
 
@@ -59,8 +61,14 @@ func runCommand(io stdio) *cli.Command {
 			if err != nil {
 				return err
 			}
+			// A plain script keeps no transcript by default: only procedures are for clients.
+			tr, err := newTranscript(c, "run", false, transcript.Header{Procedure: script.Name()})
+			if err != nil {
+				return err
+			}
 			res, err := execute(c.Context, runSpec{
 				script: script, provider: p, uri: uri, frontend: fe, timeout: c.Duration("timeout"), stdio: io,
+				transcript: tr,
 			})
 			if err != nil {
 				return err
@@ -131,14 +139,24 @@ type runSpec struct {
 	extra    []runtime.Module
 	observer runtime.Observer
 	stdio    stdio
+	// transcript records the run and writes it when it ends; nil records nothing.
+	transcript *transcriptRun
 }
 
 // execute runs one procedure with the token and ui modules.
 func execute(ctx context.Context, s runSpec) (*runtime.Result, error) {
-	tb := bindtoken.New(bindtoken.Config{Provider: s.provider, URI: s.uri})
+	provider, fe, observer := s.provider, s.frontend, s.observer
+	if tr := s.transcript; tr != nil {
+		// Every secret typed or passed to the token is collected, to search the transcript
+		// for before it is written.
+		tr.begin(ctx, provider, s.uri, s.script)
+		provider, fe = tr.secrets.Provider(provider), tr.secrets.Frontend(fe)
+		observer = bothObservers(observer, tr.rec)
+	}
+	tb := bindtoken.New(bindtoken.Config{Provider: provider, URI: s.uri})
 	defer tb.Close()
 	reg := runtime.NewRegistry()
-	mods := []runtime.Module{tb.Module(), bindui.Module(s.frontend), bindca.Module(), bindsign.Module()}
+	mods := []runtime.Module{tb.Module(), bindui.Module(fe), bindca.Module(), bindsign.Module()}
 	if s.journal != nil {
 		name := ""
 		if s.script != nil {
@@ -154,7 +172,7 @@ func execute(ctx context.Context, s runSpec) (*runtime.Result, error) {
 	}
 	res, err := runtime.Run(ctx, s.script, runtime.RunOptions{
 		Registry:  reg,
-		Observer:  s.observer,
+		Observer:  observer,
 		Timeout:   s.timeout,
 		Print:     s.stdio.err,
 		Config:    s.config,
@@ -166,7 +184,18 @@ func execute(ctx context.Context, s runSpec) (*runtime.Result, error) {
 			fmt.Fprintf(s.stdio.err, "warning: the answers file has answers no prompt asked for: %s (misspelt id?)\n", strings.Join(unused, ", "))
 		}
 	}
+	if s.transcript != nil {
+		err = s.transcript.finish(res, err)
+	}
 	return res, err
+}
+
+// bothObservers is a and b, either of which may be nil.
+func bothObservers(a, b runtime.Observer) runtime.Observer {
+	if a == nil {
+		return b
+	}
+	return runtime.ObserverFunc(func(e runtime.CallEvent) { a.Call(e); b.Call(e) })
 }
 
 func reportDone(io stdio, res *runtime.Result) {

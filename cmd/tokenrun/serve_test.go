@@ -25,6 +25,18 @@ func TestMain(m *testing.M) {
 	if os.Getenv("TOKENRUN_TEST_AS_MAIN") == "1" {
 		os.Exit(runMain(append([]string{"tokenrun"}, os.Args[1:]...), os.Stdin, os.Stdout, os.Stderr))
 	}
+	// Procedures keep transcripts (and journals) under TOKENRUN_HOME: never in the home of
+	// whoever runs the tests. Tests that look at them set their own.
+	if os.Getenv("TOKENRUN_HOME") == "" {
+		home, err := os.MkdirTemp("", "tokenrun-test-home")
+		if err != nil {
+			panic(err)
+		}
+		os.Setenv("TOKENRUN_HOME", home)
+		code := m.Run()
+		os.RemoveAll(home)
+		os.Exit(code)
+	}
 	os.Exit(m.Run())
 }
 
