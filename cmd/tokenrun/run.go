@@ -18,7 +18,6 @@ import (
 	bindui "github.com/tokenrun/tokenrun/bindings/ui"
 	"github.com/tokenrun/tokenrun/journal"
 	"github.com/tokenrun/tokenrun/runtime"
-	"github.com/tokenrun/tokenrun/scripts"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/transcript"
 	"github.com/tokenrun/tokenrun/ui"
@@ -48,7 +47,7 @@ func runCommand(io stdio) *cli.Command {
 			if c.NArg() != 1 {
 				return usageError{errors.New("run takes one script: tokenrun run [flags] FILE.lua")}
 			}
-			script, err := loadScript(c.Args().First())
+			script, libs, err := loadScript(c.Args().First(), io)
 			if err != nil {
 				return err
 			}
@@ -67,7 +66,7 @@ func runCommand(io stdio) *cli.Command {
 				return err
 			}
 			res, err := execute(c.Context, runSpec{
-				script: script, provider: p, uri: uri, frontend: fe, timeout: c.Duration("timeout"), stdio: io,
+				script: script, libs: libs, provider: p, uri: uri, frontend: fe, timeout: c.Duration("timeout"), stdio: io,
 				transcript: tr,
 			})
 			if err != nil {
@@ -79,20 +78,29 @@ func runCommand(io stdio) *cli.Command {
 	}
 }
 
-// loadScript reads FILE.lua, or a shipped procedure by name.
-func loadScript(arg string) (*runtime.Script, error) {
+// loadScript reads FILE.lua, or a procedure by name from the verified installed bundle or the
+// shipped set, with that set's libraries.
+func loadScript(arg string, io stdio) (*runtime.Script, map[string]*runtime.Script, error) {
 	src, err := os.ReadFile(arg)
-	name := arg
 	if errors.Is(err, fs.ErrNotExist) && !strings.ContainsAny(arg, "/\\") {
-		shipped := strings.TrimSuffix(arg, ".lua") + ".lua"
-		if b, e := fs.ReadFile(scripts.FS, shipped); e == nil {
-			src, err, name = b, nil, shipped
+		set, serr := installedOrEmbedded(io)
+		if serr != nil {
+			return nil, nil, serr
+		}
+		name := strings.TrimSuffix(arg, ".lua")
+		if sc, ok := set.Procedures[name]; ok {
+			return sc, set.Libraries, nil
+		}
+		if b, e := fs.ReadFile(set.FS, name+".lua"); e == nil {
+			sc, err := runtime.Compile(name+".lua", b)
+			return sc, set.Libraries, err
 		}
 	}
 	if err != nil {
-		return nil, usageError{fmt.Errorf("script %s: %w", arg, err)}
+		return nil, nil, usageError{fmt.Errorf("script %s: %w", arg, err)}
 	}
-	return runtime.Compile(name, src)
+	sc, err := runtime.Compile(arg, src)
+	return sc, nil, err
 }
 
 // frontend builds the prompt front-end the flags ask for.
