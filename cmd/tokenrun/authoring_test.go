@@ -48,3 +48,47 @@ func TestScriptsTypesAndDocs(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, string(want), string(got))
 }
+
+// TestScriptsCheckRunsGoldens: `scripts check DIR` runs DIR/tests on a software token with
+// DIR's procedures, and a message changed under a golden is a problem (exit 3) showing
+// the first differing line; the user's TOKENRUN_HOME is left alone.
+func TestScriptsCheckRunsGoldens(t *testing.T) {
+	if _, err := exec.LookPath("luacheck"); err != nil && os.Getenv("CI") != "true" {
+		t.Skip("luacheck not found: apt-get install lua-check")
+	}
+	home := t.TempDir()
+	t.Setenv("TOKENRUN_HOME", home)
+	dir := filepath.Join(t.TempDir(), "tree")
+	r := tokenrun(t, "", "scripts", "export", dir)
+	require.Equal(t, exitOK, r.code, r.err)
+	require.NoError(t, os.CopyFS(filepath.Join(dir, "tests"), os.DirFS(goldenTree)))
+
+	r = tokenrun(t, "", "scripts", "check", dir)
+	require.Equal(t, exitOK, r.code, r.stdout+r.err)
+	assert.Contains(t, r.stdout, dir+": ok")
+	assert.Regexp(t, `note: ran \d+ golden case\(s\) on a software token`, r.err)
+	assert.Contains(t, r.err, "note: tests/enroll/no_token: skipped:", "SoftHSM2-only cases are skipped with a note")
+	entries, err := os.ReadDir(home)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "check runs the procedures under a temporary TOKENRUN_HOME")
+
+	// Only two cases from here on: one that shows the changed message, one that does not.
+	tests := filepath.Join(dir, "tests")
+	require.NoError(t, os.RemoveAll(tests))
+	for _, c := range []string{"change_pin/ok", "change_pin/wrong_current"} {
+		require.NoError(t, os.CopyFS(filepath.Join(tests, c), os.DirFS(filepath.Join(goldenTree, c))))
+	}
+	cat := filepath.Join(dir, "messages", "en.yaml")
+	src, err := os.ReadFile(cat)
+	require.NoError(t, err)
+	const old = `change_pin_done: "The token password has been changed."`
+	require.Contains(t, string(src), old)
+	require.NoError(t, os.WriteFile(cat, []byte(strings.Replace(string(src), old, `change_pin_done: "Your new password is set."`, 1)), 0o644))
+
+	r = tokenrun(t, "", "scripts", "check", dir)
+	assert.Equal(t, exitScript, r.code, r.stdout+r.err)
+	assert.Contains(t, r.stdout, "tests/change_pin/ok/expected.golden: golden mismatch on the software token")
+	assert.Contains(t, r.stdout, "  - info: The token password has been changed.\n  + info: Your new password is set.")
+	assert.NotContains(t, r.stdout, "wrong_current", "a case the change does not show still passes")
+	assert.Contains(t, r.err, "1 problem(s) in "+dir)
+}

@@ -62,6 +62,11 @@ type Options struct {
 	// Luacheck is the luacheck binary; "" looks it up on PATH. A missing luacheck is a
 	// problem, not a skip: a check that silently lints nothing would pass broken trees.
 	Luacheck string
+	// Goldens runs the tree's golden cases, tests/<procedure>/<case>/ given as their own
+	// tree, and returns the cases that failed and what it skipped. The runner needs the
+	// CLI, the development CA and a token, so the command supplies it; nil leaves the
+	// cases unrun with a note.
+	Goldens func(ctx context.Context, tests fs.FS) (problems []Problem, notes []string, err error)
 }
 
 // Tree checks the scripts tree fsys. An error is returned only when the check itself
@@ -86,7 +91,9 @@ func Tree(ctx context.Context, fsys fs.FS, opts Options) (*Report, error) {
 	if err := r.luacheck(ctx, fsys, opts); err != nil {
 		return nil, err
 	}
-	r.goldens(fsys)
+	if err := r.goldens(ctx, fsys, opts); err != nil {
+		return nil, err
+	}
 	sort.SliceStable(r.Problems, func(i, j int) bool {
 		a, b := r.Problems[i], r.Problems[j]
 		if a.File != b.File {
@@ -410,14 +417,28 @@ func copyLua(fsys fs.FS, dir string, modules map[string]bool) error {
 	})
 }
 
-// goldens notes the tree's golden cases. Running them needs the development CA, software
-// and SoftHSM2 tokens and the test driver, which live in cmd/tokenrun's tests, so check
-// points there instead of pretending to have run them.
-func (r *Report) goldens(fsys fs.FS) {
+// goldens runs the tree's golden cases with opts.Goldens, or notes them when there is no
+// runner: running them needs the development CA, a token and the CLI's driver, which live
+// in cmd/tokenrun.
+func (r *Report) goldens(ctx context.Context, fsys fs.FS, opts Options) error {
 	cases, _ := fs.Glob(fsys, "tests/*/*/expected.golden") // constant pattern
 	if len(cases) == 0 {
-		return
+		return nil
 	}
-	r.Notes = append(r.Notes, fmt.Sprintf("%d golden cases in tests/ were not run: check does not run them; "+
-		"for the shipped tree run `go test ./cmd/tokenrun -run TestProcedureGoldens` in the tokenrun source", len(cases)))
+	if opts.Goldens == nil {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d golden cases in tests/ were not run: check does not run them; "+
+			"for the shipped tree run `go test ./cmd/tokenrun -run TestProcedureGoldens` in the tokenrun source", len(cases)))
+		return nil
+	}
+	tests, err := fs.Sub(fsys, "tests")
+	if err != nil {
+		return fmt.Errorf("golden cases: %w", err)
+	}
+	problems, notes, err := opts.Goldens(ctx, tests)
+	if err != nil {
+		return fmt.Errorf("golden cases: %w", err)
+	}
+	r.Problems = append(r.Problems, problems...)
+	r.Notes = append(r.Notes, notes...)
+	return nil
 }
