@@ -52,6 +52,10 @@ type Header struct {
 
 	Region   string `json:"region,omitempty"`
 	Language string `json:"language,omitempty"`
+	// Set are the --set overrides applied to the region, and Args the procedure's ctx.args:
+	// with Region and Language, what a replay needs to give the script the same ctx.
+	Set  []string       `json:"set,omitempty"`
+	Args map[string]any `json:"args,omitempty"`
 
 	// Module is the PKCS#11 library path, or "software token".
 	Module string `json:"module"`
@@ -233,6 +237,10 @@ func (r *Recorder) Finish(f Footer) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// Clean converts observed values (runtime.CallEvent's Args and Results) as the recorder
+// does before writing them, so that a replay compares like with like.
+func Clean(vs []any) []any { return clean(vs) }
 
 // clean makes observed values encodable without loss: JSON has no NaN or infinity, and
 // would replace the bytes of a binary string.

@@ -68,6 +68,7 @@ func newApp(io stdio) *cli.App {
 			caCommand(io),
 			scriptsCommand(io),
 			diagnoseCommand(io),
+			replayCommand(io),
 		),
 	}
 	for _, c := range app.Commands {

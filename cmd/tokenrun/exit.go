@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/tokenrun/tokenrun/bindings/errcode"
+	"github.com/tokenrun/tokenrun/replay"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/transcript"
@@ -22,6 +23,7 @@ const (
 	exitCancelled = 6 // cancelled by the person, or timed out
 	exitRefused   = 7 // the procedure refused to go on for safety
 	exitVerify    = 8 // a signature did not verify: a check failed, or it is no CMS signature
+	exitDiverged  = 9 // a replay diverged from its transcript
 )
 
 // usageError marks errors in how tokenrun was called.
@@ -51,6 +53,10 @@ func exitCode(err error) int {
 	var ve verifyError
 	if errors.As(err, &ve) {
 		return exitVerify
+	}
+	var de *replay.Divergence
+	if errors.As(err, &de) {
+		return exitDiverged
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, ui.ErrCancelled) {
 		return exitCancelled

@@ -125,14 +125,15 @@ func runProcedure(c *cli.Context, io stdio, p procedure) error {
 	if err != nil {
 		return err
 	}
-	tr, err := procedureTranscript(c, p, set, cfg)
+	args := map[string]any{"support_override": c.Bool("support-override"), "scripts": set.Source, "scripts_version": set.Manifest.Version}
+	tr, err := procedureTranscript(c, p, set, cfg, args)
 	if err != nil {
 		return err
 	}
 	res, err := execute(c.Context, runSpec{
 		script: script, libs: set.Libraries, provider: prov, uri: uri, frontend: fe, transcript: tr,
 		timeout: c.Duration("timeout"), config: cfg, journal: store, stdio: io, extra: []runtime.Module{policy},
-		args: map[string]any{"support_override": c.Bool("support-override"), "scripts": set.Source, "scripts_version": set.Manifest.Version},
+		args: args,
 	})
 	if err != nil {
 		return err

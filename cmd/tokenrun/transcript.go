@@ -161,7 +161,7 @@ func errorCode(err error) string {
 // exitClass names an exit code as the README's table does.
 func exitClass(code int) string {
 	names := map[int]string{exitOK: "ok", exitInternal: "internal", exitUsage: "usage", exitScript: "script",
-		exitToken: "token", exitCA: "ca", exitCancelled: "cancelled", exitRefused: "refused", exitVerify: "verify"}
+		exitToken: "token", exitCA: "ca", exitCancelled: "cancelled", exitRefused: "refused", exitVerify: "verify", exitDiverged: "diverged"}
 	if n, ok := names[code]; ok {
 		return n
 	}
@@ -169,8 +169,10 @@ func exitClass(code int) string {
 }
 
 // procedureTranscript starts the transcript of a procedure command, kept by default.
-func procedureTranscript(c *cli.Context, p procedure, set *scripts.Set, cfg map[string]any) (*transcriptRun, error) {
-	h := transcript.Header{Procedure: p.name, ScriptsVersion: set.Manifest.Version, ScriptsSource: set.Source}
+// The header keeps the region's --set overrides and ctx.args, which a replay gives back.
+func procedureTranscript(c *cli.Context, p procedure, set *scripts.Set, cfg, args map[string]any) (*transcriptRun, error) {
+	h := transcript.Header{Procedure: p.name, ScriptsVersion: set.Manifest.Version, ScriptsSource: set.Source,
+		Set: redactedSets(c.StringSlice("set")), Args: args}
 	h.Region, _ = cfg["region"].(string)
 	h.Language, _ = cfg["language"].(string)
 	tr, err := newTranscript(c, p.command, true, h)
@@ -179,4 +181,18 @@ func procedureTranscript(c *cli.Context, p procedure, set *scripts.Set, cfg map[
 	}
 	tr.addRegionPINs(cfg)
 	return tr, nil
+}
+
+// redactedSets are --set overrides as a transcript keeps them: a default PIN's value is
+// "<secret>", which the secret search would refuse, and which a replay leaves out.
+func redactedSets(sets []string) []string {
+	var out []string
+	for _, kv := range sets {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "token.default_user_pin" || k == "token.default_so_pin" {
+			kv = k + "=" + runtime.Redacted
+		}
+		out = append(out, kv)
+	}
+	return out
 }

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tokenrun/tokenrun/region"
+	"github.com/tokenrun/tokenrun/replay"
+	"github.com/tokenrun/tokenrun/runtime"
+	"github.com/tokenrun/tokenrun/scripts"
+)
+
+func replayCommand(io stdio) *cli.Command {
+	return &cli.Command{
+		Name:      "replay",
+		Usage:     "re-run a procedure against its transcript (no token, CA or person needed) and report the first divergence",
+		ArgsUsage: "FILE (a transcript)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "scripts", Usage: "replay the procedure from the scripts tree in `DIR` (e.g. a changed one) instead of the installed or shipped one"},
+			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "stop the replay after this long"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usageError{errors.New("replay takes one transcript: tokenrun replay [--scripts DIR] FILE")}
+			}
+			return runReplay(c, io, c.Args().First())
+		},
+	}
+}
+
+func runReplay(c *cli.Context, std stdio, file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return usageError{fmt.Errorf("replay: %w", err)}
+	}
+	rec, err := replay.Read(f)
+	f.Close()
+	if err != nil {
+		return usageError{fmt.Errorf("replay %s: %w", file, err)}
+	}
+	h := rec.Header
+	dir := c.String("scripts")
+	var set *scripts.Set
+	if dir != "" {
+		if set, err = scripts.Load(os.DirFS(dir), dir); err != nil {
+			return usageError{err}
+		}
+	} else if set, err = installedOrEmbedded(std); err != nil {
+		return err
+	}
+	script, ok := set.Procedures[h.Procedure]
+	if !ok || h.Command == "run" {
+		return usageError{fmt.Errorf("replay %s: %q is no procedure of the scripts tree %s (only procedure runs replay)", file, h.Procedure, set.Source)}
+	}
+	if v := set.Manifest.ProcedureVersions[h.Procedure].Version; dir == "" && v != "" && v != h.Version {
+		return usageError{versionMismatch(h.Procedure, h.Version, v, set.Source)}
+	}
+	cfg, err := replayConfig(set, h.Region, h.Language, h.Set)
+	if err != nil {
+		return err
+	}
+	args := h.Args
+	if args == nil { // transcripts written before the header kept ctx.args
+		args = map[string]any{"support_override": false, "scripts": h.ScriptsSource, "scripts_version": h.ScriptsVersion}
+	}
+
+	ctx := c.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	var runErr error
+	play := func(player *replay.Player) error {
+		reg := runtime.NewRegistry()
+		for _, m := range player.Modules() {
+			if err := reg.Add(m); err != nil {
+				return err
+			}
+		}
+		var res *runtime.Result
+		res, runErr = runtime.Run(ctx, script, runtime.RunOptions{
+			Registry: reg, Observer: player, Timeout: c.Duration("timeout"), Print: io.Discard,
+			Config: cfg, Args: args, Libraries: set.Libraries,
+		})
+		version := ""
+		var se *runtime.ScriptError
+		switch {
+		case res != nil && res.Procedure != nil:
+			version = res.Procedure.Version
+		case errors.As(runErr, &se):
+			version = se.Version
+		}
+		if dir == "" && version != "" && version != h.Version {
+			return usageError{versionMismatch(h.Procedure, h.Version, version, set.Source)}
+		}
+		code := errorCode(runErr)
+		if code == "" {
+			code = replay.RaisedCode(runErr)
+		}
+		return player.Finish(runErr, code)
+	}
+	if err := replay.Search(rec, secretGuesses(cfg), maxReplays, play); err != nil {
+		return err
+	}
+	outcome := "ok"
+	if runErr != nil {
+		outcome = fmt.Sprintf("error %s (exit %d %s)", rec.Footer.Code, rec.Footer.Exit, rec.Footer.ExitClass)
+	}
+	fmt.Fprintf(std.out, "reproduced: %s %s, %d calls, outcome %s\n", h.Procedure, h.Version, len(rec.Calls), outcome)
+	return nil
+}
+
+func versionMismatch(name, recorded, available, source string) error {
+	return fmt.Errorf("the transcript records %s %s, but the scripts tree %s has %s %s: give --scripts DIR with the recorded version to replay it",
+		name, recorded, source, name, available)
+}
+
+// replayConfig is the ctx.config of the recorded run: its region with its --set overrides,
+// in its language.
+func replayConfig(set *scripts.Set, name, lang string, sets []string) (map[string]any, error) {
+	if name == "" {
+		name = region.DefaultName
+	}
+	r, err := region.Load(set.FS, name)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("replay: %w", err)}
+	}
+	var kept []string
+	for _, kv := range sets {
+		if !strings.HasSuffix(kv, "="+runtime.Redacted) { // a default PIN the transcript does not keep
+			kept = append(kept, kv)
+		}
+	}
+	if err := r.Set(kept...); err != nil {
+		return nil, usageError{fmt.Errorf("replay: %w", err)}
+	}
+	if lang == "" {
+		lang = r.Language
+	}
+	messages, err := r.Catalog(lang)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("replay: %w", err)}
+	}
+	cfg := r.Map()
+	cfg["language"] = lang
+	cfg["messages"] = messages
+	return cfg, nil
+}
+
+// maxReplays bounds the replays one command tries while guessing secrets (replay.Search).
+const maxReplays = 32
+
+// secretGuesses are the values a recorded secret may have had that a script can tell from
+// others: an optional answer left empty, the region's default PINs.
+func secretGuesses(cfg map[string]any) []string {
+	guesses := []string{""}
+	tok, _ := cfg["token"].(map[string]any)
+	for _, k := range []string{"default_user_pin", "default_so_pin"} {
+		if v, ok := tok[k].(string); ok && v != "" {
+			guesses = append(guesses, v)
+		}
+	}
+	return guesses
+}

@@ -1,0 +1,491 @@
+// Package replay re-runs a procedure against its transcript instead of a token, a CA and a
+// person: every module of bindings/all is replaced by one with the same functions, methods
+// and secrets whose functions give back what the transcript recorded, in order, after
+// checking that the script made the same call with the same arguments. An unchanged script
+// reproduces its run; a changed one is stopped at its first divergence.
+//
+// Arguments are compared as the recorder wrote them: observed by the runtime (secrets
+// "<secret>", userdata their tostring text, functions "<function>") and cleaned by
+// transcript.Clean. A recorded "<secret>" matches anything.
+//
+// Limits: only the calls the script made itself (depth 0) are replayed, and prompt
+// validation callbacks are not called, so calls made from callbacks are not checked. A
+// secret answer is given back as a placeholder distinct from every other ("<secret 9>"),
+// so a script that compares a typed secret with a known value (the region's default PIN)
+// may take another path than the recorded run; Search then tries such values. Handles
+// have no data fields (key.id): the transcript does not keep them.
+package replay
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"sort"
+	"strings"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/tokenrun/tokenrun/bindings/all"
+	"github.com/tokenrun/tokenrun/runtime"
+	"github.com/tokenrun/tokenrun/transcript"
+)
+
+// Record is a transcript read back.
+type Record struct {
+	Header transcript.Header
+	Calls  []transcript.Call
+	Footer transcript.Footer
+}
+
+// Read parses a transcript: a header line, call lines in increasing seq order, a footer
+// line. Anything else is an error naming the line.
+func Read(r io.Reader) (*Record, error) {
+	br := bufio.NewReader(r)
+	rec := &Record{}
+	n, footer := 0, false
+	for {
+		line, err := br.ReadBytes('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("read transcript: %w", err)
+		}
+		if len(bytes.TrimSpace(line)) > 0 {
+			n++
+			if perr := rec.parseLine(n, line, footer); perr != nil {
+				return nil, perr
+			}
+			footer = rec.Footer.Kind == transcript.KindFooter
+		}
+		if err != nil {
+			break
+		}
+	}
+	switch {
+	case n == 0:
+		return nil, errors.New("transcript is empty")
+	case !footer:
+		return nil, errors.New("transcript has no footer line: the run did not finish writing it")
+	}
+	return rec, nil
+}
+
+func (rec *Record) parseLine(n int, line []byte, afterFooter bool) error {
+	var kind struct {
+		Kind string `json:"kind"`
+	}
+	if err := json.Unmarshal(line, &kind); err != nil {
+		return fmt.Errorf("transcript line %d: %w", n, err)
+	}
+	if afterFooter {
+		return fmt.Errorf("transcript line %d: %q after the footer", n, kind.Kind)
+	}
+	if n == 1 && kind.Kind != transcript.KindHeader {
+		return fmt.Errorf("transcript line 1: want a header, got kind %q", kind.Kind)
+	}
+	switch kind.Kind {
+	case transcript.KindHeader:
+		if n != 1 {
+			return fmt.Errorf("transcript line %d: a second header", n)
+		}
+		if err := json.Unmarshal(line, &rec.Header); err != nil {
+			return fmt.Errorf("transcript line 1: %w", err)
+		}
+		if rec.Header.Format < 1 || rec.Header.Format > transcript.FormatVersion {
+			return fmt.Errorf("transcript format %d: this tokenrun reads format 1 to %d", rec.Header.Format, transcript.FormatVersion)
+		}
+	case transcript.KindCall:
+		var c transcript.Call
+		if err := json.Unmarshal(line, &c); err != nil {
+			return fmt.Errorf("transcript line %d: %w", n, err)
+		}
+		if c.Name == "" {
+			return fmt.Errorf("transcript line %d: a call without a name", n)
+		}
+		if k := len(rec.Calls); k > 0 && c.Seq <= rec.Calls[k-1].Seq {
+			return fmt.Errorf("transcript line %d: call seq %d after seq %d", n, c.Seq, rec.Calls[k-1].Seq)
+		}
+		rec.Calls = append(rec.Calls, c)
+	case transcript.KindFooter:
+		if err := json.Unmarshal(line, &rec.Footer); err != nil {
+			return fmt.Errorf("transcript line %d: %w", n, err)
+		}
+	default:
+		return fmt.Errorf("transcript line %d: unknown kind %q", n, kind.Kind)
+	}
+	return nil
+}
+
+// Step is one call as the recorder writes it: its name and arguments.
+type Step struct {
+	Name string
+	Self string
+	Args []any
+}
+
+func (s *Step) String() string {
+	parts := make([]string, len(s.Args))
+	for i, a := range s.Args {
+		b, err := json.Marshal(a)
+		if err != nil {
+			b = []byte(fmt.Sprint(a))
+		}
+		parts[i] = string(b)
+	}
+	return s.Name + "(" + strings.Join(parts, ", ") + ")"
+}
+
+// Divergence is the first difference between a replay and its record.
+type Divergence struct {
+	Seq    uint64 // the recorded step (past the last one for an extra call)
+	Want   *Step  // the recorded call; nil when the script made more calls than recorded
+	Got    *Step  // the new call; nil when it made fewer
+	Reason string // set when the calls are not the difference (the outcome is)
+	// RunErr is how the replayed run ended, for context.
+	RunErr error
+}
+
+func (d *Divergence) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "replay diverged at step %d: ", d.Seq)
+	switch {
+	case d.Reason != "":
+		b.WriteString(d.Reason)
+	case d.Want == nil:
+		fmt.Fprintf(&b, "the script made more calls than recorded: new %s", d.Got)
+	case d.Got == nil:
+		fmt.Fprintf(&b, "the script made fewer calls than recorded: recorded %s, new: none", d.Want)
+	default:
+		fmt.Fprintf(&b, "recorded %s, new %s", d.Want, d.Got)
+		if d.Want.Self != d.Got.Self && d.Want.Name == d.Got.Name {
+			fmt.Fprintf(&b, " (on %q, recorded on %q)", d.Got.Self, d.Want.Self)
+		}
+	}
+	if d.RunErr != nil && d.Reason == "" {
+		fmt.Fprintf(&b, " (the replay ended: %v)", d.RunErr)
+	}
+	return b.String()
+}
+
+// Player feeds a record back to a run. Use Modules for the run's registry and the Player
+// as its observer; then Finish.
+type Player struct {
+	rec   *Record
+	calls []transcript.Call // depth 0, in seq order
+	next  int
+	cur   *transcript.Call // the call being replayed, nil past the end
+	div   *Divergence
+	types []string // registered type names, longest first
+	// secrets are the values given back for the recorded "<secret>" results of a call, by
+	// seq; a call without one gets a placeholder unique to it.
+	secrets map[uint64]string
+}
+
+// New returns a player for rec. secrets, which may be nil, gives the value to give back
+// for the "<secret>" results of the call with that seq (see Search).
+func New(rec *Record, secrets map[uint64]string) *Player {
+	p := &Player{rec: rec, secrets: secrets}
+	for _, c := range rec.Calls {
+		if c.Depth == 0 {
+			p.calls = append(p.calls, c)
+		}
+	}
+	return p
+}
+
+// Modules are the replaying twins of bindings/all.Modules.
+func (p *Player) Modules() []runtime.Module {
+	var out []runtime.Module
+	for _, m := range all.Modules() {
+		r := runtime.Module{Name: m.Name, Doc: m.Doc, Values: m.Values}
+		for _, f := range m.Funcs {
+			r.Funcs = append(r.Funcs, p.twin(f, m.Name+"."+f.Name))
+		}
+		for _, t := range m.Types {
+			rt := runtime.Type{Name: t.Name, Doc: t.Doc}
+			for _, f := range t.Methods {
+				rt.Methods = append(rt.Methods, p.twin(f, t.Name+":"+f.Name))
+			}
+			r.Types = append(r.Types, rt)
+			p.types = append(p.types, t.Name)
+		}
+		out = append(out, r)
+	}
+	sort.Slice(p.types, func(i, j int) bool { return len(p.types[i]) > len(p.types[j]) })
+	return out
+}
+
+func (p *Player) twin(f runtime.Func, name string) runtime.Func {
+	f.Fn = func(L *lua.LState) int { return p.play(L, name) }
+	return f
+}
+
+// play gives back the next recorded call's results, or raises its recorded error. Its
+// arguments are checked by Call, which the runtime calls right after with them observed.
+func (p *Player) play(L *lua.LState, name string) int {
+	if p.div != nil {
+		L.RaiseError("%s", p.div.Error())
+	}
+	if p.next >= len(p.calls) {
+		p.cur = nil
+		L.RaiseError("replay: %s is past the end of the record", name)
+	}
+	c := &p.calls[p.next]
+	p.next++
+	p.cur = c
+	if c.Name != name {
+		L.RaiseError("replay: %s where the record has %s (step %d)", name, c.Name, c.Seq)
+	}
+	if c.Error != "" {
+		runtime.Raise(L, &RecordedError{Message: c.Error, Code: p.raisedCode(c.Error)})
+	}
+	for _, v := range c.Results {
+		L.Push(p.toLua(L, v, c.Seq))
+	}
+	return len(c.Results)
+}
+
+// raisedCode is the footer's code when the run ended with this raised error: the Go error
+// behind it (and its code) is not in the call's record.
+func (p *Player) raisedCode(msg string) string {
+	if p.rec.Footer.Code != "" && strings.Contains(p.rec.Footer.Message, msg) {
+		return p.rec.Footer.Code
+	}
+	return ""
+}
+
+// Call implements runtime.Observer: it compares the call just made with the record.
+func (p *Player) Call(e runtime.CallEvent) {
+	if p.div != nil || e.Depth > 0 {
+		return
+	}
+	got := &Step{Name: e.Name(), Self: e.Self, Args: normalize(transcript.Clean(e.Args))}
+	c := p.cur
+	p.cur = nil
+	if c == nil {
+		var last uint64
+		if n := len(p.rec.Calls); n > 0 {
+			last = p.rec.Calls[n-1].Seq
+		}
+		p.div = &Divergence{Seq: last + 1, Got: got}
+		return
+	}
+	want := &Step{Name: c.Name, Self: c.Self, Args: c.Args}
+	if c.Name != got.Name || c.Self != got.Self || !Match(c.Args, got.Args) {
+		p.div = &Divergence{Seq: c.Seq, Want: want, Got: got}
+	}
+}
+
+// normalize makes observed values look like decoded JSON (a nil slice is an empty array).
+func normalize(vs []any) []any {
+	if vs == nil {
+		return []any{}
+	}
+	return vs
+}
+
+// Match reports whether a new value matches a recorded one: equal as the recorder writes
+// them, where a recorded "<secret>" matches anything.
+func Match(recorded, got any) bool {
+	if s, ok := recorded.(string); ok && s == runtime.Redacted {
+		return true
+	}
+	switch r := recorded.(type) {
+	case []any:
+		g, ok := got.([]any)
+		if !ok || len(g) != len(r) {
+			return false
+		}
+		for i := range r {
+			if !Match(r[i], g[i]) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok || len(g) != len(r) {
+			return false
+		}
+		for k, v := range r {
+			gv, ok := g[k]
+			if !ok || !Match(v, gv) {
+				return false
+			}
+		}
+		return true
+	}
+	return reflect.DeepEqual(recorded, got)
+}
+
+// Finish checks the end of the replay: every recorded call made, and the run ending as
+// recorded (ok, or failed with the same code). code is the script-visible code of runErr.
+func (p *Player) Finish(runErr error, code string) error {
+	if p.div != nil {
+		return p.div // the run ended on the divergence: its error says no more
+	}
+	if p.next < len(p.calls) {
+		c := p.calls[p.next]
+		return &Divergence{Seq: c.Seq, Want: &Step{Name: c.Name, Self: c.Self, Args: c.Args}, RunErr: runErr}
+	}
+	f := p.rec.Footer
+	var last uint64
+	if n := len(p.rec.Calls); n > 0 {
+		last = p.rec.Calls[n-1].Seq
+	}
+	switch {
+	case f.Outcome == "ok" && runErr != nil:
+		return &Divergence{Seq: last + 1, Reason: fmt.Sprintf("the recorded run succeeded, the replay failed: %v", runErr)}
+	case f.Outcome != "ok" && runErr == nil:
+		return &Divergence{Seq: last + 1, Reason: fmt.Sprintf("the recorded run failed (%s), the replay succeeded", f.Message)}
+	case f.Outcome != "ok" && code != f.Code:
+		return &Divergence{Seq: last + 1, Reason: fmt.Sprintf("the recorded run failed with code %q, the replay with %q: %v", f.Code, code, runErr)}
+	}
+	return nil
+}
+
+// RecordedError is a recorded raised error given back by a replay. Code is the recorded
+// run's code when that error ended it.
+type RecordedError struct {
+	Message string
+	Code    string
+}
+
+func (e *RecordedError) Error() string { return e.Message }
+
+// ErrorCode is the script-visible code of the recorded error.
+func (e *RecordedError) ErrorCode() string { return e.Code }
+
+// RaisedCode is the code of a recorded error that ended a replay, "" for none.
+func RaisedCode(err error) string {
+	var re *RecordedError
+	if errors.As(err, &re) {
+		return re.Code
+	}
+	return ""
+}
+
+// bare is a replayed handle whose tostring is the type name alone; named one whose
+// tostring is "type: text". Both compare by value, so equal texts are the same handle.
+type bare struct{}
+
+type named struct{ text string }
+
+func (n named) String() string { return n.text }
+
+// toLua converts a recorded value back: {"$bytes": ...} to the raw string, a userdata's
+// text to a replayed handle of its type, a secret to a placeholder unique to its call.
+func (p *Player) toLua(L *lua.LState, v any, seq uint64) lua.LValue {
+	switch v := v.(type) {
+	case nil:
+		return lua.LNil
+	case bool:
+		return lua.LBool(v)
+	case float64:
+		return lua.LNumber(v)
+	case string:
+		if v == runtime.Redacted {
+			if g, ok := p.secrets[seq]; ok {
+				return lua.LString(g)
+			}
+			return lua.LString(fmt.Sprintf("<secret %d>", seq))
+		}
+		for _, t := range p.types {
+			if v == t {
+				return runtime.NewUserData(L, t, bare{})
+			}
+			if text, ok := strings.CutPrefix(v, t+": "); ok {
+				return runtime.NewUserData(L, t, named{text})
+			}
+		}
+		return lua.LString(v)
+	case []any:
+		t := L.CreateTable(len(v), 0)
+		for i, x := range v {
+			t.RawSetInt(i+1, p.toLua(L, x, seq))
+		}
+		return t
+	case map[string]any:
+		if b64, ok := v["$bytes"].(string); ok && len(v) == 1 {
+			if raw, err := base64.StdEncoding.DecodeString(b64); err == nil {
+				return lua.LString(raw)
+			}
+		}
+		t := L.CreateTable(0, len(v))
+		for k, x := range v {
+			t.RawSetString(k, p.toLua(L, x, seq))
+		}
+		return t
+	}
+	return lua.LString(fmt.Sprint(v))
+}
+
+// Search replays rec with play until a replay reproduces the record or none of the
+// guesses is left, and returns the error of the replay that came furthest. play builds a
+// run with the player and returns its Finish (or any other error, which ends the search).
+//
+// The transcript keeps no secret, so a replay gives each secret answer back as a
+// placeholder; a script that compares one with a known value (an optional answer left
+// empty, the region's default PIN) then takes another path than the recorded run did. On
+// such a divergence the secrets recorded before it are tried with each of guesses in turn,
+// latest first, at most limit replays in all: any value the record is consistent with
+// explains it as well as the one typed.
+func Search(rec *Record, guesses []string, limit int, play func(*Player) error) error {
+	var secretSeqs []uint64
+	for _, c := range rec.Calls {
+		if c.Depth == 0 && hasRedacted(c.Results) {
+			secretSeqs = append(secretSeqs, c.Seq)
+		}
+	}
+	choice := map[uint64]int{} // seq -> 1 + index in guesses; 0 is the placeholder
+	var best *Divergence
+	for attempt := 0; ; attempt++ {
+		secrets := map[uint64]string{}
+		for seq, i := range choice {
+			if i > 0 {
+				secrets[seq] = guesses[i-1]
+			}
+		}
+		err := play(New(rec, secrets))
+		var d *Divergence
+		if !errors.As(err, &d) {
+			return err
+		}
+		if best == nil || d.Seq > best.Seq {
+			best = d
+		}
+		if attempt+1 >= limit || !advance(choice, secretSeqs, d.Seq, len(guesses)) {
+			return best
+		}
+	}
+}
+
+// advance moves the odometer of choices over the secrets recorded before step: the latest
+// one first, resetting those after it. It reports false when every choice is used.
+func advance(choice map[uint64]int, seqs []uint64, step uint64, n int) bool {
+	for i := len(seqs) - 1; i >= 0; i-- {
+		if seqs[i] >= step {
+			continue
+		}
+		if choice[seqs[i]] < n {
+			choice[seqs[i]]++
+			for _, later := range seqs[i+1:] {
+				delete(choice, later)
+			}
+			return true
+		}
+	}
+	return false
+}
+
+func hasRedacted(vs []any) bool {
+	for _, v := range vs {
+		if s, ok := v.(string); ok && s == runtime.Redacted {
+			return true
+		}
+	}
+	return false
+}
