@@ -5,15 +5,19 @@
 // reproduces its run; a changed one is stopped at its first divergence.
 //
 // Arguments are compared as the recorder wrote them: observed by the runtime (secrets
-// "<secret>", userdata their tostring text, functions "<function>") and cleaned by
-// transcript.Clean. A recorded "<secret>" matches anything.
+// "<secret>", userdata their tostring text or, for a handle with data fields, its
+// {"$handle", "type", "fields"} form, functions "<function>") and cleaned by
+// transcript.Clean. A recorded "<secret>" matches anything. A handle is given back as a
+// handle of its type whose tostring is the recorded text and whose data fields (key.id)
+// are the recorded ones; a handle passed as an argument is compared whole, fields
+// included, since the text alone ("token.Key") does not tell two keys apart.
 //
 // Limits: only the calls the script made itself (depth 0) are replayed, and prompt
 // validation callbacks are not called, so calls made from callbacks are not checked. A
 // secret answer is given back as a placeholder distinct from every other ("<secret 9>"),
 // so a script that compares a typed secret with a known value (the region's default PIN)
-// may take another path than the recorded run; Search then tries such values. Handles
-// have no data fields (key.id): the transcript does not keep them.
+// may take another path than the recorded run; Search then tries such values. A format 1
+// transcript kept only the text of handles, so their data fields are nil in its replay.
 package replay
 
 import (
@@ -206,6 +210,9 @@ func (p *Player) Modules() []runtime.Module {
 		}
 		for _, t := range m.Types {
 			rt := runtime.Type{Name: t.Name, Doc: t.Doc}
+			if t.Fields != nil {
+				rt.Fields, rt.FieldNames = recordedFields, t.FieldNames
+			}
 			for _, f := range t.Methods {
 				rt.Methods = append(rt.Methods, p.twin(f, t.Name+":"+f.Name))
 			}
@@ -369,15 +376,76 @@ func RaisedCode(err error) string {
 }
 
 // bare is a replayed handle whose tostring is the type name alone; named one whose
-// tostring is "type: text". Both compare by value, so equal texts are the same handle.
-type bare struct{}
+// tostring is "type: text". fields is the JSON of the recorded data fields, "" for none:
+// a string, so both still compare by value and equal records are the same handle.
+type bare struct{ fields string }
 
-type named struct{ text string }
+type named struct{ text, fields string }
 
 func (n named) String() string { return n.text }
 
+// recordedFields is the Fields func of every replayed type whose original has data
+// fields: the fields recorded with the handle, nil (every field nil) when there are none.
+func recordedFields(v any) map[string]any {
+	var raw string
+	switch h := v.(type) {
+	case bare:
+		raw = h.fields
+	case named:
+		raw = h.fields
+	}
+	if raw == "" {
+		return nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		return nil // cannot happen: handle marshalled it
+	}
+	return unclean(m).(map[string]any)
+}
+
+// unclean undoes transcript.Clean's {"$bytes": ...} inside recorded fields, so a binary
+// field reads as the string it was.
+func unclean(v any) any {
+	switch v := v.(type) {
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = unclean(x)
+		}
+		return out
+	case map[string]any:
+		if b64, ok := v["$bytes"].(string); ok && len(v) == 1 {
+			if raw, err := base64.StdEncoding.DecodeString(b64); err == nil {
+				return string(raw)
+			}
+		}
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[k] = unclean(x)
+		}
+		return out
+	}
+	return v
+}
+
+// handle is a replayed handle of a registered type for a recorded text ("type" or
+// "type: text") and the JSON of its fields; ok is false when the text names no type.
+func (p *Player) handle(L *lua.LState, text, fields string) (lua.LValue, bool) {
+	for _, t := range p.types {
+		if text == t {
+			return runtime.NewUserData(L, t, bare{fields}), true
+		}
+		if rest, ok := strings.CutPrefix(text, t+": "); ok {
+			return runtime.NewUserData(L, t, named{rest, fields}), true
+		}
+	}
+	return nil, false
+}
+
 // toLua converts a recorded value back: {"$bytes": ...} to the raw string, a userdata's
-// text to a replayed handle of its type, a secret to a placeholder unique to its call.
+// text or {"$handle": ...} to a replayed handle of its type (with its recorded fields), a
+// secret to a placeholder unique to its call.
 func (p *Player) toLua(L *lua.LState, v any, seq uint64) lua.LValue {
 	switch v := v.(type) {
 	case nil:
@@ -393,13 +461,8 @@ func (p *Player) toLua(L *lua.LState, v any, seq uint64) lua.LValue {
 			}
 			return lua.LString(fmt.Sprintf("<secret %d>", seq))
 		}
-		for _, t := range p.types {
-			if v == t {
-				return runtime.NewUserData(L, t, bare{})
-			}
-			if text, ok := strings.CutPrefix(v, t+": "); ok {
-				return runtime.NewUserData(L, t, named{text})
-			}
+		if h, ok := p.handle(L, v, ""); ok {
+			return h
 		}
 		return lua.LString(v)
 	case []any:
@@ -412,6 +475,15 @@ func (p *Player) toLua(L *lua.LState, v any, seq uint64) lua.LValue {
 		if b64, ok := v["$bytes"].(string); ok && len(v) == 1 {
 			if raw, err := base64.StdEncoding.DecodeString(b64); err == nil {
 				return lua.LString(raw)
+			}
+		}
+		if text, ok := v["$handle"].(string); ok {
+			if f, ok := v["fields"].(map[string]any); ok {
+				if raw, err := json.Marshal(f); err == nil {
+					if h, ok := p.handle(L, text, string(raw)); ok {
+						return h
+					}
+				}
 			}
 		}
 		t := L.CreateTable(0, len(v))

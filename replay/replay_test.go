@@ -86,3 +86,14 @@ func TestSearch(t *testing.T) {
 	assert.Equal(t, 3, n, "the limit")
 	assert.Equal(t, uint64(5), d.Seq, "the furthest")
 }
+
+// TestRecordedFields: a replayed handle's fields are the recorded ones, binary strings
+// restored; a handle recorded as text alone (format 1) has none.
+func TestRecordedFields(t *testing.T) {
+	const raw = `{"bits":2048,"id":"0a0b","der":{"$bytes":"AAE="}}`
+	want := map[string]any{"bits": 2048.0, "id": "0a0b", "der": "\x00\x01"}
+	assert.Equal(t, want, recordedFields(bare{raw}))
+	assert.Equal(t, want, recordedFields(named{"text", raw}))
+	assert.Nil(t, recordedFields(bare{}))
+	assert.Equal(t, bare{raw}, bare{raw}, "equal records are the same handle")
+}

@@ -129,3 +129,50 @@ func TestLibraryRaiseKeepsCause(t *testing.T) {
 	assert.ErrorIs(t, err, errProbe)
 	assert.Equal(t, 1, strings.Count(err.Error(), "lib/ask.lua:2:"), err.Error())
 }
+
+// TestObserverRecordsHandleFields: a handle whose type has Fields is observed with them,
+// as a result and as an argument, with the call's secret keys redacted inside them; a
+// handle without Fields stays its text.
+func TestObserverRecordsHandleFields(t *testing.T) {
+	r := NewRegistry()
+	require.NoError(t, r.Add(Module{
+		Name: "vault",
+		Funcs: []Func{
+			{Name: "open", Secret: []string{"pin"}, Fn: func(L *lua.LState) int {
+				L.Push(NewUserData(L, "vault.Box", &keyHandle{id: "0a0b", label: "secret1234"}))
+				return 1
+			}},
+			{Name: "use", Fn: func(L *lua.LState) int { return 0 }},
+		},
+		Types: []Type{{
+			Name: "vault.Box",
+			Fields: func(v any) map[string]any {
+				k := v.(*keyHandle)
+				return map[string]any{"id": k.id, "bits": 2048, "pin": k.label}
+			},
+		}},
+	}))
+	require.NoError(t, r.Add(probeModule()))
+	rec := &recorder{}
+	s, err := Compile("t.lua", []byte(`
+		local v = require("vault")
+		local b = v.open()
+		v.use({box = b}, require("probe").open{label = "L"})`))
+	require.NoError(t, err)
+	_, err = Run(t.Context(), s, RunOptions{Registry: r, Observer: rec})
+	require.NoError(t, err)
+	var open, use CallEvent
+	for _, e := range rec.events {
+		switch e.Name() {
+		case "vault.open":
+			open = e
+		case "vault.use":
+			use = e
+		}
+	}
+	box := map[string]any{"$handle": "vault.Box", "type": "vault.Box",
+		"fields": map[string]any{"id": "0a0b", "bits": float64(2048), "pin": Redacted}}
+	assert.Equal(t, []any{box}, open.Results, "a secret key of the call is redacted in the fields")
+	box["fields"].(map[string]any)["pin"] = "secret1234" // use declares no secret
+	assert.Equal(t, []any{map[string]any{"box": box}, "probe.Handle: L"}, use.Args)
+}

@@ -31,8 +31,14 @@ type ObserverFunc func(CallEvent)
 func (f ObserverFunc) Call(e CallEvent) { f(e) }
 
 // CallEvent describes one call. Values are converted like ToGo, except that
-// secrets are already "<secret>", userdata are their tostring text and
-// functions are "<function>", so an event can be written out as it is.
+// secrets are already "<secret>", functions are "<function>" and userdata
+// are their tostring text, so an event can be written out as it is. A
+// userdata whose Type has Fields is instead
+//
+//	{"$handle": "<tostring text>", "type": "<type name>", "fields": {...}}
+//
+// with its fields converted like table fields (secret keys redacted), so a
+// replay can give back a handle whose fields read as they did (key.id).
 type CallEvent struct {
 	Seq    uint64 // 1, 2, ... in the order calls started, per run
 	Depth  int    // 0 for calls made by the script, 1 for calls made from a callback, ...
@@ -129,7 +135,7 @@ func (st *runState) observed(L *lua.LState, b *boundFunc) (n int) {
 			if containsInt(b.secretArgs, i) {
 				ev.Args = append(ev.Args, Redacted)
 			} else {
-				ev.Args = append(ev.Args, observe(L.Get(i), b.secretKeys, 0))
+				ev.Args = append(ev.Args, st.observe(L, L.Get(i), b.secretKeys))
 			}
 		}
 		st.depth++
@@ -178,7 +184,7 @@ func (st *runState) observed(L *lua.LState, b *boundFunc) (n int) {
 				if containsInt(b.secretResults, i) {
 					ev.Results[i] = Redacted
 				} else {
-					ev.Results[i] = observe(L.Get(top-n+1+i), b.secretKeys, 0)
+					ev.Results[i] = st.observe(L, L.Get(top-n+1+i), b.secretKeys)
 				}
 			}
 		}
@@ -241,11 +247,13 @@ func errorText(v lua.LValue) string {
 }
 
 // observe converts like ToGo, with the substitutions CallEvent documents.
-func observe(v lua.LValue, secret map[string]struct{}, depth int) any {
-	return observeValue(v, secret, depth, nil)
+func (st *runState) observe(L *lua.LState, v lua.LValue, secret map[string]struct{}) any {
+	return observeValue(L, st.reg, v, secret, 0, nil)
 }
 
-func observeValue(v lua.LValue, secret map[string]struct{}, depth int, visiting map[*lua.LTable]bool) any {
+// observeValue converts v; L and reg, which may be nil, are needed only for
+// the fields of handles (without them a handle is its text).
+func observeValue(L *lua.LState, reg *Registry, v lua.LValue, secret map[string]struct{}, depth int, visiting map[*lua.LTable]bool) any {
 	switch v := v.(type) {
 	case *lua.LNilType:
 		return nil
@@ -270,7 +278,7 @@ func observeValue(v lua.LValue, secret map[string]struct{}, depth int, visiting 
 		if n, ok := sequenceLen(v); ok {
 			out := make([]any, n)
 			for i := 0; i < n; i++ {
-				out[i] = observeValue(v.RawGetInt(i+1), secret, depth+1, visiting)
+				out[i] = observeValue(L, reg, v.RawGetInt(i+1), secret, depth+1, visiting)
 			}
 			return out
 		}
@@ -281,10 +289,13 @@ func observeValue(v lua.LValue, secret map[string]struct{}, depth int, visiting 
 				out[ks] = Redacted
 				return
 			}
-			out[ks] = observeValue(val, secret, depth+1, visiting)
+			out[ks] = observeValue(L, reg, val, secret, depth+1, visiting)
 		})
 		return out
 	case *lua.LUserData:
+		if h, ok := observeHandle(L, reg, v, secret, depth, visiting); ok {
+			return h
+		}
 		return describe(v)
 	case *lua.LFunction:
 		return "<function>"
@@ -293,13 +304,57 @@ func observeValue(v lua.LValue, secret map[string]struct{}, depth int, visiting 
 	}
 }
 
+// observeHandle gives the {"$handle", "type", "fields"} form of a userdata
+// whose registered Type has Fields; ok is false for any other userdata, which
+// keeps its text form. Each field is converted as ToLua would give it to the
+// script and then observed like a table field, so a secret key is redacted
+// here as anywhere else.
+func observeHandle(L *lua.LState, reg *Registry, ud *lua.LUserData, secret map[string]struct{}, depth int, visiting map[*lua.LTable]bool) (out any, ok bool) {
+	if L == nil || reg == nil {
+		return nil, false
+	}
+	mt, _ := ud.Metatable.(*lua.LTable)
+	if mt == nil {
+		return nil, false
+	}
+	name, _ := mt.RawGetString("__name").(lua.LString)
+	bt := reg.typ(string(name))
+	if bt == nil || bt.fields == nil || L.GetTypeMetatable(bt.name) != mt {
+		return nil, false
+	}
+	if depth+2 >= maxDepth {
+		return "<too deep>", true
+	}
+	// Observing must not fail the call it reports: a Fields func that panics
+	// leaves the handle in its text form.
+	defer func() {
+		if recover() != nil {
+			out, ok = nil, false
+		}
+	}()
+	fields := map[string]any{}
+	for k, f := range bt.fields(ud.Value) {
+		if _, s := secret[k]; s {
+			fields[k] = Redacted
+			continue
+		}
+		lv, err := toLua(L, f, depth+2)
+		if err != nil {
+			fields[k] = "<" + err.Error() + ">"
+			continue
+		}
+		fields[k] = observeValue(L, reg, lv, secret, depth+2, visiting)
+	}
+	return map[string]any{"$handle": describe(ud), "type": bt.name, "fields": fields}, true
+}
+
 // describe is the tostring text of a host userdata: "token.Token: label"
 // when the Go value is a fmt.Stringer, else the type name. It never shows
 // an address, so transcripts stay comparable between runs.
 func describe(v lua.LValue) string {
 	ud, ok := v.(*lua.LUserData)
 	if !ok {
-		return fmt.Sprint(observe(v, nil, 0))
+		return fmt.Sprint(observeValue(nil, nil, v, nil, 0, nil))
 	}
 	name := "userdata"
 	if mt, ok := ud.Metatable.(*lua.LTable); ok {

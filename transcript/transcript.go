@@ -27,7 +27,11 @@ import (
 
 // FormatVersion is the version of the record format, in every header. It goes up when a
 // reader (a replay, a support tool) would misread a newer file.
-const FormatVersion = 1
+//
+// Format 2 records a handle with data fields (token.Key, ca.Identity) as
+// {"$handle": "<tostring text>", "type": "<type>", "fields": {...}} (see runtime.CallEvent)
+// where format 1 kept only its text; other handles are their text in both.
+const FormatVersion = 2
 
 // Record kinds, the "kind" field of every line.
 const (
@@ -89,7 +93,8 @@ func TokenOf(i token.Info) Token {
 // Call is one call from the script into a host function or method, in the order the calls
 // started (Seq). Values are as runtime.CallEvent gives them (secrets already "<secret>"),
 // except that a string that is not valid UTF-8 (a DER certificate, a signature) is written
-// as {"$bytes": "<base64>"} so that it survives JSON unchanged for a replay.
+// as {"$bytes": "<base64>"} so that it survives JSON unchanged for a replay. A handle with
+// data fields is {"$handle": ..., "type": ..., "fields": {...}}.
 type Call struct {
 	Kind   string `json:"kind"`
 	Seq    uint64 `json:"seq"`
