@@ -5,7 +5,7 @@ import (
 	"errors"
 
 	"github.com/tokenrun/tokenrun/bindings/errcode"
-	"github.com/tokenrun/tokenrun/replay"
+	"github.com/tokenrun/tokenrun/bindings/replay"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/transcript"

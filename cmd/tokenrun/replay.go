@@ -11,8 +11,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tokenrun/tokenrun/bindings/replay"
 	"github.com/tokenrun/tokenrun/region"
-	"github.com/tokenrun/tokenrun/replay"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/scripts"
 )
