@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -54,7 +53,7 @@ func caCommand(io stdio) *cli.Command {
 					&cli.StringFlag{Name: "out", Required: true, Usage: "where to write the container, e.g. Key.pfx"},
 				},
 				Action: func(c *cli.Context) error {
-					pin, err := flagSecret(c, "pin", "pin-file")
+					pin, err := flagSecret(c, io, "pin", "pin-file")
 					if err != nil {
 						return err
 					}
@@ -104,18 +103,19 @@ func caCommand(io stdio) *cli.Command {
 	}
 }
 
-// flagSecret reads a secret from --NAME or --NAME-file, exactly one of them.
-func flagSecret(c *cli.Context, name, fileFlag string) (string, error) {
+// flagSecret reads a secret from --NAME or --NAME-file, exactly one of them. The file is read
+// as tokenrun sign reads its PIN file.
+func flagSecret(c *cli.Context, io stdio, name, fileFlag string) (string, error) {
 	v, f := c.String(name), c.String(fileFlag)
 	switch {
 	case v != "" && f != "":
 		return "", usageError{fmt.Errorf("give --%s or --%s, not both", name, fileFlag)}
 	case f != "":
-		b, err := os.ReadFile(f)
+		pin, err := readPINFile(f, func(msg string) { fmt.Fprintf(io.err, "warning: %s\n", msg) })
 		if err != nil {
 			return "", usageError{fmt.Errorf("--%s: %w", fileFlag, err)}
 		}
-		return strings.TrimRight(string(b), "\r\n"), nil
+		return pin, nil
 	case v != "":
 		return v, nil
 	}

@@ -150,3 +150,32 @@ func TestCAInitRefusesExisting(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, before, after, "nothing is ever lost")
 }
+
+// TestAddUserPINFile: the OTP PIN for a development user comes from a file read as strictly as
+// tokenrun sign reads its PIN file, and never reaches the output.
+func TestAddUserPINFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ca")
+	require.Equal(t, exitOK, tokenrun(t, "", "ca", "init", dir).code)
+	tmp := t.TempDir()
+	good := filepath.Join(tmp, "otp.txt")
+	require.NoError(t, os.WriteFile(good, []byte(otpPIN+"\r\n"), 0o600))
+	twoLines := filepath.Join(tmp, "two.txt")
+	require.NoError(t, os.WriteFile(twoLines, []byte(otpPIN+"\nextra\n"), 0o600))
+	open := filepath.Join(tmp, "open.txt")
+	require.NoError(t, os.WriteFile(open, []byte(otpPIN+"\n"), 0o644))
+
+	r := tokenrun(t, "", "ca", "add-user", "--dir", dir, "--user-id", userID, "--pin-file", good, "--out", filepath.Join(tmp, "a.pfx"))
+	require.Equal(t, exitOK, r.code, r.err)
+	r = tokenrun(t, "", "ca", "add-user", "--dir", dir, "--user-id", "qq222222_qwertyui", "--pin-file", twoLines, "--out", filepath.Join(tmp, "b.pfx"))
+	assert.Equal(t, exitUsage, r.code)
+	assert.Contains(t, r.err, "more than one line")
+	r = tokenrun(t, "", "ca", "add-user", "--dir", dir, "--user-id", "qq333333_qwertyui", "--pin-file", open, "--out", filepath.Join(tmp, "c.pfx"))
+	require.Equal(t, exitOK, r.code, r.err)
+	assert.Contains(t, r.err, "can be read by other users")
+	for _, out := range []string{r.stdout, r.err} {
+		assert.NotContains(t, out, otpPIN)
+	}
+	// The container opens with the PIN as written in the file, without the line ending.
+	_, err := exec.Command("openssl", "pkcs12", "-in", filepath.Join(tmp, "a.pfx"), "-passin", "pass:"+otpPIN, "-nokeys", "-out", os.DevNull).CombinedOutput()
+	require.NoError(t, err)
+}
