@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -82,4 +83,57 @@ func samePublicKey(a, b crypto.PublicKey) bool {
 	da, errA := x509.MarshalPKIXPublicKey(a)
 	db, errB := x509.MarshalPKIXPublicKey(b)
 	return errA == nil && errB == nil && bytes.Equal(da, db)
+}
+
+// ErrSeveralKeys: a key URI matches more than one key; add id= to pick one.
+var ErrSeveralKeys = errors.New("several keys match")
+
+// MatchKey reports whether key has the object label and id the URI gives.
+func (u *URI) MatchKey(k *Key) bool {
+	return (u.Object == "" || k.Label == u.Object) && (len(u.ID) == 0 || bytes.Equal(k.ID, u.ID))
+}
+
+// FindKey returns the one private key the URI names by object= (label) and/or id=. Private
+// keys are private objects: the user must be logged in. Errors wrap ErrNotFound (naming the
+// keys there are) or ErrSeveralKeys (naming their ids).
+func FindKey(ctx context.Context, tok Token, u *URI) (*Key, error) {
+	keys, err := tok.Keys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var found []*Key
+	names := make([]string, 0, len(keys))
+	for _, k := range keys {
+		names = append(names, fmt.Sprintf("%s (id %s)", k.Label, k.IDHex()))
+		if u.MatchKey(k) {
+			found = append(found, k)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		have := "it holds no key pair"
+		if len(names) > 0 {
+			have = "its keys: " + strings.Join(names, ", ")
+		}
+		return nil, fmt.Errorf("key %s: %w (%s)", u.keyQuery(), ErrNotFound, have)
+	}
+	ids := make([]string, len(found))
+	for i, k := range found {
+		ids[i] = k.IDHex()
+	}
+	return nil, fmt.Errorf("%w: %d keys %s (ids %s)", ErrSeveralKeys, len(found), u.keyQuery(), strings.Join(ids, ", "))
+}
+
+// keyQuery names what the URI asks for, for messages.
+func (u *URI) keyQuery() string {
+	var parts []string
+	if u.Object != "" {
+		parts = append(parts, fmt.Sprintf("labelled %q", u.Object))
+	}
+	if len(u.ID) > 0 {
+		parts = append(parts, fmt.Sprintf("with id %x", u.ID))
+	}
+	return strings.Join(parts, " ")
 }

@@ -408,47 +408,16 @@ func login(ctx context.Context, tok token.Token, s signSpec) error {
 }
 
 // findKey finds the private key the URI names by label and/or id. It needs the login:
-// private keys are invisible before it.
+// private keys are private objects.
 func findKey(ctx context.Context, tok token.Token, info token.Info, uri *token.URI) (*token.Key, error) {
-	keys, err := tok.Keys(ctx)
-	if err != nil {
-		return nil, err
+	key, err := token.FindKey(ctx, tok, uri)
+	switch {
+	case errors.Is(err, token.ErrSeveralKeys):
+		return nil, usageError{fmt.Errorf("on %s: %w: add id= to --token to pick one", info.Name(), err)}
+	case errors.Is(err, token.ErrNotFound):
+		return nil, codedError{errcode.NotFound, fmt.Errorf("no such key on %s: %w: check object= and id= in --token", info.Name(), err), token.ErrNotFound}
 	}
-	var found []*token.Key
-	names := make([]string, 0, len(keys))
-	for _, k := range keys {
-		names = append(names, fmt.Sprintf("%s (id %s)", k.Label, k.IDHex()))
-		if (uri.Object == "" || k.Label == uri.Object) && (len(uri.ID) == 0 || string(k.ID) == string(uri.ID)) {
-			found = append(found, k)
-		}
-	}
-	want := keyQuery(uri)
-	switch len(found) {
-	case 1:
-		return found[0], nil
-	case 0:
-		have := "it holds no key pair"
-		if len(names) > 0 {
-			have = "its keys: " + strings.Join(names, ", ")
-		}
-		return nil, codedError{errcode.NotFound, fmt.Errorf("no key %s on %s (%s): check object= and id= in --token", want, info.Name(), have), token.ErrNotFound}
-	}
-	ids := make([]string, len(found))
-	for i, k := range found {
-		ids[i] = k.IDHex()
-	}
-	return nil, usageError{fmt.Errorf("%d keys match %s on %s (ids %s): add id= to --token to pick one", len(found), want, info.Name(), strings.Join(ids, ", "))}
-}
-
-func keyQuery(uri *token.URI) string {
-	var parts []string
-	if uri.Object != "" {
-		parts = append(parts, fmt.Sprintf("labelled %q", uri.Object))
-	}
-	if len(uri.ID) > 0 {
-		parts = append(parts, fmt.Sprintf("with id %x", uri.ID))
-	}
-	return strings.Join(parts, " ")
+	return key, err
 }
 
 // writeAtomic writes a signature so that a crash leaves either no signature or a whole one,

@@ -375,7 +375,7 @@ func TestSignUsage(t *testing.T) {
 		{"missing PIN file", []string{"--token", key, "--pin-file", "/nonexistent/pin", "--in", docs[0]}, exitUsage, "PIN file"},
 		{"certificate next to the key is another key's", []string{"--token", "pkcs11:object=stale", "--pin-file", pin, "--in", docs[0]}, exitToken, "key stale: the certificate next to the key holds another public key"},
 		{"no certificate next to the key", []string{"--token", "pkcs11:object=bare", "--pin-file", pin, "--in", docs[0]}, exitToken, "no certificate next to key bare: enroll first"},
-		{"unknown key", []string{"--token", "pkcs11:object=nosuch", "--pin-file", pin, "--in", docs[0]}, exitToken, `no key labelled "nosuch" on KAZTOKEN`},
+		{"unknown key", []string{"--token", "pkcs11:object=nosuch", "--pin-file", pin, "--in", docs[0]}, exitToken, `key labelled "nosuch": not found (its keys: payments`},
 		{"no token source", []string{"--token", key, "--pin-file", pin, "--in", docs[0]}, exitUsage, "no token source"},
 	}
 	for _, tt := range tests {
