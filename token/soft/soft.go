@@ -49,6 +49,14 @@ type Options struct {
 	SOMaxTries     int    // default 10
 	MinPINLen      int    // default 4
 	MaxPINLen      int    // default 32
+
+	// Serial, Manufacturer and Model make a new token show what a client's token showed, for
+	// support reproducing a run (tokenrun replay --soft). Empty: a random 16-hex-digit
+	// serial, Manufacturer and Model. A serial is at most 16 printable ASCII characters, the
+	// size of CK_TOKEN_INFO.serialNumber; the others at most 32 bytes.
+	Serial       string
+	Manufacturer string
+	Model        string
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -84,6 +92,16 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if len(o.Label) > maxLabelLen {
 		return o, fmt.Errorf("software token options: label is %d bytes, a token label holds at most %d", len(o.Label), maxLabelLen)
+	}
+	if o.Serial != "" {
+		if err := checkSerial(o.Serial); err != nil {
+			return o, fmt.Errorf("software token options: %w", err)
+		}
+	}
+	for _, f := range []struct{ v, name string }{{o.Manufacturer, "manufacturer"}, {o.Model, "model"}} {
+		if len(f.v) > maxLabelLen {
+			return o, fmt.Errorf("software token options: %s is %d bytes, a token holds at most %d", f.name, len(f.v), maxLabelLen)
+		}
 	}
 	// The PINs themselves are never put into a message.
 	for _, p := range []struct{ pin, name string }{{o.DefaultUserPIN, "DefaultUserPIN"}, {o.DefaultSOPIN, "DefaultSOPIN"}} {
@@ -206,15 +224,20 @@ func ensure(ctx context.Context, s store, opts Options) error {
 // newState is a blank token: both PINs at their defaults, no objects.
 func newState(opts Options) (*state, error) {
 	st := &state{
-		Format:    stateFormat,
-		Version:   stateVersion,
-		Serial:    hex.EncodeToString(randomBytes(8)),
-		Label:     opts.Label,
-		Epoch:     hex.EncodeToString(randomBytes(16)),
-		MinPINLen: opts.MinPINLen,
-		MaxPINLen: opts.MaxPINLen,
-		UserPIN:   pinRecord{MaxTries: opts.UserMaxTries, TriesLeft: opts.UserMaxTries},
-		SOPIN:     pinRecord{MaxTries: opts.SOMaxTries, TriesLeft: opts.SOMaxTries},
+		Format:       stateFormat,
+		Version:      stateVersion,
+		Serial:       opts.Serial,
+		Label:        opts.Label,
+		Manufacturer: opts.Manufacturer,
+		Model:        opts.Model,
+		Epoch:        hex.EncodeToString(randomBytes(16)),
+		MinPINLen:    opts.MinPINLen,
+		MaxPINLen:    opts.MaxPINLen,
+		UserPIN:      pinRecord{MaxTries: opts.UserMaxTries, TriesLeft: opts.UserMaxTries},
+		SOPIN:        pinRecord{MaxTries: opts.SOMaxTries, TriesLeft: opts.SOMaxTries},
+	}
+	if st.Serial == "" {
+		st.Serial = hex.EncodeToString(randomBytes(8))
 	}
 	master := randomBytes(masterKeyLen)
 	defer wipe(master)
@@ -353,12 +376,19 @@ func (s *slot) readState(ctx context.Context) (*state, error) {
 }
 
 func (s *slot) info(st *state) token.Info {
+	manufacturer, model := Manufacturer, Model
+	if st.Manufacturer != "" {
+		manufacturer = st.Manufacturer
+	}
+	if st.Model != "" {
+		model = st.Model
+	}
 	return token.Info{
 		Slot:               uint(s.index),
 		Label:              st.Label,
 		Serial:             st.Serial,
-		Manufacturer:       Manufacturer,
-		Model:              Model,
+		Manufacturer:       manufacturer,
+		Model:              model,
 		Initialized:        true,
 		LoginRequired:      true,
 		UserPINInitialized: st.UserPIN.Secret != nil,

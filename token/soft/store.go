@@ -3,7 +3,6 @@ package soft
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,6 +34,10 @@ type state struct {
 	Version int    `json:"version"`
 	Serial  string `json:"serial"`
 	Label   string `json:"label"`
+	// Manufacturer and Model are set only on a token made to look like a client's
+	// (Options); empty means this package's own.
+	Manufacturer string `json:"manufacturer,omitempty"`
+	Model        string `json:"model,omitempty"`
 	// Epoch changes at every format. A login made before it (in this or another process)
 	// belongs to a token that no longer exists and is dropped.
 	Epoch     string       `json:"epoch"`
@@ -195,11 +198,8 @@ func (s store) corrupt(err error) error {
 
 // check rejects states that code further on would have to trust blindly.
 func (st *state) check() error {
-	if len(st.Serial) != 16 {
-		return fmt.Errorf("serial %q is not 16 hex digits", st.Serial)
-	}
-	if _, err := hex.DecodeString(st.Serial); err != nil {
-		return fmt.Errorf("serial %q is not 16 hex digits", st.Serial)
+	if err := checkSerial(st.Serial); err != nil {
+		return err
 	}
 	if st.Epoch == "" {
 		return errors.New("no epoch")
@@ -229,6 +229,21 @@ func (st *state) check() error {
 	for i, c := range st.Certs {
 		if len(c.DER) == 0 {
 			return fmt.Errorf("certificate %d: empty", i)
+		}
+	}
+	return nil
+}
+
+// checkSerial accepts what CK_TOKEN_INFO.serialNumber can hold: 1 to 16 printable ASCII
+// characters. New tokens get 16 hex digits; a reproduction of a client's token gets its
+// serial.
+func checkSerial(s string) error {
+	if len(s) == 0 || len(s) > 16 {
+		return fmt.Errorf("serial %q: want 1 to 16 printable ASCII characters", s)
+	}
+	for _, r := range s {
+		if r < 0x21 || r > 0x7e {
+			return fmt.Errorf("serial %q: want 1 to 16 printable ASCII characters (no spaces)", s)
 		}
 	}
 	return nil
