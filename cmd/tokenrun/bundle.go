@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	goio "io"
 	"os"
 	"sort"
 
@@ -253,12 +254,10 @@ func installedOrEmbedded(io stdio) (*scripts.Set, error) {
 	if active, err := store.Active(); err == nil && active == "" {
 		return scripts.Embedded() // nothing installed: no trust needed, no warning
 	}
-	keys := bundle.SystemKeys(io.err)
-	user, err := store.UserKeys()
+	keys, err := runKeys(store, io.err)
 	if err != nil {
 		fmt.Fprintf(io.err, "warning: %v\n", err)
 	}
-	keys.Add(user...)
 	b, err := store.LoadActive(keys, io.err)
 	if b != nil {
 		return b.Set, nil
@@ -267,4 +266,14 @@ func installedOrEmbedded(io stdio) (*scripts.Set, error) {
 		fmt.Fprintf(io.err, "warning: running the embedded scripts instead of the installed ones\n")
 	}
 	return scripts.Embedded()
+}
+
+// runKeys is the keyring procedure runs check installed bundles against, as
+// installedOrEmbedded gathers it: the built-in and system keys (warnings on warn) and the
+// keys remembered from --trust at install.
+func runKeys(store *bundle.Store, warn goio.Writer) (bundle.Keyring, error) {
+	keys := bundle.SystemKeys(warn)
+	user, err := store.UserKeys()
+	keys.Add(user...)
+	return keys, err
 }

@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tokenrun/tokenrun/bundle"
 	"github.com/tokenrun/tokenrun/internal/atomicfile"
 	"github.com/tokenrun/tokenrun/journal"
 	"github.com/tokenrun/tokenrun/runtime"
@@ -45,6 +48,10 @@ type Diagnosis struct {
 	Home           string               `json:"home"`
 	Modules        []ModuleDiagnosis    `json:"modules"`
 	Scripts        []ScriptsDiagnosis   `json:"scripts"`
+	BundleStore    string               `json:"bundle_store"`
+	BundlesError   string               `json:"bundles_error,omitempty"`
+	TrustedKeys    []KeyDiagnosis       `json:"trusted_keys"`
+	Bundles        []BundleDiagnosis    `json:"bundles"`
 	Journals       []*journal.Entry     `json:"journals"`
 	Transcripts    []transcript.Summary `json:"transcripts"`
 	Problems       []string             `json:"problems,omitempty"`
@@ -59,10 +66,36 @@ type ModuleDiagnosis struct {
 	Tokens []token.Info `json:"tokens"`
 }
 
-// ScriptsDiagnosis is one scripts tree the host could run.
+// ScriptsDiagnosis is one scripts tree the host could run; Runs marks the one a procedure
+// run would load now.
 type ScriptsDiagnosis struct {
 	Source  string `json:"source"`
 	Version string `json:"version"`
+	Runs    bool   `json:"runs"`
+}
+
+// KeyDiagnosis is a trusted release key, by its ID: never the key itself.
+type KeyDiagnosis struct {
+	ID      string `json:"id"`
+	Comment string `json:"comment,omitempty"`
+}
+
+// BundleDiagnosis is one installed script bundle and whether it verifies now against the
+// keys procedure runs trust. RecordError is a missing or unreadable install record;
+// VerifyError why the installed tree is refused.
+type BundleDiagnosis struct {
+	ID            string    `json:"id"`
+	Version       string    `json:"version"`
+	Path          string    `json:"path"`
+	Source        string    `json:"source,omitempty"`
+	Signer        string    `json:"signer,omitempty"` // key ID
+	SignerComment string    `json:"signer_comment,omitempty"`
+	Installed     time.Time `json:"installed,omitzero"`
+	Active        bool      `json:"active"`
+	Previous      bool      `json:"previous"`
+	Verified      bool      `json:"verified"`
+	VerifyError   string    `json:"verify_error,omitempty"`
+	RecordError   string    `json:"record_error,omitempty"`
 }
 
 func diagnoseCommand(io stdio) *cli.Command {
@@ -111,7 +144,8 @@ func diagnoseCommand(io stdio) *cli.Command {
 func diagnose(c *cli.Context) *Diagnosis {
 	d := &Diagnosis{Time: time.Now().UTC(), RuntimeVersion: runtime.Version, APILevel: runtime.APILevel,
 		OS: goruntime.GOOS, Arch: goruntime.GOARCH,
-		Modules: []ModuleDiagnosis{}, Scripts: []ScriptsDiagnosis{}, Journals: []*journal.Entry{}, Transcripts: []transcript.Summary{}}
+		Modules: []ModuleDiagnosis{}, Scripts: []ScriptsDiagnosis{}, TrustedKeys: []KeyDiagnosis{}, Bundles: []BundleDiagnosis{},
+		Journals: []*journal.Entry{}, Transcripts: []transcript.Summary{}}
 	problem := func(format string, args ...any) { d.Problems = append(d.Problems, fmt.Sprintf(format, args...)) }
 
 	var seen []string
@@ -146,15 +180,22 @@ func diagnose(c *cli.Context) *Diagnosis {
 	} else {
 		d.Scripts = append(d.Scripts, scriptsDiagnosis(set))
 	}
-	// TODO(bundle): list the installed script bundles (source, version, active) once the
-	// bundle package's listing is settled; diagnose must not fail when none is installed.
+	// The set a procedure run would load, chosen as runs choose it; its warnings are left
+	// out here: the bundles below say, one by one, why any is refused.
+	if set, err := installedOrEmbedded(stdio{in: strings.NewReader(""), out: io.Discard, err: io.Discard}); err != nil {
+		problem("scripts a procedure run would load: %v", err)
+	} else {
+		markRunning(d, scriptsDiagnosis(set))
+	}
 
 	home, err := homeDir()
 	if err != nil {
 		problem("data directory: %v", err)
+		d.BundlesError = fmt.Sprintf("data directory: %v", err)
 		return d
 	}
 	d.Home = home
+	diagnoseBundles(d, home)
 	// journal.Open creates its directory: only look when there is one.
 	if dir := filepath.Join(home, "journal"); exists(dir) {
 		if st, err := journal.Open(dir); err != nil {
@@ -237,6 +278,138 @@ func scriptsDiagnosis(set *scripts.Set) ScriptsDiagnosis {
 	return ScriptsDiagnosis{Source: set.Source, Version: set.Manifest.Version}
 }
 
+// markRunning marks s as the set procedure runs load, adding it when it is not listed.
+func markRunning(d *Diagnosis, s ScriptsDiagnosis) {
+	for i := range d.Scripts {
+		if d.Scripts[i].Source == s.Source {
+			d.Scripts[i].Runs = true
+			return
+		}
+	}
+	s.Runs = true
+	d.Scripts = append(d.Scripts, s)
+}
+
+// diagnoseBundles lists every installed bundle version (active first, then previous, then
+// any other version directory left in the store) and verifies each now, as a run would.
+// Nothing here fails the diagnosis: a store that cannot be read is said in BundlesError.
+func diagnoseBundles(d *Diagnosis, home string) {
+	store := bundle.OpenStore(home)
+	d.BundleStore = store.Dir
+	var storeErrs []string
+	var warn strings.Builder
+	keys, err := runKeys(store, &warn)
+	if err != nil {
+		storeErrs = append(storeErrs, err.Error())
+	}
+	for _, line := range strings.Split(warn.String(), "\n") {
+		if line = strings.TrimSpace(strings.TrimPrefix(line, "warning: ")); line != "" {
+			d.Problems = append(d.Problems, "trusted keys: "+line)
+		}
+	}
+	for _, k := range keys {
+		d.TrustedKeys = append(d.TrustedKeys, KeyDiagnosis{ID: k.ID(), Comment: k.Comment})
+	}
+
+	var ids []string
+	add := func(id string) {
+		if id != "" && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	active, err := store.Active()
+	if err != nil {
+		storeErrs = append(storeErrs, err.Error())
+	}
+	previous, err := store.Previous()
+	if err != nil {
+		storeErrs = append(storeErrs, err.Error())
+	}
+	add(active)
+	add(previous)
+	// The version directories, as the layout documented on bundle.Store has them; hidden
+	// entries are interrupted installs.
+	entries, err := os.ReadDir(filepath.Join(store.Dir, "versions"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		storeErrs = append(storeErrs, err.Error())
+	}
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			add(e.Name())
+		}
+	}
+	for _, id := range ids {
+		d.Bundles = append(d.Bundles, diagnoseBundle(store, id, keys, id == active, id == previous))
+	}
+	d.BundlesError = strings.Join(storeErrs, "; ")
+}
+
+func diagnoseBundle(store *bundle.Store, id string, keys bundle.Keyring, active, previous bool) BundleDiagnosis {
+	bd := BundleDiagnosis{ID: id, Path: filepath.Join(store.Dir, "versions", id), Active: active, Previous: previous}
+	if m, err := store.Meta(id); err != nil {
+		bd.RecordError = err.Error()
+	} else {
+		bd.Version, bd.Source, bd.Signer, bd.SignerComment, bd.Installed = m.Version, m.Source, m.Signer, m.SignerComment, m.Installed
+	}
+	b, err := store.Load(id, keys)
+	if err != nil {
+		bd.VerifyError = err.Error()
+		return bd
+	}
+	bd.Verified = true
+	bd.Version, bd.Signer, bd.SignerComment = b.Manifest.Version, b.Signer.ID(), b.Signer.Comment
+	return bd
+}
+
+// writeBundlesText is the installed bundles part of the text report.
+func writeBundlesText(w io.Writer, d *Diagnosis) {
+	fmt.Fprintf(w, "\ninstalled bundles in %s:\n", d.BundleStore)
+	if d.BundlesError != "" {
+		fmt.Fprintf(w, "  cannot read the store: %s\n", d.BundlesError)
+	}
+	if len(d.Bundles) == 0 {
+		fmt.Fprintln(w, "  none")
+	}
+	for _, b := range d.Bundles {
+		version := b.Version
+		if version == "" {
+			version = "(version unknown)"
+		}
+		var state []string
+		if b.Active {
+			state = append(state, "active")
+		}
+		if b.Previous {
+			state = append(state, "previous")
+		}
+		if len(state) == 0 {
+			state = append(state, "not in use")
+		}
+		fmt.Fprintf(w, "  %s (%s) %s\n    at %s\n", version, b.ID, strings.Join(state, ", "), b.Path)
+		if b.Signer != "" {
+			fmt.Fprintf(w, "    signed by %s %s\n", b.Signer, b.SignerComment)
+		}
+		if b.RecordError != "" {
+			fmt.Fprintf(w, "    no install record: %s\n", b.RecordError)
+		} else {
+			fmt.Fprintf(w, "    installed %s from %s\n", b.Installed.Format(time.RFC3339), b.Source)
+		}
+		if b.Verified {
+			fmt.Fprintln(w, "    verification: OK")
+		} else {
+			fmt.Fprintf(w, "    verification: FAILED: %s\n", b.VerifyError)
+		}
+	}
+	ids := make([]string, len(d.TrustedKeys))
+	for i, k := range d.TrustedKeys {
+		ids[i] = strings.TrimSpace(k.ID + " " + k.Comment)
+	}
+	if len(ids) == 0 {
+		ids = append(ids, "none")
+	}
+	fmt.Fprintf(w, "  trusted keys: %s\n", strings.Join(ids, "; "))
+}
+
 // writeDiagnosisText is the report for a person to read over the phone.
 func writeDiagnosisText(w io.Writer, d *Diagnosis) {
 	fmt.Fprintf(w, "tokenrun %s (script API %d) on %s/%s, %s\n", d.RuntimeVersion, d.APILevel, d.OS, d.Arch, d.Time.Format(time.RFC3339))
@@ -260,8 +433,13 @@ func writeDiagnosisText(w io.Writer, d *Diagnosis) {
 	}
 	fmt.Fprintln(w, "\nscripts:")
 	for _, s := range d.Scripts {
-		fmt.Fprintf(w, "  %s %s\n", s.Source, s.Version)
+		runs := ""
+		if s.Runs {
+			runs = "  <- procedure runs load this"
+		}
+		fmt.Fprintf(w, "  %s %s%s\n", s.Source, s.Version, runs)
 	}
+	writeBundlesText(w, d)
 	fmt.Fprintln(w, "\npending enrollments:")
 	if len(d.Journals) == 0 {
 		fmt.Fprintln(w, "  none")
