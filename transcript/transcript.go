@@ -82,12 +82,27 @@ type Token struct {
 	UserPINSet   bool            `json:"user_pin_initialized"`
 	UserPIN      token.PINStatus `json:"user_pin"`
 	SOPIN        token.PINStatus `json:"so_pin"`
+	MinPINLen    int             `json:"min_pin_len,omitempty"`
+	MaxPINLen    int             `json:"max_pin_len,omitempty"`
+	// Certificates are the certificate objects on the token at the start: public, and what
+	// a reproduction (replay --soft) needs to rebuild the token's profile. Private keys are
+	// not listed: a token shows them only after a login, and the script's own calls
+	// (tok:keys) record what it saw.
+	Certificates []Object `json:"certificates,omitempty"`
+}
+
+// Object is a token object recorded in a header.
+type Object struct {
+	ID    string `json:"id"` // hex, as pkcs11-tool shows it
+	Label string `json:"label"`
+	DER   []byte `json:"der"`
 }
 
 // TokenOf keeps what a transcript needs of a token.Info.
 func TokenOf(i token.Info) Token {
 	return Token{Label: i.Label, Serial: i.Serial, Manufacturer: i.Manufacturer, Model: i.Model,
-		Initialized: i.Initialized, UserPINSet: i.UserPINInitialized, UserPIN: i.UserPIN, SOPIN: i.SOPIN}
+		Initialized: i.Initialized, UserPINSet: i.UserPINInitialized, UserPIN: i.UserPIN, SOPIN: i.SOPIN,
+		MinPINLen: i.MinPINLen, MaxPINLen: i.MaxPINLen}
 }
 
 // Call is one call from the script into a host function or method, in the order the calls

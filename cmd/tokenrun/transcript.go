@@ -91,7 +91,9 @@ func (tr *transcriptRun) begin(ctx context.Context, p token.Provider, uri *token
 	toks := []transcript.Token{}
 	for _, i := range infos {
 		if uri == nil || uri.MatchToken(i) {
-			toks = append(toks, transcript.TokenOf(i))
+			t := transcript.TokenOf(i)
+			t.Certificates = startCertificates(ctx, p, i)
+			toks = append(toks, t)
 		}
 	}
 	module := p.Description()
@@ -104,6 +106,29 @@ func (tr *transcriptRun) begin(ctx context.Context, p token.Provider, uri *token
 			h.Procedure = script.Name()
 		}
 	})
+}
+
+// startCertificates are the certificate objects on a token before the run: public, read
+// without a login. A token that cannot be read gives none; the script will meet the
+// problem itself.
+func startCertificates(ctx context.Context, p token.Provider, i token.Info) []transcript.Object {
+	if !i.Initialized {
+		return nil
+	}
+	tok, err := p.Open(ctx, i)
+	if err != nil {
+		return nil
+	}
+	defer tok.Close()
+	certs, err := tok.Certificates(ctx)
+	if err != nil {
+		return nil
+	}
+	out := make([]transcript.Object, len(certs))
+	for k, c := range certs {
+		out[k] = transcript.Object{ID: c.IDHex(), Label: c.Label, DER: c.DER}
+	}
+	return out
 }
 
 // finish writes the transcript of a run that ended with res, runErr, and returns runErr
