@@ -12,8 +12,13 @@
 // are the recorded ones; a handle passed as an argument is compared whole, fields
 // included, since the text alone ("token.Key") does not tell two keys apart.
 //
-// Limits: only the calls the script made itself (depth 0) are replayed, and prompt
-// validation callbacks are not called, so calls made from callbacks are not checked. A
+// A prompt's validate callback is run again on the recorded answer (Player.validate), and
+// the calls it makes are checked against those of the prompt's last attempt.
+//
+// In live mode (Live, for tokenrun replay --soft) the token module runs for real, on a
+// reproduction token, and its calls are checked loosely (Loose).
+//
+// Limits: calls nested two deep (a callback of a callback) are not checked. A
 // secret answer is given back as a placeholder distinct from every other ("<secret 9>"),
 // so a script that compares a typed secret with a known value (the region's default PIN)
 // may take another path than the recorded run; Search then tries such values. A format 1
@@ -133,11 +138,14 @@ type Step struct {
 func (s *Step) String() string {
 	parts := make([]string, len(s.Args))
 	for i, a := range s.Args {
-		b, err := json.Marshal(a)
-		if err != nil {
-			b = []byte(fmt.Sprint(a))
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false) // "<secret>" reads as it is
+		if err := enc.Encode(a); err != nil {
+			parts[i] = fmt.Sprint(a)
+			continue
 		}
-		parts[i] = string(b)
+		parts[i] = strings.TrimSuffix(b.String(), "\n")
 	}
 	return s.Name + "(" + strings.Join(parts, ", ") + ")"
 }
@@ -186,12 +194,24 @@ type Player struct {
 	// secrets are the values given back for the recorded "<secret>" results of a call, by
 	// seq; a call without one gets a placeholder unique to it.
 	secrets map[uint64]string
+	// issued are the placeholders given back, with the seq of their call.
+	issued map[string]uint64
+
+	// inner are the recorded calls of a prompt's validate callback being replayed (its
+	// last attempt), nil outside one; innerNext is the next to give back.
+	inner     []transcript.Call
+	innerNext int
+	cur0      uint64 // the seq of the prompt whose validate is replayed
+
+	live    *Live // nil: nothing runs for real
+	curLive bool  // the call being replayed runs for real
+	abort   error // a live replay could not go on (support gave no secret)
 }
 
 // New returns a player for rec. secrets, which may be nil, gives the value to give back
 // for the "<secret>" results of the call with that seq (see Search).
 func New(rec *Record, secrets map[uint64]string) *Player {
-	p := &Player{rec: rec, secrets: secrets}
+	p := &Player{rec: rec, secrets: secrets, issued: map[string]uint64{}}
 	for _, c := range rec.Calls {
 		if c.Depth == 0 {
 			p.calls = append(p.calls, c)
@@ -203,7 +223,17 @@ func New(rec *Record, secrets map[uint64]string) *Player {
 // Modules are the replaying twins of bindings/all.Modules.
 func (p *Player) Modules() []runtime.Module {
 	var out []runtime.Module
+	real := map[string]runtime.Module{}
+	if p.live != nil {
+		for _, m := range p.live.Modules {
+			real[m.Name] = m
+		}
+	}
 	for _, m := range all.Modules() {
+		if lm, ok := real[m.Name]; ok {
+			out = append(out, p.liveModule(lm))
+			continue
+		}
 		r := runtime.Module{Name: m.Name, Doc: m.Doc, Values: m.Values}
 		for _, f := range m.Funcs {
 			r.Funcs = append(r.Funcs, p.twin(f, m.Name+"."+f.Name))
@@ -233,18 +263,9 @@ func (p *Player) twin(f runtime.Func, name string) runtime.Func {
 // play gives back the next recorded call's results, or raises its recorded error. Its
 // arguments are checked by Call, which the runtime calls right after with them observed.
 func (p *Player) play(L *lua.LState, name string) int {
-	if p.div != nil {
-		L.RaiseError("%s", p.div.Error())
-	}
-	if p.next >= len(p.calls) {
-		p.cur = nil
-		L.RaiseError("replay: %s is past the end of the record", name)
-	}
-	c := &p.calls[p.next]
-	p.next++
-	p.cur = c
-	if c.Name != name {
-		L.RaiseError("replay: %s where the record has %s (step %d)", name, c.Name, c.Seq)
+	c := p.take(L, name)
+	if c.Prompt != nil && c.Error == "" && p.inner == nil {
+		p.validate(L, c)
 	}
 	if c.Error != "" {
 		runtime.Raise(L, &RecordedError{Message: c.Error, Code: p.raisedCode(c.Error)})
@@ -266,12 +287,16 @@ func (p *Player) raisedCode(msg string) string {
 
 // Call implements runtime.Observer: it compares the call just made with the record.
 func (p *Player) Call(e runtime.CallEvent) {
-	if p.div != nil || e.Depth > 0 {
+	if p.div != nil || e.Depth > 1 || (e.Depth == 1) != (p.inner != nil) {
 		return
 	}
 	got := &Step{Name: e.Name(), Self: e.Self, Args: normalize(transcript.Clean(e.Args))}
-	c := p.cur
-	p.cur = nil
+	c, live := p.cur, p.curLive
+	p.cur, p.curLive = nil, false
+	if c == nil && e.Depth == 1 {
+		p.div = &Divergence{Seq: p.cur0, Reason: "the prompt's validate made more calls than recorded: new " + got.String()}
+		return
+	}
 	if c == nil {
 		var last uint64
 		if n := len(p.rec.Calls); n > 0 {
@@ -281,8 +306,16 @@ func (p *Player) Call(e runtime.CallEvent) {
 		return
 	}
 	want := &Step{Name: c.Name, Self: c.Self, Args: c.Args}
-	if c.Name != got.Name || c.Self != got.Self || !Match(c.Args, got.Args) {
+	match := Match
+	if p.live != nil {
+		match = Loose
+	}
+	if c.Name != got.Name || c.Self != got.Self || !match(c.Args, got.Args) {
 		p.div = &Divergence{Seq: c.Seq, Want: want, Got: got}
+		return
+	}
+	if live {
+		p.checkLive(c, e)
 	}
 }
 
@@ -331,6 +364,9 @@ func Match(recorded, got any) bool {
 // Finish checks the end of the replay: every recorded call made, and the run ending as
 // recorded (ok, or failed with the same code). code is the script-visible code of runErr.
 func (p *Player) Finish(runErr error, code string) error {
+	if p.abort != nil {
+		return p.abort
+	}
 	if p.div != nil {
 		return p.div // the run ended on the divergence: its error says no more
 	}
@@ -459,12 +495,14 @@ func (p *Player) toLua(L *lua.LState, v any, seq uint64) lua.LValue {
 			if g, ok := p.secrets[seq]; ok {
 				return lua.LString(g)
 			}
-			return lua.LString(fmt.Sprintf("<secret %d>", seq))
+			marker := fmt.Sprintf("<secret %d>", seq)
+			p.issued[marker] = seq
+			return lua.LString(marker)
 		}
 		if h, ok := p.handle(L, v, ""); ok {
 			return h
 		}
-		return lua.LString(v)
+		return p.str(v)
 	case []any:
 		t := L.CreateTable(len(v), 0)
 		for i, x := range v {
@@ -474,7 +512,7 @@ func (p *Player) toLua(L *lua.LState, v any, seq uint64) lua.LValue {
 	case map[string]any:
 		if b64, ok := v["$bytes"].(string); ok && len(v) == 1 {
 			if raw, err := base64.StdEncoding.DecodeString(b64); err == nil {
-				return lua.LString(raw)
+				return p.str(string(raw))
 			}
 		}
 		if text, ok := v["$handle"].(string); ok {
@@ -493,6 +531,17 @@ func (p *Player) toLua(L *lua.LState, v any, seq uint64) lua.LValue {
 		return t
 	}
 	return lua.LString(fmt.Sprint(v))
+}
+
+// str is a recorded string given back: in a reproduction, a certificate of the client's
+// key is given back as its stand-in for the reproduction's key.
+func (p *Player) str(v string) lua.LValue {
+	if p.live != nil {
+		if s, ok := p.live.StandIn.Replace(v); ok {
+			return lua.LString(s)
+		}
+	}
+	return lua.LString(v)
 }
 
 // Search replays rec with play until a replay reproduces the record or none of the
@@ -560,4 +609,65 @@ func hasRedacted(vs []any) bool {
 		}
 	}
 	return false
+}
+
+// validate re-runs the validate callback of a recorded prompt on its recorded answer,
+// giving back and checking the calls it made in the record (policy.password, ...): a
+// changed script whose rules refuse the client's answer, or that checks it otherwise,
+// diverges there. A prompt answered after several attempts recorded the calls of each;
+// the last attempt's, the one that accepted the answer, are those checked: they start at
+// the last call like the first attempt's first.
+func (p *Player) validate(L *lua.LState, c *transcript.Call) {
+	opts, ok := L.Get(1).(*lua.LTable)
+	if !ok {
+		return
+	}
+	fn, ok := opts.RawGetString("validate").(*lua.LFunction)
+	if !ok || len(c.Results) == 0 {
+		return
+	}
+	var nested []transcript.Call
+	for i := range p.rec.Calls {
+		if p.rec.Calls[i].Seq <= c.Seq {
+			continue
+		}
+		if p.rec.Calls[i].Depth == 0 {
+			break
+		}
+		if p.rec.Calls[i].Depth == 1 {
+			nested = append(nested, p.rec.Calls[i])
+		}
+	}
+	start := 0
+	for i := len(nested) - 1; i > 0; i-- {
+		if nested[i].Name == nested[0].Name {
+			start = i
+			break
+		}
+	}
+	answer := p.toLua(L, c.Results[0], c.Seq)
+	p.inner, p.innerNext, p.cur0 = nested[start:], 0, c.Seq
+	if p.inner == nil {
+		p.inner = []transcript.Call{}
+	}
+	err := L.CallByParam(lua.P{Fn: fn, NRet: 2, Protect: true}, answer)
+	inner, used := p.inner, p.innerNext
+	p.inner, p.innerNext, p.cur = nil, 0, c
+	what := fmt.Sprintf("%s %q: its validate", c.Name, c.Prompt.ID)
+	switch {
+	case p.div != nil:
+	case err != nil:
+		p.div = &Divergence{Seq: c.Seq, Reason: fmt.Sprintf("%s failed on the recorded answer: %v", what, err)}
+	case !lua.LVAsBool(L.Get(-2)):
+		p.div = &Divergence{Seq: c.Seq, Reason: fmt.Sprintf("%s refuses the recorded answer (%s)", what, L.Get(-1).String())}
+	case used < len(inner):
+		w := inner[used]
+		p.div = &Divergence{Seq: w.Seq, Want: &Step{Name: w.Name, Self: w.Self, Args: w.Args}}
+	}
+	if err == nil {
+		L.Pop(2)
+	}
+	if p.div != nil {
+		L.RaiseError("%s", p.div.Error())
+	}
 }

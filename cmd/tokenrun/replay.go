@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tokenrun/tokenrun/bindings/replay"
+	bindtoken "github.com/tokenrun/tokenrun/bindings/token"
 	"github.com/tokenrun/tokenrun/region"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/scripts"
@@ -22,13 +23,24 @@ func replayCommand(io stdio) *cli.Command {
 		Name:      "replay",
 		Usage:     "re-run a procedure against its transcript (no token, CA or person needed) and report the first divergence",
 		ArgsUsage: "FILE (a transcript)",
+		Description: "With --soft DIR the token is real: a software token set up in DIR as the client's was at the start\n" +
+			"(label, serial, PIN tries, keys and certificates, re-issued for new keys), on which the procedure runs\n" +
+			"while the CA, the client's answers and the journal come from the record. Where a secret the client\n" +
+			"typed reaches the token, you are asked for a stand-in, told what the client's token did with it.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "scripts", Usage: "replay the procedure from the scripts tree in `DIR` (e.g. a changed one) instead of the installed or shipped one"},
 			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "stop the replay after this long"},
+			&cli.StringFlag{Name: "soft", Usage: "reproduce on a software token set up in `DIR` (new or empty) in the recorded starting state; it stays there as the run left it"},
+			&cli.StringFlag{Name: "answers", Usage: "with --soft: answer the reproduction's questions (its PINs, stand-in secrets) from the YAML `FILE`"},
+			&cli.StringFlag{Name: "ui", Usage: "with --soft: front-end for those questions: terminal, answers (with --answers) or json"},
+			&cli.BoolFlag{Name: "yes", Hidden: true},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return usageError{errors.New("replay takes one transcript: tokenrun replay [--scripts DIR] FILE")}
+				return usageError{errors.New("replay takes one transcript: tokenrun replay [--scripts DIR] [--soft DIR] FILE")}
+			}
+			if c.String("soft") == "" && (c.String("answers") != "" || c.String("ui") != "") {
+				return usageError{errors.New("--answers and --ui answer the questions of a reproduction: they go with --soft DIR")}
 			}
 			return runReplay(c, io, c.Args().First())
 		},
@@ -75,8 +87,39 @@ func runReplay(c *cli.Context, std stdio, file string) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	var repro *reproduction
+	var live *replay.Live
+	if softDir := c.String("soft"); softDir != "" {
+		fe, err := frontend(c, std)
+		if err != nil {
+			return err
+		}
+		if repro, err = setupReproduction(ctx, softDir, rec, cfg, fe); err != nil {
+			return err
+		}
+		defer repro.Close()
+		for _, n := range repro.notes {
+			fmt.Fprintf(std.err, "note: %s\n", n)
+		}
+		live = &replay.Live{Ask: askSupport(ctx, fe), StandIn: repro.standIn}
+	}
 	var runErr error
 	play := func(player *replay.Player) error {
+		if repro != nil {
+			// Every replay starts from the client's state, with the token module real.
+			if err := repro.reset(); err != nil {
+				return err
+			}
+			p, err := repro.provider()
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			tb := bindtoken.New(bindtoken.Config{Provider: p})
+			defer tb.Close()
+			live.Modules = []runtime.Module{tb.Module()}
+			player.SetLive(live)
+		}
 		reg := runtime.NewRegistry()
 		for _, m := range player.Modules() {
 			if err := reg.Add(m); err != nil {
@@ -111,6 +154,12 @@ func runReplay(c *cli.Context, std stdio, file string) error {
 	outcome := "ok"
 	if runErr != nil {
 		outcome = fmt.Sprintf("error %s (exit %d %s)", rec.Footer.Code, rec.Footer.Exit, rec.Footer.ExitClass)
+	}
+	if repro != nil {
+		fmt.Fprintf(std.out, "reproduced on the software token in %s: %s %s, %d calls, outcome %s\n",
+			strings.Join(repro.targets, ", "), h.Procedure, h.Version, len(rec.Calls), outcome)
+		fmt.Fprintf(std.out, "the token is left as the run left it: tokenrun tokens --soft %s\n", strings.Join(repro.targets, " --soft "))
+		return nil
 	}
 	fmt.Fprintf(std.out, "reproduced: %s %s, %d calls, outcome %s\n", h.Procedure, h.Version, len(rec.Calls), outcome)
 	return nil

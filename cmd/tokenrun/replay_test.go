@@ -30,10 +30,17 @@ func recordChangePin(t *testing.T, current string) (string, int) {
 // with new.
 func exportedWith(t *testing.T, old, new string) string {
 	t.Helper()
+	return exportedFileWith(t, "change_pin.lua", old, new)
+}
+
+// exportedFileWith writes the shipped scripts tree with name (a path in the tree) edited
+// by replacing old with new.
+func exportedFileWith(t *testing.T, name, old, new string) string {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "scripts")
 	r := tokenrun(t, "", "scripts", "export", dir)
 	require.Equal(t, exitOK, r.code, r.err)
-	file := filepath.Join(dir, "change_pin.lua")
+	file := filepath.Join(dir, filepath.FromSlash(name))
 	src, err := os.ReadFile(file)
 	require.NoError(t, err)
 	require.Contains(t, string(src), old)
@@ -107,6 +114,49 @@ func TestReplayDiverges(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReplayChecksValidate: the calls a prompt's validate callback made are replayed and
+// checked too, and a changed rule that refuses the client's answer is a divergence at that
+// prompt.
+func TestReplayChecksValidate(t *testing.T) {
+	file, code := recordChangePin(t, "12345678")
+	require.Equal(t, exitOK, code)
+	_, calls, _, _ := readTranscript(t, file)
+	var nested int
+	for _, c := range calls {
+		if c.Depth == 1 && c.Name == "policy.password" {
+			nested++
+		}
+	}
+	require.Equal(t, 2, nested, "the record holds the calls of both password prompts' validate")
+
+	const first = `      local ok, err = policy.password(v, v)`
+	tests := []struct {
+		name, old, new string
+		want           []string
+	}{
+		{"a stricter rule", first, `      local ok, err = false, { message = "at least 20 characters" }`,
+			[]string{`ui.secret "new_pin": its validate refuses the recorded answer (at least 20 characters)`}},
+		{"one more call", first, first + "\n      policy.text(\"token_blank\")",
+			[]string{"validate made more calls than recorded", `policy.text("token_blank")`}},
+		{"one call fewer", first, `      local ok, err = true, nil`,
+			[]string{"fewer calls than recorded", "recorded policy.password"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := exportedFileWith(t, "lib/input.lua", tt.old, tt.new)
+			r := tokenrun(t, "", "replay", "--scripts", dir, file)
+			require.Equal(t, exitDiverged, r.code, r.err)
+			for _, w := range tt.want {
+				assert.Contains(t, r.err, w)
+			}
+		})
+	}
+	// Unchanged, the validate calls reproduce.
+	dir := exportedFileWith(t, "lib/input.lua", first, first)
+	r := tokenrun(t, "", "replay", "--scripts", dir, file)
+	require.Equal(t, exitOK, r.code, r.err)
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
