@@ -2,6 +2,8 @@ package scripts
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"path"
@@ -49,6 +51,11 @@ type Set struct {
 	Procedures map[string]*runtime.Script
 	// Libraries are lib/*.lua, required as "lib.NAME".
 	Libraries map[string]*runtime.Script
+	// Digest identifies the tree's content: the SHA-256 (hex) of every file but
+	// manifest.yaml and manifest.sig, which a signed bundle rewrites, so the same scripts
+	// have the same digest embedded, exported, or installed from a bundle. Transcripts
+	// record it; a replay says when it differs.
+	Digest string
 }
 
 // Embedded is the shipped set.
@@ -60,7 +67,11 @@ func Load(fsys fs.FS, source string) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scripts %s: %w (a scripts tree has manifest.yaml at its root: see tokenrun scripts export)", source, err)
 	}
-	s := &Set{FS: fsys, Source: source, Procedures: map[string]*runtime.Script{}, Libraries: map[string]*runtime.Script{}}
+	digest, err := treeDigest(fsys)
+	if err != nil {
+		return nil, fmt.Errorf("scripts %s: %w", source, err)
+	}
+	s := &Set{FS: fsys, Source: source, Procedures: map[string]*runtime.Script{}, Libraries: map[string]*runtime.Script{}, Digest: digest}
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&s.Manifest); err != nil {
@@ -247,4 +258,29 @@ func comparePre(a, b string) int {
 		}
 	}
 	return len(pa) - len(pb)
+}
+
+// treeDigest is Set.Digest: over the paths (sorted, as fs.WalkDir gives them) and contents
+// of every regular file, each length-prefixed so that no two trees hash alike.
+func treeDigest(fsys fs.FS) (string, error) {
+	h := sha256.New()
+	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() || name == "manifest.yaml" || name == "manifest.sig" {
+			return nil
+		}
+		data, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%d:%s\n%d:", len(name), name, len(data))
+		h.Write(data)
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -1,6 +1,8 @@
 package scripts
 
 import (
+	"io/fs"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -44,4 +46,51 @@ func TestLoadErrors(t *testing.T) {
 		"lib/policy.lua": {Data: []byte("return {}")}}, "test")
 	require.NoError(t, err)
 	assert.Contains(t, s.Libraries, "lib.policy")
+}
+
+// The digest names the scripts' content: a copy has the same, a changed byte another, and
+// the manifest (which a signed bundle rewrites with its hashes) does not count.
+func TestDigest(t *testing.T) {
+	embedded, err := Embedded()
+	require.NoError(t, err)
+	require.Len(t, embedded.Digest, 64)
+
+	copyWith := func(edit func(fstest.MapFS)) string {
+		t.Helper()
+		m := fstest.MapFS{}
+		require.NoError(t, fs.WalkDir(FS, ".", func(name string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			data, err := fs.ReadFile(FS, name)
+			m[name] = &fstest.MapFile{Data: data}
+			return err
+		}))
+		edit(m)
+		s, err := Load(m, "copy")
+		require.NoError(t, err)
+		return s.Digest
+	}
+	tests := []struct {
+		name string
+		edit func(fstest.MapFS)
+		same bool
+	}{
+		{"a copy", func(fstest.MapFS) {}, true},
+		{"a manifest comment", func(m fstest.MapFS) {
+			m["manifest.yaml"].Data = append([]byte("# signed bundle\n"), m["manifest.yaml"].Data...)
+		}, true},
+		{"one byte of a procedure", func(m fstest.MapFS) {
+			m["change_pin.lua"].Data = append(append([]byte{}, m["change_pin.lua"].Data...), ' ')
+		}, false},
+		{"a region's value", func(m fstest.MapFS) {
+			m["regions/default.yaml"].Data = []byte(strings.Replace(string(m["regions/default.yaml"].Data), "wait: 60s", "wait: 61s", 1))
+		}, false},
+		{"one more file", func(m fstest.MapFS) { m["notes.txt"] = &fstest.MapFile{Data: []byte("x")} }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.same, copyWith(tt.edit) == embedded.Digest)
+		})
+	}
 }

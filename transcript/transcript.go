@@ -49,7 +49,8 @@ type Header struct {
 	Version   string `json:"version,omitempty"`
 
 	ScriptsVersion string `json:"scripts_version,omitempty"`
-	ScriptsSource  string `json:"scripts_source,omitempty"`
+	ScriptsSource  string `json:"scripts_source,omitempty"` // "embedded", a directory, or the installed bundle's id (version and manifest hash)
+	ScriptsDigest  string `json:"scripts_digest,omitempty"` // scripts.Set.Digest: the same scripts, the same digest
 
 	RuntimeVersion string `json:"runtime_version"`
 	APILevel       int    `json:"api_level"`

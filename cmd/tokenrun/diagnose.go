@@ -71,7 +71,9 @@ type ModuleDiagnosis struct {
 type ScriptsDiagnosis struct {
 	Source  string `json:"source"`
 	Version string `json:"version"`
-	Runs    bool   `json:"runs"`
+	// Digest is scripts.Set.Digest, as transcripts record it: support compares the two.
+	Digest string `json:"digest"`
+	Runs   bool   `json:"runs"`
 }
 
 // KeyDiagnosis is a trusted release key, by its ID: never the key itself.
@@ -275,7 +277,7 @@ func probeSoft(c *cli.Context, dirs []string) ModuleDiagnosis {
 }
 
 func scriptsDiagnosis(set *scripts.Set) ScriptsDiagnosis {
-	return ScriptsDiagnosis{Source: set.Source, Version: set.Manifest.Version}
+	return ScriptsDiagnosis{Source: set.Source, Version: set.Manifest.Version, Digest: set.Digest}
 }
 
 // markRunning marks s as the set procedure runs load, adding it when it is not listed.
@@ -437,7 +439,7 @@ func writeDiagnosisText(w io.Writer, d *Diagnosis) {
 		if s.Runs {
 			runs = "  <- procedure runs load this"
 		}
-		fmt.Fprintf(w, "  %s %s%s\n", s.Source, s.Version, runs)
+		fmt.Fprintf(w, "  %s %s (digest %.12s)%s\n", s.Source, s.Version, s.Digest, runs)
 	}
 	writeBundlesText(w, d)
 	fmt.Fprintln(w, "\npending enrollments:")

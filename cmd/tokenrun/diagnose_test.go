@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tokenrun/tokenrun/scripts"
+
 	"github.com/tokenrun/tokenrun/bundle"
 )
 
@@ -101,7 +103,11 @@ func TestDiagnoseBundles(t *testing.T) {
 				assert.Empty(t, b.VerifyError)
 				assert.Empty(t, b.RecordError)
 				assert.Equal(t, []KeyDiagnosis{{ID: keyID, Comment: "Test Bank 2025"}}, d.TrustedKeys)
-				assert.Equal(t, ScriptsDiagnosis{Source: "installed scripts " + b.ID, Version: "1.2.0", Runs: true}, running(d))
+				// The installed bundle has the digest of the tree it was packed from: the
+				// same scripts, the same digest, whatever the manifest says.
+				tree, err := scripts.Load(os.DirFS(bankTree(t, "1.2.0")), "tree")
+				require.NoError(t, err)
+				assert.Equal(t, ScriptsDiagnosis{Source: "installed scripts " + b.ID, Version: "1.2.0", Digest: tree.Digest, Runs: true}, running(d))
 			},
 			text: []string{"1.2.0 (1.2.0-", "active", "signed by " + keyID, "verification: OK"},
 		},

@@ -74,6 +74,10 @@ func runReplay(c *cli.Context, std stdio, file string) error {
 	if v := set.Manifest.ProcedureVersions[h.Procedure].Version; dir == "" && v != "" && v != h.Version {
 		return usageError{versionMismatch(h.Procedure, h.Version, v, set.Source)}
 	}
+	if dir == "" && h.ScriptsDigest != "" && h.ScriptsDigest != set.Digest {
+		fmt.Fprintf(std.err, "note: the scripts (%s, digest %.12s) are not those of the recorded run (%s, digest %.12s), though the procedure version is the same\n",
+			set.Source, set.Digest, h.ScriptsSource, h.ScriptsDigest)
+	}
 	cfg, err := replayConfig(set, h.Region, h.Language, h.Set)
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tokenrun/tokenrun/ca/devca"
+	"github.com/tokenrun/tokenrun/scripts"
 )
 
 // recordChangePin runs change-pin on a fresh software token with current as the PIN typed,
@@ -54,10 +55,24 @@ func TestReplayReproducesChangePin(t *testing.T) {
 	h, _, _, _ := readTranscript(t, file)
 	assert.Equal(t, "embedded", h.Args["scripts"], "ctx.args are recorded for the replay")
 
+	embedded, err := scripts.Embedded()
+	require.NoError(t, err)
+	assert.Equal(t, embedded.Digest, h.ScriptsDigest, "the header names the scripts' content")
+
 	r := tokenrun(t, "", "replay", file)
 	require.Equal(t, exitOK, r.code, r.err)
 	assert.Contains(t, r.stdout, "reproduced: change_pin 1.0.0")
 	assert.Contains(t, r.stdout, "outcome ok")
+	assert.NotContains(t, r.err, "not those of the recorded run")
+
+	// Recorded with other scripts of the same version: the replay says so.
+	raw, err := os.ReadFile(file)
+	require.NoError(t, err)
+	other := filepath.Join(t.TempDir(), "other.jsonl")
+	require.NoError(t, os.WriteFile(other, []byte(strings.Replace(string(raw), embedded.Digest, strings.Repeat("0", 64), 1)), 0o600))
+	r = tokenrun(t, "", "replay", other)
+	require.Equal(t, exitOK, r.code, r.err)
+	assert.Contains(t, r.err, "not those of the recorded run (embedded, digest 000000000000)")
 
 	// The exported, unchanged tree reproduces it too.
 	dir := exportedWith(t, "tok:logout()", "tok:logout()")

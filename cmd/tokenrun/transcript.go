@@ -197,7 +197,8 @@ func exitClass(code int) string {
 // The header keeps the region's --set overrides and ctx.args, which a replay gives back.
 func procedureTranscript(c *cli.Context, p procedure, set *scripts.Set, cfg, args map[string]any) (*transcriptRun, error) {
 	h := transcript.Header{Procedure: p.name, ScriptsVersion: set.Manifest.Version, ScriptsSource: set.Source,
-		Set: redactedSets(c.StringSlice("set")), Args: args}
+		ScriptsDigest: set.Digest,
+		Set:           redactedSets(c.StringSlice("set")), Args: args}
 	h.Region, _ = cfg["region"].(string)
 	h.Language, _ = cfg["language"].(string)
 	tr, err := newTranscript(c, p.command, true, h)
