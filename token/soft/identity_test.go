@@ -61,3 +61,54 @@ func TestClientIdentity(t *testing.T) {
 		})
 	}
 }
+
+// A factory PIN a client's module flagged "to be changed" is flagged on the reproduction
+// until it is changed, role by role.
+func TestPINToBeChanged(t *testing.T) {
+	ctx := context.Background()
+	_, p, tk := newToken(t, Options{SOPINToBeChanged: true})
+	status := func() (user, so token.PINStatus) {
+		infos, err := p.Tokens(ctx)
+		require.NoError(t, err)
+		return infos[0].UserPIN, infos[0].SOPIN
+	}
+	user, so := status()
+	assert.False(t, user.ToBeChanged)
+	assert.True(t, so.ToBeChanged)
+
+	require.NoError(t, tk.Login(ctx, token.User, userPIN))
+	require.NoError(t, tk.SetPIN(ctx, userPIN, "Ab3dE5gh"))
+	_, so = status()
+	assert.True(t, so.ToBeChanged, "changing the user PIN leaves the SO's flag")
+
+	require.NoError(t, tk.Logout(ctx))
+	require.NoError(t, tk.Login(ctx, token.SO, soPIN))
+	require.NoError(t, tk.SetPIN(ctx, soPIN, "Zz9yX8wv"))
+	_, so = status()
+	assert.False(t, so.ToBeChanged, "changed, the flag goes")
+}
+
+// A token that gives flags only, as most PKCS#11 modules do: no count in its info or its
+// errors, and the count still enforced.
+func TestFlagsOnly(t *testing.T) {
+	ctx := context.Background()
+	_, p, tk := newToken(t, Options{FlagsOnly: true, UserMaxTries: 3})
+	user := func() token.PINStatus {
+		infos, err := p.Tokens(ctx)
+		require.NoError(t, err)
+		return infos[0].UserPIN
+	}
+	assert.Equal(t, token.PINStatus{RetriesLeft: -1}, user())
+	for _, want := range []token.PINStatus{
+		{CountLow: true, RetriesLeft: -1},
+		{CountLow: true, FinalTry: true, RetriesLeft: -1},
+		{Locked: true, RetriesLeft: -1},
+	} {
+		err := tk.Login(ctx, token.User, "00000000")
+		var te *token.Error
+		require.ErrorAs(t, err, &te)
+		assert.Equal(t, -1, te.RetriesLeft, "no count in the error")
+		assert.Equal(t, want, user())
+	}
+	assert.ErrorIs(t, tk.Login(ctx, token.User, userPIN), token.ErrPINLocked, "locked after 3 tries all the same")
+}

@@ -57,6 +57,14 @@ type Options struct {
 	Serial       string
 	Manufacturer string
 	Model        string
+	// UserPINToBeChanged and SOPINToBeChanged raise the PKCS#11 "to be changed" flag of that
+	// PIN until it is changed (C_SetPIN), as a client's token may show for a factory PIN.
+	UserPINToBeChanged bool
+	SOPINToBeChanged   bool
+	// FlagsOnly makes the token say what most PKCS#11 modules say of PIN tries: the flags
+	// (count low, final try, locked) and no count (RetriesLeft -1), as a client's module
+	// did. The count is still kept and enforced.
+	FlagsOnly bool
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -230,11 +238,12 @@ func newState(opts Options) (*state, error) {
 		Label:        opts.Label,
 		Manufacturer: opts.Manufacturer,
 		Model:        opts.Model,
+		FlagsOnly:    opts.FlagsOnly,
 		Epoch:        hex.EncodeToString(randomBytes(16)),
 		MinPINLen:    opts.MinPINLen,
 		MaxPINLen:    opts.MaxPINLen,
-		UserPIN:      pinRecord{MaxTries: opts.UserMaxTries, TriesLeft: opts.UserMaxTries},
-		SOPIN:        pinRecord{MaxTries: opts.SOMaxTries, TriesLeft: opts.SOMaxTries},
+		UserPIN:      pinRecord{MaxTries: opts.UserMaxTries, TriesLeft: opts.UserMaxTries, ToBeChanged: opts.UserPINToBeChanged},
+		SOPIN:        pinRecord{MaxTries: opts.SOMaxTries, TriesLeft: opts.SOMaxTries, ToBeChanged: opts.SOPINToBeChanged},
 	}
 	if st.Serial == "" {
 		st.Serial = hex.EncodeToString(randomBytes(8))
@@ -394,18 +403,23 @@ func (s *slot) info(st *state) token.Info {
 		UserPINInitialized: st.UserPIN.Secret != nil,
 		MinPINLen:          st.MinPINLen,
 		MaxPINLen:          st.MaxPINLen,
-		UserPIN:            st.UserPIN.status(),
-		SOPIN:              st.SOPIN.status(),
+		UserPIN:            st.UserPIN.status(st.FlagsOnly),
+		SOPIN:              st.SOPIN.status(st.FlagsOnly),
 	}
 }
 
 // status gives the PKCS#11 flags for a retry counter: count-low once a try has been lost,
 // final-try with one left (count-low stays set), locked at none (then neither is set).
-func (r *pinRecord) status() token.PINStatus {
+func (r *pinRecord) status(flagsOnly bool) token.PINStatus {
+	left := r.TriesLeft
+	if flagsOnly {
+		left = -1
+	}
 	return token.PINStatus{
 		CountLow:    r.TriesLeft > 0 && r.TriesLeft < r.MaxTries,
 		FinalTry:    r.TriesLeft == 1,
 		Locked:      r.TriesLeft == 0,
-		RetriesLeft: r.TriesLeft,
+		ToBeChanged: r.ToBeChanged,
+		RetriesLeft: left,
 	}
 }

@@ -38,6 +38,7 @@ type state struct {
 	// (Options); empty means this package's own.
 	Manufacturer string `json:"manufacturer,omitempty"`
 	Model        string `json:"model,omitempty"`
+	FlagsOnly    bool   `json:"flags_only,omitempty"` // Options.FlagsOnly
 	// Epoch changes at every format. A login made before it (in this or another process)
 	// belongs to a token that no longer exists and is dropped.
 	Epoch     string       `json:"epoch"`
@@ -55,6 +56,9 @@ type pinRecord struct {
 	MaxTries  int        `json:"max_tries"`
 	TriesLeft int        `json:"tries_left"`
 	Secret    *pinSecret `json:"secret,omitempty"`
+	// ToBeChanged is CKF_*_PIN_TO_BE_CHANGED: set only on a token made to look like a
+	// client's whose module said so (a factory PIN), cleared when the PIN is changed.
+	ToBeChanged bool `json:"to_be_changed,omitempty"`
 }
 
 type pinSecret struct {

@@ -144,7 +144,9 @@ func (tx *txn) verifyPIN(op string, role token.Role, pin string) ([]byte, error)
 		// The try that uses up the last one still says "incorrect", as openCryptoki does;
 		// the next one says "locked".
 		e := token.NewError(op, token.CKR_PIN_INCORRECT)
-		e.RetriesLeft = rec.TriesLeft
+		if !tx.st.FlagsOnly {
+			e.RetriesLeft = rec.TriesLeft
+		}
 		return nil, e
 	}
 	rec.TriesLeft = rec.MaxTries
@@ -202,7 +204,7 @@ func (t *tok) SetPIN(ctx context.Context, oldPIN, newPIN string) error {
 		if err != nil {
 			return err
 		}
-		rec.Secret = sec
+		rec.Secret, rec.ToBeChanged = sec, false
 		return tx.save()
 	})
 }
