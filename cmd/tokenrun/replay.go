@@ -33,14 +33,15 @@ func replayCommand(io stdio) *cli.Command {
 			&cli.StringFlag{Name: "soft", Usage: "reproduce on a software token set up in `DIR` (new or empty) in the recorded starting state; it stays there as the run left it"},
 			&cli.StringFlag{Name: "answers", Usage: "with --soft: answer the reproduction's questions (its PINs, stand-in secrets) from the YAML `FILE`"},
 			&cli.StringFlag{Name: "ui", Usage: "with --soft: front-end for those questions: terminal, answers (with --answers) or json"},
+			&cli.IntFlag{Name: "max-tries", Usage: "with --soft: how many password tries the client's token allows before it locks, when its module gave only flags (default 10)"},
 			&cli.BoolFlag{Name: "yes", Hidden: true},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usageError{errors.New("replay takes one transcript: tokenrun replay [--scripts DIR] [--soft DIR] FILE")}
 			}
-			if c.String("soft") == "" && (c.String("answers") != "" || c.String("ui") != "") {
-				return usageError{errors.New("--answers and --ui answer the questions of a reproduction: they go with --soft DIR")}
+			if c.String("soft") == "" && (c.String("answers") != "" || c.String("ui") != "" || c.IsSet("max-tries")) {
+				return usageError{errors.New("--answers, --ui and --max-tries are for a reproduction: they go with --soft DIR")}
 			}
 			return runReplay(c, io, c.Args().First())
 		},
@@ -98,7 +99,7 @@ func runReplay(c *cli.Context, std stdio, file string) error {
 		if err != nil {
 			return err
 		}
-		if repro, err = setupReproduction(ctx, softDir, rec, cfg, fe); err != nil {
+		if repro, err = setupReproduction(ctx, softDir, rec, cfg, fe, c.Int("max-tries")); err != nil {
 			return err
 		}
 		defer repro.Close()

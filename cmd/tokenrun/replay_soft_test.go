@@ -224,4 +224,49 @@ func TestReplaySoftRefusesADirectoryInUse(t *testing.T) {
 	r = tokenrun(t, "", "replay", "--answers", writeAnswers(t, map[string]any{}), file)
 	require.Equal(t, exitUsage, r.code)
 	assert.Contains(t, r.err, "go with --soft")
+
+	r = tokenrun(t, "", "replay", "--soft", filepath.Join(t.TempDir(), "x"), "--max-tries", "-1", "--answers", writeAnswers(t, map[string]any{}), file)
+	require.Equal(t, exitUsage, r.code)
+	assert.Contains(t, r.err, "--max-tries -1")
+}
+
+// TestReplaySoftFromOpenCryptokiFlags: openCryptoki (a module that really locks) says only
+// that password tries were lost, not how many. A client's change of password recorded
+// after a wrong try reproduces on a token that has lost one, and support is told so.
+func TestReplaySoftFromOpenCryptokiFlags(t *testing.T) {
+	t.Setenv("TOKENRUN_HOME", t.TempDir())
+	tk := p11test.OpenCryptoki(t)
+	const newPass = "Rv3nT8wq"
+	wrong := map[string]any{"current_pin": "87870000", "new_pin": newPass, "new_pin_confirm": newPass}
+	r := tokenrun(t, "", "change-pin", "--module", tk.Module, "--yes", "--lang", "en", "--no-transcript", "--answers", writeAnswers(t, wrong))
+	require.Equal(t, exitToken, r.code, "%s%s", r.stdout, r.err)
+
+	file := filepath.Join(t.TempDir(), "run.jsonl")
+	right := map[string]any{"current_pin": tk.UserPIN, "new_pin": newPass, "new_pin_confirm": newPass}
+	r = tokenrun(t, "", "change-pin", "--module", tk.Module, "--yes", "--lang", "en", "--no-transcript", "--transcript", file, "--answers", writeAnswers(t, right))
+	require.Equal(t, exitOK, r.code, "%s%s", r.stdout, r.err)
+	h, _, _, _ := readTranscript(t, file)
+	require.Len(t, h.Tokens, 1)
+	require.True(t, h.Tokens[0].UserPIN.CountLow, "openCryptoki flags the lost try")
+	require.Equal(t, -1, h.Tokens[0].UserPIN.RetriesLeft, "and does not say how many are left")
+
+	repro := filepath.Join(t.TempDir(), "repro")
+	ans := map[string]any{"current_pin": "12345678", "new_pin": "Ab3dE5gh"}
+	r = tokenrun(t, "", "replay", "--soft", repro, "--answers", writeAnswers(t, ans), file)
+	require.Equal(t, exitOK, r.code, "%s%s", r.stdout, r.err)
+	assert.Contains(t, r.err, "the client's module said only that user password tries were lost; the reproduction has 9 of 10 left")
+
+	// Support knows this token locks after 3: the reproduction starts with 2 left.
+	repro3 := filepath.Join(t.TempDir(), "repro3")
+	r = tokenrun(t, "", "replay", "--soft", repro3, "--max-tries", "3", "--answers", writeAnswers(t, map[string]any{"current_pin": "00000000"}), file)
+	require.Equal(t, exitDiverged, r.code, "a stand-in the token refuses: %s%s", r.stdout, r.err)
+	assert.Contains(t, r.err, "has 2 of 3 left")
+	info3, _ := openRepro(t, repro3)
+	assert.True(t, info3.UserPIN.FinalTry, "2 of 3, one refused: the final try, as the client's token would be")
+	assert.Equal(t, -1, info3.UserPIN.RetriesLeft, "the reproduction gives flags only, as the client's module did")
+	assertNoSecrets(t, ans, r.stdout+r.err)
+	info, tok := openRepro(t, repro)
+	assert.Equal(t, tk.Serial, info.Serial)
+	assert.Equal(t, tk.Label, info.Label)
+	require.NoError(t, tok.Login(context.Background(), token.User, "Ab3dE5gh"), "the reproduction's password is the stand-in")
 }

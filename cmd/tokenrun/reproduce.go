@@ -68,8 +68,16 @@ const (
 
 // setupReproduction makes the reproduction tokens of rec under dir, which must be empty or
 // missing: a replay never overwrites a token.
-func setupReproduction(ctx context.Context, dir string, rec *replay.Record, cfg map[string]any, fe ui.Frontend) (*reproduction, error) {
+// maxTries is how many tries the client's token allows before it locks: modules that give
+// flags only do not say, so support may (--max-tries); 0 means the default 10.
+func setupReproduction(ctx context.Context, dir string, rec *replay.Record, cfg map[string]any, fe ui.Frontend, maxTries int) (*reproduction, error) {
 	h := rec.Header
+	if maxTries < 0 {
+		return nil, usageError{fmt.Errorf("--max-tries %d: want a number of tries, 1 or more", maxTries)}
+	}
+	if maxTries == 0 {
+		maxTries = 10
+	}
 	if err := checkEmptyDir(dir); err != nil {
 		return nil, usageError{fmt.Errorf("replay --soft %s: %w", dir, err)}
 	}
@@ -107,7 +115,7 @@ func setupReproduction(ctx context.Context, dir string, rec *replay.Record, cfg 
 	}
 	for i, t := range toks {
 		sub := filepath.Join(work, strconv.Itoa(i+1))
-		if err := r.build(ctx, sub, t, seen, userPIN, soPIN); err != nil {
+		if err := r.build(ctx, sub, t, seen, userPIN, soPIN, maxTries); err != nil {
 			r.Close()
 			return nil, err
 		}
@@ -146,12 +154,15 @@ func reproductionPINs(ctx context.Context, cfg map[string]any, fe ui.Frontend) (
 }
 
 // build makes one reproduction token in sub.
-func (r *reproduction) build(ctx context.Context, sub string, t transcript.Token, seen []map[string]any, userPIN, soPIN string) error {
-	const defaultMax = 10
-	userMax, soMax := max(defaultMax, t.UserPIN.RetriesLeft), max(defaultMax, t.SOPIN.RetriesLeft)
+func (r *reproduction) build(ctx context.Context, sub string, t transcript.Token, seen []map[string]any, userPIN, soPIN string, maxTries int) error {
+	userMax, soMax := max(maxTries, t.UserPIN.RetriesLeft), max(maxTries, t.SOPIN.RetriesLeft)
 	opts := soft.Options{Label: t.Label, Serial: t.Serial, Manufacturer: t.Manufacturer, Model: t.Model,
 		DefaultUserPIN: userPIN, DefaultSOPIN: soPIN, MinPINLen: t.MinPINLen, MaxPINLen: t.MaxPINLen,
-		UserMaxTries: userMax, SOMaxTries: soMax}
+		UserMaxTries: userMax, SOMaxTries: soMax,
+		UserPINToBeChanged: t.UserPIN.ToBeChanged, SOPINToBeChanged: t.SOPIN.ToBeChanged,
+		// A module that gave flags only: so does the reproduction, or a script reading the
+		// count would take another path than it did for the client.
+		FlagsOnly: t.UserPIN.RetriesLeft < 0 && t.SOPIN.RetriesLeft < 0}
 	if err := soft.Create(sub, opts); err != nil {
 		return usageError{fmt.Errorf("replay --soft: the reproduction of token %q: %w", t.Label, err)}
 	}
@@ -210,7 +221,7 @@ func (r *reproduction) triesLeft(label string, role token.Role, st token.PINStat
 	case st.FinalTry:
 		return 1
 	case st.CountLow:
-		r.notes = append(r.notes, fmt.Sprintf("token %q: the client's module said only that %s password tries were lost; the reproduction has %d of %d left",
+		r.notes = append(r.notes, fmt.Sprintf("token %q: the client's module said only that %s password tries were lost; the reproduction has %d of %d left (--max-tries sets how many the client's token allows)",
 			label, role, maxTries-1, maxTries))
 		return maxTries - 1
 	}
