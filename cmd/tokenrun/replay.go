@@ -33,7 +33,7 @@ func replayCommand(io stdio) *cli.Command {
 			&cli.StringFlag{Name: "soft", Usage: "reproduce on a software token set up in `DIR` (new or empty) in the recorded starting state; it stays there as the run left it"},
 			&cli.StringFlag{Name: "answers", Usage: "with --soft: answer the reproduction's questions (its PINs, stand-in secrets) from the YAML `FILE`"},
 			&cli.StringFlag{Name: "ui", Usage: "with --soft: front-end for those questions: terminal, answers (with --answers) or json"},
-			&cli.IntFlag{Name: "max-tries", Usage: "with --soft: how many password tries the client's token allows before it locks, when its module gave only flags (default 10)"},
+			&cli.IntFlag{Name: "max-tries", Usage: "with --soft: how many password tries the client's token allows before it locks, when its module gave only flags", Value: 10},
 			&cli.BoolFlag{Name: "yes", Hidden: true},
 		},
 		Action: func(c *cli.Context) error {

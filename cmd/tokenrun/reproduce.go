@@ -69,14 +69,11 @@ const (
 // setupReproduction makes the reproduction tokens of rec under dir, which must be empty or
 // missing: a replay never overwrites a token.
 // maxTries is how many tries the client's token allows before it locks: modules that give
-// flags only do not say, so support may (--max-tries); 0 means the default 10.
+// flags only do not say, so support may (--max-tries).
 func setupReproduction(ctx context.Context, dir string, rec *replay.Record, cfg map[string]any, fe ui.Frontend, maxTries int) (*reproduction, error) {
 	h := rec.Header
-	if maxTries < 0 {
+	if maxTries < 1 {
 		return nil, usageError{fmt.Errorf("--max-tries %d: want a number of tries, 1 or more", maxTries)}
-	}
-	if maxTries == 0 {
-		maxTries = 10
 	}
 	if err := checkEmptyDir(dir); err != nil {
 		return nil, usageError{fmt.Errorf("replay --soft %s: %w", dir, err)}
@@ -133,9 +130,10 @@ func setupReproduction(ctx context.Context, dir string, rec *replay.Record, cfg 
 // answers take the region's default PINs.
 func reproductionPINs(ctx context.Context, cfg map[string]any, fe ui.Frontend) (user, so string, err error) {
 	tok, _ := cfg["token"].(map[string]any)
+	help := "The reproduction token is a software token set up as the client's was; the client's passwords are not in the transcript."
 	ask := func(id, label, key string) (string, error) {
-		v, err := fe.Ask(ctx, ui.Prompt{ID: id, Kind: ui.Secret, Optional: true, Label: label,
-			Help: "The reproduction token is a software token set up as the client's was; the client's passwords are not in the transcript."})
+		v, err := fe.Ask(ctx, ui.Prompt{ID: id, Kind: ui.Secret, Optional: true, Label: label, Help: help})
+		help = "" // said once
 		if err != nil {
 			return "", fmt.Errorf("replay --soft: %w", err)
 		}
