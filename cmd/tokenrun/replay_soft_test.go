@@ -169,9 +169,15 @@ func TestReplaySoftFromSoftHSM2(t *testing.T) {
 	ca.start(t, devca.ServerOptions{})
 	p11test.SoftHSM(t)
 	tk := p11test.SoftHSMToken(t, "KAZTOKEN", "87654321", "12345678")
-	args := append([]string{"enroll", "--module", tk.Module, "--answers", writeAnswers(t, enrollAnswers(ca)), "--yes", "--lang", "en", "--no-transcript"}, ca.args()...)
+	enrollFile := filepath.Join(t.TempDir(), "enroll.jsonl")
+	args := append([]string{"enroll", "--module", tk.Module, "--answers", writeAnswers(t, enrollAnswers(ca)), "--yes", "--lang", "en", "--transcript", enrollFile}, ca.args()...)
 	r := tokenrun(t, "", args...)
 	require.Equal(t, exitOK, r.code, r.err)
+
+	// The enrollment itself reproduces on a software token too.
+	r = tokenrun(t, "", "replay", "--soft", filepath.Join(t.TempDir(), "enrolled"), "--answers", writeAnswers(t, map[string]any{"new_pin": "Qw2eR4ty"}), enrollFile)
+	require.Equal(t, exitOK, r.code, "%s%s", r.stdout, r.err)
+	assert.Contains(t, r.stdout, "outcome ok")
 
 	file := filepath.Join(t.TempDir(), "format.jsonl")
 	r = tokenrun(t, "", "format", "--module", tk.Module, "--yes", "--lang", "en", "--transcript", file,
