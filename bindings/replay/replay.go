@@ -563,6 +563,7 @@ func Search(rec *Record, guesses []string, limit int, play func(*Player) error) 
 	}
 	choice := map[uint64]int{} // seq -> 1 + index in guesses; 0 is the placeholder
 	var best *Divergence
+	var bestSecrets map[uint64]string
 	for attempt := 0; ; attempt++ {
 		secrets := map[uint64]string{}
 		for seq, i := range choice {
@@ -575,11 +576,17 @@ func Search(rec *Record, guesses []string, limit int, play func(*Player) error) 
 		if !errors.As(err, &d) {
 			return err
 		}
-		if best == nil || d.Seq > best.Seq {
-			best = d
+		last := best == nil || d.Seq > best.Seq
+		if last {
+			best, bestSecrets = d, secrets
 		}
 		if attempt+1 >= limit || !advance(choice, secretSeqs, d.Seq, len(guesses)) {
-			return best
+			if last {
+				return best
+			}
+			// The replay that came furthest runs once more, so that what it leaves behind
+			// (a reproduction token) is its own, not that of a later try.
+			return play(New(rec, bestSecrets))
 		}
 	}
 }

@@ -85,6 +85,21 @@ func TestSearch(t *testing.T) {
 	require.ErrorAs(t, err, &d)
 	assert.Equal(t, 3, n, "the limit")
 	assert.Equal(t, uint64(5), d.Seq, "the furthest")
+
+	// The furthest replay was not the last: it runs once more, so that what it leaves
+	// behind (a reproduction token) is its own.
+	tried = nil
+	err = Search(rec, []string{"", "0000"}, 100, func(p *Player) error {
+		tried = append(tried, p.secrets)
+		if len(p.secrets) == 0 {
+			return &Divergence{Seq: 3}
+		}
+		return &Divergence{Seq: 2}
+	})
+	require.ErrorAs(t, err, &d)
+	assert.Equal(t, uint64(3), d.Seq)
+	require.Greater(t, len(tried), 2)
+	assert.Equal(t, map[uint64]string{}, tried[len(tried)-1], "the furthest replay's guesses, again")
 }
 
 // TestRecordedFields: a replayed handle's fields are the recorded ones, binary strings

@@ -154,6 +154,10 @@ func runReplay(c *cli.Context, std stdio, file string) error {
 		return player.Finish(runErr, code)
 	}
 	if err := replay.Search(rec, secretGuesses(cfg), maxReplays, play); err != nil {
+		var d *replay.Divergence
+		if repro != nil && errors.As(err, &d) {
+			fmt.Fprintf(std.err, "the reproduction token is left as the diverging replay left it: tokenrun tokens --soft %s\n", strings.Join(repro.targets, " --soft "))
+		}
 		return err
 	}
 	outcome := "ok"
