@@ -256,6 +256,9 @@ func TestStore(t *testing.T) {
 	k := key(t)
 	keys := Keyring{k.Public()}
 	store := OpenStore(t.TempDir())
+	none, err := store.Versions()
+	require.NoError(t, err)
+	assert.Empty(t, none, "nothing installed, no store: no versions")
 	install := func(version string, downgrade bool) (Meta, error) {
 		b, err := readVerify(pack(t, tree(t, version), k), keys)
 		require.NoError(t, err)
@@ -299,9 +302,12 @@ func TestStore(t *testing.T) {
 	require.NoError(t, err)
 	entries, _ := os.ReadDir(filepath.Join(store.Dir, "versions"))
 	assert.Len(t, entries, 4, "active and previous kept, each with its record; older pruned")
+	require.NoError(t, os.Mkdir(filepath.Join(store.Dir, "versions", ".tmp-1.2.0-x"), 0o700))
+	ids, err := store.Versions()
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{m2.ID, m3.ID}, ids, "the kept versions; an interrupted install is not one")
 	_, err = os.Stat(filepath.Join(store.Dir, "versions", m1.ID))
 	assert.ErrorIs(t, err, os.ErrNotExist)
-	_ = m3
 }
 
 func TestInstalledTamperingFallsBack(t *testing.T) {

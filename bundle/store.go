@@ -71,6 +71,25 @@ func (s *Store) setPointer(name, id string) error {
 func (s *Store) Active() (string, error)   { return s.pointer(activeName) }
 func (s *Store) Previous() (string, error) { return s.pointer(previousName) }
 
+// Versions lists the ids of every installed version directory, sorted; hidden entries
+// (interrupted installs) are left out. None installed is an empty list, not an error.
+func (s *Store) Versions() ([]string, error) {
+	entries, err := os.ReadDir(s.versions())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil // ReadDir sorts by name
+}
+
 // Meta reads an installed bundle's metadata.
 func (s *Store) Meta(id string) (Meta, error) {
 	var m Meta

@@ -2,10 +2,8 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -329,16 +327,12 @@ func diagnoseBundles(d *Diagnosis, home string) {
 	}
 	add(active)
 	add(previous)
-	// The version directories, as the layout documented on bundle.Store has them; hidden
-	// entries are interrupted installs.
-	entries, err := os.ReadDir(filepath.Join(store.Dir, "versions"))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	others, err := store.Versions()
+	if err != nil {
 		storeErrs = append(storeErrs, err.Error())
 	}
-	for _, e := range entries {
-		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-			add(e.Name())
-		}
+	for _, id := range others {
+		add(id)
 	}
 	for _, id := range ids {
 		d.Bundles = append(d.Bundles, diagnoseBundle(store, id, keys, id == active, id == previous))
