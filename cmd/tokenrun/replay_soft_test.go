@@ -111,20 +111,13 @@ func TestReplaySoftStartingTries(t *testing.T) {
 // reproduction, the CA's answer comes from the record, re-issued for the reproduction's
 // new key, and the profile ends up on the reproduction token as it did on the client's.
 func TestReplaySoftOfEnroll(t *testing.T) {
-	t.Setenv("TOKENRUN_HOME", t.TempDir())
-	ca := newEnrollCA(t)
-	ca.start(t, devca.ServerOptions{})
-	dir, _ := softToken(t)
-	file := filepath.Join(t.TempDir(), "enroll.jsonl")
-	args := append([]string{"enroll", "--soft", dir, "--answers", writeAnswers(t, enrollAnswers(ca)), "--yes", "--lang", "en", "--transcript", file}, ca.args()...)
-	r := tokenrun(t, "", args...)
-	require.Equal(t, exitOK, r.code, r.err)
+	dir, file := recordEnroll(t)
 	clientCert := onlyCert(t, dir, newPIN)
 
 	repro := filepath.Join(t.TempDir(), "repro")
 	const standIn = "Qw2eR4ty"
 	ans := map[string]any{"new_pin": standIn}
-	r = tokenrun(t, "", "replay", "--soft", repro, "--answers", writeAnswers(t, ans), file)
+	r := tokenrun(t, "", "replay", "--soft", repro, "--answers", writeAnswers(t, ans), file)
 	require.Equal(t, exitOK, r.code, "%s%s", r.stdout, r.err)
 	assert.Contains(t, r.stdout, "outcome ok")
 	assertNoSecrets(t, ans, r.stdout+r.err)

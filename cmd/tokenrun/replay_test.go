@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tokenrun/tokenrun/ca/devca"
 	"github.com/tokenrun/tokenrun/scripts"
 )
 
@@ -209,14 +208,7 @@ func TestReplayRefusesBadTranscripts(t *testing.T) {
 // current password with the region's default, which the replay's secret guesses find, and
 // reads the data fields of handles (key.id), which the transcript records with them.
 func TestReplayOfEnroll(t *testing.T) {
-	t.Setenv("TOKENRUN_HOME", t.TempDir())
-	ca := newEnrollCA(t)
-	ca.start(t, devca.ServerOptions{})
-	dir, _ := softToken(t)
-	file := filepath.Join(t.TempDir(), "enroll.jsonl")
-	args := append([]string{"enroll", "--soft", dir, "--answers", writeAnswers(t, enrollAnswers(ca)), "--yes", "--lang", "en", "--transcript", file}, ca.args()...)
-	r := tokenrun(t, "", args...)
-	require.Equal(t, exitOK, r.code, r.err)
+	_, file := recordEnroll(t)
 
 	// The generated key is recorded with its fields.
 	_, calls, _, _ := readTranscript(t, file)
@@ -231,7 +223,7 @@ func TestReplayOfEnroll(t *testing.T) {
 	assert.NotEmpty(t, fields["id"])
 	assert.Contains(t, fields["public_key"], "PUBLIC KEY")
 
-	r = tokenrun(t, "", "replay", file)
+	r := tokenrun(t, "", "replay", file)
 	require.Equal(t, exitOK, r.code, "replay of enroll:\n%s%s", r.stdout, r.err)
 	assert.Contains(t, r.stdout, "reproduced")
 	assert.Contains(t, r.stdout, "outcome ok")

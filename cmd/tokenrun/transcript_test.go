@@ -153,14 +153,7 @@ func TestTranscriptOfFailedRunAndNoTranscript(t *testing.T) {
 }
 
 func TestTranscriptOfEnroll(t *testing.T) {
-	t.Setenv("TOKENRUN_HOME", t.TempDir())
-	ca := newEnrollCA(t)
-	ca.start(t, devca.ServerOptions{})
-	dir, _ := softToken(t)
-	file := filepath.Join(t.TempDir(), "enroll.jsonl")
-	args := append([]string{"enroll", "--soft", dir, "--answers", writeAnswers(t, enrollAnswers(ca)), "--yes", "--lang", "en", "--transcript", file}, ca.args()...)
-	r := tokenrun(t, "", args...)
-	require.Equal(t, exitOK, r.code, r.err)
+	_, file := recordEnroll(t)
 
 	calls, f := checkTranscript(t, file, "enroll", "software token", enrollOTP, newPIN)
 	assert.Equal(t, "ok", f.Outcome)
@@ -263,4 +256,20 @@ func TestDiagnose(t *testing.T) {
 	assert.Contains(t, r.stdout, "no software token in")
 	_, err = os.Stat(missing)
 	assert.True(t, os.IsNotExist(err))
+}
+
+// recordEnroll enrolls a new software token against a development CA on loopback, in a
+// fresh TOKENRUN_HOME, with a transcript; it returns the token's directory and the
+// transcript.
+func recordEnroll(t *testing.T) (dir, file string) {
+	t.Helper()
+	t.Setenv("TOKENRUN_HOME", t.TempDir())
+	ca := newEnrollCA(t)
+	ca.start(t, devca.ServerOptions{})
+	dir, _ = softToken(t)
+	file = filepath.Join(t.TempDir(), "enroll.jsonl")
+	args := append([]string{"enroll", "--soft", dir, "--answers", writeAnswers(t, enrollAnswers(ca)), "--yes", "--lang", "en", "--transcript", file}, ca.args()...)
+	r := tokenrun(t, "", args...)
+	require.Equal(t, exitOK, r.code, r.err)
+	return dir, file
 }
