@@ -224,7 +224,7 @@ func (p *Player) freshSecret(seq uint64, at *transcript.Call) (string, error) {
 	if s, ok := p.live.answers[seq]; ok {
 		return s, nil
 	}
-	req := SecretRequest{ID: fmt.Sprintf("step_%d", seq), Step: at.Seq, Call: at.Name, Recorded: RecordedOutcome(at)}
+	req := SecretRequest{ID: fmt.Sprintf("step_%d", seq), Step: at.Seq, Call: at.Name, Recorded: recordedOutcome(at)}
 	if origin := p.callAt(seq); origin != nil {
 		req.Label = fmt.Sprintf("the secret %s gave back at step %d", origin.Name, seq)
 		if origin.Prompt != nil && origin.Prompt.ID != "" {
@@ -255,9 +255,9 @@ func (p *Player) callAt(seq uint64) *transcript.Call {
 	return nil
 }
 
-// RecordedOutcome says what a recorded call did: "accepted it", "refused it: CODE (N
+// recordedOutcome says what a recorded call did: "accepted it", "refused it: CODE (N
 // tries left)", or "raised an error: ...".
-func RecordedOutcome(c *transcript.Call) string {
+func recordedOutcome(c *transcript.Call) string {
 	if c.Error != "" {
 		return "raised an error: " + c.Error
 	}
