@@ -115,38 +115,6 @@ func (p *Player) liveTwin(f runtime.Func, name string) runtime.Func {
 	return f
 }
 
-// take moves to the next recorded call, which must be name's; it raises otherwise (the
-// observer then reports the divergence).
-func (p *Player) take(L *lua.LState, name string) *transcript.Call {
-	if p.div != nil {
-		L.RaiseError("%s", p.div.Error())
-	}
-	if p.inner != nil {
-		if p.innerNext >= len(p.inner) {
-			p.cur = nil
-			L.RaiseError("replay: %s is past the recorded calls of the prompt's validate", name)
-		}
-		c := &p.inner[p.innerNext]
-		p.innerNext++
-		p.cur = c
-		if c.Name != name {
-			L.RaiseError("replay: %s where the record has %s (step %d)", name, c.Name, c.Seq)
-		}
-		return c
-	}
-	if p.next >= len(p.calls) {
-		p.cur = nil
-		L.RaiseError("replay: %s is past the end of the record", name)
-	}
-	c := &p.calls[p.next]
-	p.next++
-	p.cur = c
-	if c.Name != name {
-		L.RaiseError("replay: %s where the record has %s (step %d)", name, c.Name, c.Seq)
-	}
-	return c
-}
-
 func scrub(s string, secrets []string) string {
 	for _, x := range secrets {
 		if x != "" {

@@ -40,6 +40,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/tokenrun/tokenrun/bindings/all"
+	bindtoken "github.com/tokenrun/tokenrun/bindings/token"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/transcript"
 )
@@ -124,6 +125,37 @@ func (rec *Record) parseLine(n int, line []byte, afterFooter bool) error {
 		}
 	default:
 		return fmt.Errorf("transcript line %d: unknown kind %q", n, kind.Kind)
+	}
+	return nil
+}
+
+// StartKeys are the fields of the keys the script's first successful tok:keys() listed
+// before it changed any object: the keys on the token at the start, which a header cannot
+// list (a token shows private keys only after a login).
+func (rec *Record) StartKeys() []map[string]any {
+	changes := map[string]bool{}
+	for _, m := range []string{"generate_key", "delete", "format", "store_certificate"} {
+		changes[bindtoken.TokenType+":"+m] = true
+	}
+	for _, c := range rec.Calls {
+		if changes[c.Name] {
+			return nil
+		}
+		if c.Name != bindtoken.TokenType+":keys" || c.Error != "" || len(c.Results) == 0 {
+			continue
+		}
+		list, ok := c.Results[0].([]any)
+		if !ok {
+			continue
+		}
+		var out []map[string]any
+		for _, v := range list {
+			h, _ := v.(map[string]any)
+			if f, ok := h["fields"].(map[string]any); ok {
+				out = append(out, f)
+			}
+		}
+		return out
 	}
 	return nil
 }
@@ -258,6 +290,38 @@ func (p *Player) Modules() []runtime.Module {
 func (p *Player) twin(f runtime.Func, name string) runtime.Func {
 	f.Fn = func(L *lua.LState) int { return p.play(L, name) }
 	return f
+}
+
+// take moves to the next recorded call, which must be name's; it raises otherwise (the
+// observer then reports the divergence).
+func (p *Player) take(L *lua.LState, name string) *transcript.Call {
+	if p.div != nil {
+		L.RaiseError("%s", p.div.Error())
+	}
+	if p.inner != nil {
+		if p.innerNext >= len(p.inner) {
+			p.cur = nil
+			L.RaiseError("replay: %s is past the recorded calls of the prompt's validate", name)
+		}
+		c := &p.inner[p.innerNext]
+		p.innerNext++
+		p.cur = c
+		if c.Name != name {
+			L.RaiseError("replay: %s where the record has %s (step %d)", name, c.Name, c.Seq)
+		}
+		return c
+	}
+	if p.next >= len(p.calls) {
+		p.cur = nil
+		L.RaiseError("replay: %s is past the end of the record", name)
+	}
+	c := &p.calls[p.next]
+	p.next++
+	p.cur = c
+	if c.Name != name {
+		L.RaiseError("replay: %s where the record has %s (step %d)", name, c.Name, c.Seq)
+	}
+	return c
 }
 
 // play gives back the next recorded call's results, or raises its recorded error. Its

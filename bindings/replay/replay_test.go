@@ -112,3 +112,37 @@ func TestRecordedFields(t *testing.T) {
 	assert.Nil(t, recordedFields(bare{}))
 	assert.Equal(t, bare{raw}, bare{raw}, "equal records are the same handle")
 }
+
+// TestStartKeys: the keys on the token at the start are those the first successful
+// tok:keys() listed, unless the script changed an object before it.
+func TestStartKeys(t *testing.T) {
+	key := func(id string) map[string]any {
+		return map[string]any{"$handle": "token.Key", "type": "token.Key", "fields": map[string]any{"id": id, "type": "ec"}}
+	}
+	keys := func(ids ...string) transcript.Call {
+		list := []any{}
+		for _, id := range ids {
+			list = append(list, key(id))
+		}
+		return transcript.Call{Name: "token.Token:keys", Results: []any{list}}
+	}
+	tests := []struct {
+		name  string
+		calls []transcript.Call
+		want  []string
+	}{
+		{"listed", []transcript.Call{{Name: "token.Token:login"}, keys("0a", "0b"), keys("0c")}, []string{"0a", "0b"}},
+		{"a failed listing is skipped", []transcript.Call{{Name: "token.Token:keys", Error: "boom"}, keys("0a")}, []string{"0a"}},
+		{"generated before the listing", []transcript.Call{{Name: "token.Token:generate_key"}, keys("0a")}, nil},
+		{"never listed", []transcript.Call{{Name: "token.Token:login"}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, f := range (&Record{Calls: tt.calls}).StartKeys() {
+				got = append(got, f["id"].(string))
+			}
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}

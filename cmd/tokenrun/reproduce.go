@@ -18,7 +18,6 @@ import (
 	"strings"
 
 	"github.com/tokenrun/tokenrun/bindings/replay"
-	bindtoken "github.com/tokenrun/tokenrun/bindings/token"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/token/soft"
 	"github.com/tokenrun/tokenrun/transcript"
@@ -105,7 +104,7 @@ func setupReproduction(ctx context.Context, dir string, rec *replay.Record, cfg 
 		return nil, err
 	}
 	r := &reproduction{work: work, standIn: si, notes: notes}
-	seen := seenKeys(rec)
+	seen := rec.StartKeys()
 	if len(toks) > 1 && len(seen) > 0 {
 		r.notes = append(r.notes, "several tokens were present: the keys the script listed are not reproduced (the record does not say on which token they were)")
 		seen = nil
@@ -139,6 +138,9 @@ func reproductionPINs(ctx context.Context, cfg map[string]any, fe ui.Frontend) (
 		}
 		if v == "" {
 			v, _ = tok[key].(string)
+		}
+		if v == "" {
+			return "", usageError{fmt.Errorf("replay --soft: %s: the region has no default password; give one", id)}
 		}
 		return v, nil
 	}
@@ -320,37 +322,6 @@ func keyRequestFor(pub crypto.PublicKey) (token.KeyRequest, bool) {
 	return token.KeyRequest{}, false
 }
 
-// seenKeys are the fields of the keys the script's first successful tok:keys() listed
-// before it changed any object: the keys on the token at the start, which a header cannot
-// list (a token shows private keys only after a login).
-func seenKeys(rec *replay.Record) []map[string]any {
-	changes := map[string]bool{}
-	for _, m := range []string{"generate_key", "delete", "format", "store_certificate"} {
-		changes[bindtoken.TokenType+":"+m] = true
-	}
-	for _, c := range rec.Calls {
-		if changes[c.Name] {
-			return nil
-		}
-		if c.Name != bindtoken.TokenType+":keys" || c.Error != "" || len(c.Results) == 0 {
-			continue
-		}
-		list, ok := c.Results[0].([]any)
-		if !ok {
-			continue
-		}
-		var out []map[string]any
-		for _, v := range list {
-			h, _ := v.(map[string]any)
-			if f, ok := h["fields"].(map[string]any); ok {
-				out = append(out, f)
-			}
-		}
-		return out
-	}
-	return nil
-}
-
 // checkEmptyDir accepts a missing or empty directory.
 func checkEmptyDir(dir string) error {
 	entries, err := os.ReadDir(dir)
@@ -365,7 +336,9 @@ func checkEmptyDir(dir string) error {
 	return nil
 }
 
-// copyFiles copies the regular files of from into a new directory to.
+// copyFiles copies the regular files of from into a new directory to. Not os.CopyFS: it
+// creates files 0666 less the umask, and a token's state (PIN verifiers, sealed keys) is
+// kept 0600 by the software token.
 func copyFiles(from, to string) error {
 	if err := os.MkdirAll(to, 0o700); err != nil {
 		return err
