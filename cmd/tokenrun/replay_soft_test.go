@@ -101,7 +101,8 @@ func TestReplaySoftStartingTries(t *testing.T) {
 	repro := filepath.Join(t.TempDir(), "repro")
 	r = tokenrun(t, "", "replay", "--soft", repro, "--answers", writeAnswers(t, map[string]any{"current_pin": "11112222", "new_pin": "Rv3nT8wq"}), file)
 	require.Equal(t, exitOK, r.code, "%s%s", r.stdout, r.err)
-	assert.Contains(t, r.stdout, footer.Code, "the same refusal (exit %d when recorded)", recorded)
+	require.NotEmpty(t, footer.Code, "the recorded refusal has a code")
+	assert.Contains(t, r.stdout, "error "+footer.Code, "the same refusal (exit %d when recorded)", recorded)
 	info, _ := openRepro(t, repro)
 	assert.True(t, info.UserPIN.FinalTry, "the reproduction still has its final try")
 	assert.Equal(t, 1, info.UserPIN.RetriesLeft)
@@ -188,15 +189,16 @@ func TestReplaySoftFromSoftHSM2(t *testing.T) {
 	clientCert, err := x509.ParseCertificate(client.Certificates[0].DER)
 	require.NoError(t, err)
 
+	require.NotEmpty(t, footer.Code, "the recorded refusal has a code")
 	r = tokenrun(t, "", "replay", file)
 	require.Equal(t, exitOK, r.code, "%s%s", r.stdout, r.err)
-	assert.Contains(t, r.stdout, footer.Code)
+	assert.Contains(t, r.stdout, "error "+footer.Code)
 
 	repro := filepath.Join(t.TempDir(), "repro")
 	r = tokenrun(t, "", "replay", "--soft", repro, "--answers", writeAnswers(t, map[string]any{}), file)
 	require.Equal(t, exitOK, r.code, "%s%s", r.stdout, r.err)
 	assert.Contains(t, r.stdout, "reproduced on the software token")
-	assert.Contains(t, r.stdout, footer.Code)
+	assert.Contains(t, r.stdout, "error "+footer.Code)
 
 	info, _ := openRepro(t, repro)
 	assert.Equal(t, tk.Serial, info.Serial)
