@@ -19,6 +19,12 @@ var (
 	ErrUnsupported       = errors.New("not supported by this token")
 	ErrInvalidInput      = errors.New("invalid input")
 	ErrClosed            = errors.New("token closed")
+	// ErrTokenBusy: another run holds the token (see token/floor); nothing was done.
+	ErrTokenBusy = errors.New("token in use by another run")
+	// ErrTryRefused: the host's safety floor refused a login that could spend a PIN try that
+	// may not be spent (the last one, or any on a token that reports no counters) because no
+	// person typed the PIN; nothing was sent to the token.
+	ErrTryRefused = errors.New("login refused to protect the PIN tries")
 )
 
 // ReturnCode is a PKCS#11 CK_RV. Declared here so that this package and the software token

@@ -167,6 +167,13 @@ type Token interface {
 	Close() error
 }
 
+// Locator is implemented by providers that can say where a token is, more precisely than
+// Description: the resolved module path, or a software token's directory. The safety floor
+// keys its ledger and lock on it.
+type Locator interface {
+	Location(info Info) string
+}
+
 // Provider is a source of tokens: one PKCS#11 module, or a set of software token directories.
 type Provider interface {
 	// Description names the provider for people: the module path, or "software token".

@@ -81,6 +81,9 @@ type (
 		ID     *string `json:"id"`
 		Value  *string `json:"value"`
 		Cancel bool    `json:"cancel"`
+		// Person marks an answer a person typed (a GUI's form field), as opposed to one a
+		// program filled in. Only a secret so marked may spend a last PIN try.
+		Person bool `json:"person"`
 	}
 )
 
@@ -101,8 +104,14 @@ func (j *JSON) emit(v any) error {
 
 // Ask sends an ask line and reads answer lines until a valid answer for p arrives.
 func (j *JSON) Ask(ctx context.Context, p Prompt) (string, error) {
+	v, _, err := j.askSourced(ctx, p)
+	return v, err
+}
+
+// askSourced is Ask, also telling whether the answer line said a person typed it.
+func (j *JSON) askSourced(ctx context.Context, p Prompt) (string, bool, error) {
 	if err := p.Check(); err != nil {
-		return "", err
+		return "", false, err
 	}
 	j.askMu.Lock()
 	defer j.askMu.Unlock()
@@ -115,44 +124,44 @@ func (j *JSON) Ask(ctx context.Context, p Prompt) (string, error) {
 		ask.Choices = append(ask.Choices, jsonChoice(c))
 	}
 	if err := j.emit(ask); err != nil {
-		return "", promptErr(p.ID, err)
+		return "", false, promptErr(p.ID, err)
 	}
 	for {
 		line, err := j.lines.read(ctx, j.lines.readLine)
 		switch {
 		case errors.Is(err, io.EOF):
-			return "", noAnswerf("no answer for prompt '%s': input closed", p.ID)
+			return "", false, noAnswerf("no answer for prompt '%s': input closed", p.ID)
 		case errors.Is(err, errLineTooLong):
 			if err := j.complain(ask, fmt.Sprintf("answer line longer than %d bytes", maxLine)); err != nil {
-				return "", promptErr(p.ID, err)
+				return "", false, promptErr(p.ID, err)
 			}
 			continue
 		case err != nil:
-			return "", fmt.Errorf("prompt '%s': read answer: %w", p.ID, err)
+			return "", false, fmt.Errorf("prompt '%s': read answer: %w", p.ID, err)
 		}
 		if strings.TrimSpace(line) == "" {
 			continue // blank lines are harmless keep-alives
 		}
-		raw, cancel, problem := parseAnswer(line, p.ID)
+		raw, cancel, person, problem := parseAnswer(line, p.ID)
 		if problem != "" {
 			if err := j.complain(ask, problem); err != nil {
-				return "", promptErr(p.ID, err)
+				return "", false, promptErr(p.ID, err)
 			}
 			continue
 		}
 		if cancel {
-			return "", cancelledf("prompt '%s': cancelled by the driver", p.ID)
+			return "", false, cancelledf("prompt '%s': cancelled by the driver", p.ID)
 		}
 		value, err := p.resolve(raw, false)
 		if err == nil {
-			return value, nil
+			return value, person, nil
 		}
 		var retry *retryError
 		if !errors.As(err, &retry) {
-			return "", promptErr(p.ID, err)
+			return "", false, promptErr(p.ID, err)
 		}
 		if err := j.emit(jsonMessage{Type: "invalid", ID: p.ID, Message: retry.msg}); err != nil {
-			return "", promptErr(p.ID, err)
+			return "", false, promptErr(p.ID, err)
 		}
 	}
 }
@@ -168,35 +177,35 @@ func (j *JSON) complain(ask jsonAsk, message string) error {
 
 // parseAnswer reads an answer line for prompt id. problem, when not empty, is a message
 // for an "error" line; it never quotes the line, which may hold a secret.
-func parseAnswer(line, id string) (value string, cancel bool, problem string) {
+func parseAnswer(line, id string) (value string, cancel, person bool, problem string) {
 	var a jsonAnswer
 	if err := json.Unmarshal([]byte(line), &a); err != nil {
 		var syn *json.SyntaxError
 		var typ *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &syn):
-			return "", false, fmt.Sprintf("malformed answer line: invalid JSON at byte %d", syn.Offset)
+			return "", false, false, fmt.Sprintf("malformed answer line: invalid JSON at byte %d", syn.Offset)
 		case errors.As(err, &typ) && typ.Field != "":
-			return "", false, fmt.Sprintf("malformed answer line: %q must be a %s", typ.Field, jsonType(typ.Field))
+			return "", false, false, fmt.Sprintf("malformed answer line: %q must be a %s", typ.Field, jsonType(typ.Field))
 		default:
-			return "", false, `malformed answer line: want an object with "id" and "value"`
+			return "", false, false, `malformed answer line: want an object with "id" and "value"`
 		}
 	}
 	if a.Cancel && (a.ID == nil || *a.ID == id) {
-		return "", true, ""
+		return "", true, false, ""
 	}
 	switch {
 	case a.ID == nil:
-		return "", false, `malformed answer line: no "id"`
+		return "", false, false, `malformed answer line: no "id"`
 	case *a.ID != id && checkID(*a.ID) != nil:
 		// Not quoted: it is no prompt id, and may be anything the driver got wrong.
-		return "", false, fmt.Sprintf("answer is for an unknown prompt id, but prompt '%s' is asked", id)
+		return "", false, false, fmt.Sprintf("answer is for an unknown prompt id, but prompt '%s' is asked", id)
 	case *a.ID != id:
-		return "", false, fmt.Sprintf("answer is for prompt '%s', but prompt '%s' is asked", *a.ID, id)
+		return "", false, false, fmt.Sprintf("answer is for prompt '%s', but prompt '%s' is asked", *a.ID, id)
 	case a.Value == nil:
-		return "", false, `malformed answer line: no "value"`
+		return "", false, false, `malformed answer line: no "value"`
 	}
-	return *a.Value, false, ""
+	return *a.Value, false, a.Person, ""
 }
 
 func jsonType(field string) string {

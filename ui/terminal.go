@@ -501,3 +501,9 @@ func (t *Terminal) clearBar() {
 	_, _ = io.WriteString(t.out, "\r"+strings.Repeat(" ", b.shown)+"\r")
 	b.shown = 0
 }
+
+// askSourced is Ask; a person typed the answer when this is a terminal (or said to be one).
+func (t *Terminal) askSourced(ctx context.Context, p Prompt) (string, bool, error) {
+	v, err := t.Ask(ctx, p)
+	return v, t.interactive, err
+}

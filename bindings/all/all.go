@@ -55,7 +55,7 @@ func Codes() []luadoc.Code {
 		errcode.PINIncorrect, errcode.PINLocked, errcode.PINInvalid, errcode.PINNotInitialized,
 		errcode.NotLoggedIn, errcode.TokenNotPresent, errcode.SeveralTokens, errcode.NotFound,
 		errcode.AlreadyExists, errcode.Unsupported, errcode.InvalidInput, errcode.TokenError,
-		errcode.Cancelled, errcode.TimedOut, errcode.Refused,
+		errcode.Cancelled, errcode.TimedOut, errcode.Refused, errcode.TokenBusy,
 		errcode.NoCertificate, errcode.KeyMismatch, errcode.Malformed,
 		bindca.CodeWrongPassword, bindca.CodeDamagedContainer, bindca.CodeUnsupported, bindca.CodePending,
 		bindca.CodeRefused, bindca.CodeUnavailable, bindca.CodeBadResponse, bindca.CodeUntrustedServer,

@@ -29,7 +29,8 @@ const (
 	TokenError        = "TOKEN_ERROR" // any other token failure
 	Cancelled         = "CANCELLED"
 	TimedOut          = "TIMED_OUT"
-	Refused           = "REFUSED" // a procedure declined to go on for safety
+	Refused           = "REFUSED"    // a procedure (or the host's safety floor) declined to go on for safety
+	TokenBusy         = "TOKEN_BUSY" // another tokenrun run holds the token; try again when it ends
 
 	// Signing (module sign).
 	NoCertificate = "NO_CERTIFICATE" // no certificate next to the key (same CKA_ID): enroll first
@@ -52,7 +53,7 @@ const (
 func ClassOf(code string) Class {
 	switch code {
 	case PINIncorrect, PINLocked, PINInvalid, PINNotInitialized, NotLoggedIn, TokenNotPresent,
-		SeveralTokens, NotFound, AlreadyExists, Unsupported, TokenError, NoCertificate, KeyMismatch:
+		SeveralTokens, NotFound, AlreadyExists, Unsupported, TokenError, NoCertificate, KeyMismatch, TokenBusy:
 		return ClassToken
 	case Cancelled, TimedOut:
 		return ClassCancelled
@@ -72,6 +73,10 @@ func Of(err error) string {
 		return PINIncorrect
 	case errors.Is(err, token.ErrPINLocked):
 		return PINLocked
+	case errors.Is(err, token.ErrTryRefused):
+		return Refused
+	case errors.Is(err, token.ErrTokenBusy):
+		return TokenBusy
 	case errors.Is(err, token.ErrPINInvalid):
 		return PINInvalid
 	case errors.Is(err, token.ErrPINNotInitialized):

@@ -133,7 +133,7 @@ func runProcedure(c *cli.Context, io stdio, p procedure) error {
 	res, err := execute(c.Context, runSpec{
 		script: script, libs: set.Libraries, provider: prov, uri: uri, frontend: fe, transcript: tr,
 		timeout: c.Duration("timeout"), config: cfg, journal: store, stdio: io, extra: []runtime.Module{policy},
-		args: args,
+		args: args, command: "tokenrun " + p.command, lockWait: c.Duration("lock-wait"),
 	})
 	if err != nil {
 		return err

@@ -34,6 +34,7 @@ func runFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "timeout", EnvVars: []string{"TOKENRUN_TIMEOUT"},
 			Usage: "stop the procedure after this long (e.g. 5m); 0 means no limit"},
 		transcriptFlag(),
+		lockWaitFlag(),
 	)
 }
 
@@ -67,7 +68,7 @@ func runCommand(io stdio) *cli.Command {
 			}
 			res, err := execute(c.Context, runSpec{
 				script: script, libs: libs, provider: p, uri: uri, frontend: fe, timeout: c.Duration("timeout"), stdio: io,
-				transcript: tr,
+				transcript: tr, command: "tokenrun run " + c.Args().First(), lockWait: c.Duration("lock-wait"),
 			})
 			if err != nil {
 				return err
@@ -149,15 +150,28 @@ type runSpec struct {
 	stdio    stdio
 	// transcript records the run and writes it when it ends; nil records nothing.
 	transcript *transcriptRun
+	// command and lockWait are for the safety floor: what a run that finds the token held is
+	// told, and how long this one waits for a held token.
+	command  string
+	lockWait time.Duration
 }
 
-// execute runs one procedure with the token and ui modules.
+// execute runs one procedure with the token and ui modules, over the host's safety floor.
 func execute(ctx context.Context, s runSpec) (*runtime.Result, error) {
-	provider, fe, observer := s.provider, s.frontend, s.observer
+	witness := ui.NewWitness(s.frontend)
+	messages, _ := s.config["messages"].(map[string]string)
+	guarded, err := guard(s.provider, guardSpec{command: s.command, lockWait: s.lockWait, witness: witness, messages: messages})
+	if err != nil {
+		return nil, err
+	}
+	var provider token.Provider = guarded
+	var fe ui.Frontend = witness
+	observer := s.observer
 	if tr := s.transcript; tr != nil {
 		// Every secret typed or passed to the token is collected, to search the transcript
 		// for before it is written.
-		tr.begin(ctx, provider, s.uri, s.script)
+		// The header records the tokens as their modules report them, before the floor's view.
+		tr.begin(ctx, s.provider, s.uri, s.script)
 		provider, fe = tr.secrets.Provider(provider), tr.secrets.Frontend(fe)
 		observer = bothObservers(observer, tr.rec)
 	}

@@ -52,6 +52,7 @@ func signCommand(io stdio) *cli.Command {
 			&cli.StringFlag{Name: "out", TakesFile: true, Usage: "write the signature to `FILE` (one document only; default: the document's name + .p7s)"},
 			&cli.StringFlag{Name: "out-dir", TakesFile: true, Usage: "write each signature to `DIR`/NAME.p7s instead of next to its document"},
 			&cli.BoolFlag{Name: "force", Usage: "overwrite signature files that exist"},
+			lockWaitFlag(),
 		),
 		Action: func(c *cli.Context) error {
 			inputs := append([]string{}, *c.Generic("in").(*fileList)...)
@@ -80,7 +81,7 @@ func signCommand(io stdio) *cli.Command {
 			defer p.Close()
 			return signFiles(c.Context, signSpec{
 				provider: p, uri: uri, pinFile: pinFile, jobs: jobs, detached: c.Bool("detached"),
-				force: c.Bool("force"), stdio: io,
+				force: c.Bool("force"), stdio: io, lockWait: c.Duration("lock-wait"),
 				frontend: ui.NewTerminal(io.in, io.err, ui.TerminalOptions{}),
 			})
 		},
@@ -274,12 +275,21 @@ type signSpec struct {
 	detached bool
 	force    bool
 	stdio    stdio
+	lockWait time.Duration // --lock-wait
 }
 
 // signFiles signs every job with one login. Documents are read, signed and written one at a
 // time, so memory stays flat however many there are; a failure stops the batch, and the
 // signatures already written are complete and good.
 func signFiles(ctx context.Context, s signSpec) error {
+	// The whole batch runs under the safety floor: one token lock from before the PIN check
+	// to the last signature, and the tries ledger deciding the login.
+	witness := ui.NewWitness(s.frontend)
+	guarded, err := guard(s.provider, guardSpec{command: "tokenrun sign", lockWait: s.lockWait, witness: witness})
+	if err != nil {
+		return err
+	}
+	s.provider, s.frontend = guarded, witness
 	sel, err := token.Select(ctx, s.provider, token.SelectOptions{URI: s.uri})
 	if err != nil {
 		return err

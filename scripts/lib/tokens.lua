@@ -41,6 +41,8 @@ function M.find(ctx, opts)
         { tokens = (names(token.list())) })
     elseif err.code == "TOKEN_NOT_PRESENT" or err.code == "TIMED_OUT" then
       return msg.fail(err.code, "token_not_found", { seconds = wait })
+    elseif err.code == "TOKEN_BUSY" then
+      return msg.fail(err.code, "token_busy")
     end
     ui.error(err.message)
     return nil, err
@@ -53,10 +55,15 @@ end
 -- check reads the counters of role ("user" or "so") before a login. It warns when tries
 -- are low, stops at a locked PIN naming the way out, and spends a final try only when a
 -- person at the terminal says so: an answers file or a driver never can, so a batch of
--- wrong PINs can never lock a token.
+-- wrong PINs can never lock a token. The host's safety floor enforces the same under every
+-- script (and shows its own count of failed tries in these flags); this is the wording.
 function M.check(tok, role)
   local p = role == "so" and "so_pin" or "user_pin"
-  local f = tok:info().flags
+  local info = tok:info()
+  local f = info.flags
+  if role ~= "so" and info.user_pin_initialized == false then
+    return msg.fail("PIN_NOT_INITIALIZED", "pin_not_initialized")
+  end
   if f[p .. "_locked"] then
     return msg.fail("PIN_LOCKED", p .. "_locked")
   end
@@ -99,6 +106,11 @@ function M.login(tok, role, pin)
     return nil, err
   elseif err.code == "PIN_LOCKED" then
     return msg.fail(err.code, p .. "_locked")
+  elseif err.code == "REFUSED" then
+    -- The host's safety floor kept the try for a person (see README: the safety floor).
+    return msg.fail(err.code, "pin_try_refused")
+  elseif err.code == "PIN_NOT_INITIALIZED" then
+    return msg.fail(err.code, "pin_not_initialized")
   end
   ui.error(err.message)
   return nil, err

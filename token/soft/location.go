@@ -1,0 +1,20 @@
+package soft
+
+import (
+	"path/filepath"
+
+	"github.com/tokenrun/tokenrun/token"
+)
+
+// Location is the token's directory, absolute: the safety floor keys its lock and ledger on
+// it, so a token is the same token whichever other directories a run names beside it.
+func (p *Provider) Location(info token.Info) string {
+	if int(info.Slot) >= len(p.slots) {
+		return p.Description()
+	}
+	dir := p.slots[info.Slot].store.dir
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
+}
