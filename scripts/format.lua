@@ -50,18 +50,12 @@ return {
     ok, err = tokens.login(tok, "so", so_pin)
     if not ok then return nil, err end
     tok:logout()
+    -- The token comes out blank again, ready for enroll: the region's default user password
+    -- is set in the same step as the format, so that no crash in between can leave a token
+    -- without a user password.
     local bar = ui.progress { id = "format", label = msg.text("progress_formatting") }
-    ok, err = tok:format { so_pin = so_pin, label = label }
+    ok, err = tok:format { so_pin = so_pin, label = label, user_pin = cfg.token.default_user_pin }
     bar:done(ok ~= nil)
-    if not ok then
-      ui.error(err.message)
-      return nil, err
-    end
-    -- After C_InitToken the user password is unset: set the region's default so the token
-    -- is blank again, ready for enroll.
-    ok, err = tokens.login(tok, "so", so_pin)
-    if ok then ok, err = tok:init_pin(cfg.token.default_user_pin) end
-    tok:logout()
     if not ok then
       ui.error(err.message)
       return nil, err

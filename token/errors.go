@@ -25,6 +25,10 @@ var (
 	// may not be spent (the last one, or any on a token that reports no counters) because no
 	// person typed the PIN; nothing was sent to the token.
 	ErrTryRefused = errors.New("login refused to protect the PIN tries")
+	// ErrTokenDamaged is a token whose own state is broken: the software token's file is
+	// corrupt, or a right PIN's keys will not open. It is never a wrong PIN and never costs
+	// a try; the way out is a backup, or the SO (unblock, format) when the SO's copy is whole.
+	ErrTokenDamaged = errors.New("token damaged")
 )
 
 // ReturnCode is a PKCS#11 CK_RV. Declared here so that this package and the software token
@@ -37,6 +41,7 @@ const (
 	CKR_GENERAL_ERROR               ReturnCode = 0x005
 	CKR_ARGUMENTS_BAD               ReturnCode = 0x007
 	CKR_ATTRIBUTE_VALUE_INVALID     ReturnCode = 0x013
+	CKR_DEVICE_ERROR                ReturnCode = 0x030
 	CKR_DEVICE_REMOVED              ReturnCode = 0x032
 	CKR_KEY_TYPE_INCONSISTENT       ReturnCode = 0x063
 	CKR_MECHANISM_INVALID           ReturnCode = 0x070
@@ -59,8 +64,9 @@ const (
 
 var codeNames = map[ReturnCode]string{
 	CKR_OK: "CKR_OK", CKR_GENERAL_ERROR: "CKR_GENERAL_ERROR", CKR_ARGUMENTS_BAD: "CKR_ARGUMENTS_BAD",
-	CKR_ATTRIBUTE_VALUE_INVALID: "CKR_ATTRIBUTE_VALUE_INVALID", CKR_DEVICE_REMOVED: "CKR_DEVICE_REMOVED",
-	CKR_KEY_TYPE_INCONSISTENT: "CKR_KEY_TYPE_INCONSISTENT", CKR_MECHANISM_INVALID: "CKR_MECHANISM_INVALID",
+	CKR_ATTRIBUTE_VALUE_INVALID: "CKR_ATTRIBUTE_VALUE_INVALID", CKR_DEVICE_ERROR: "CKR_DEVICE_ERROR",
+	CKR_DEVICE_REMOVED: "CKR_DEVICE_REMOVED", CKR_KEY_TYPE_INCONSISTENT: "CKR_KEY_TYPE_INCONSISTENT",
+	CKR_MECHANISM_INVALID:     "CKR_MECHANISM_INVALID",
 	CKR_OBJECT_HANDLE_INVALID: "CKR_OBJECT_HANDLE_INVALID", CKR_PIN_INCORRECT: "CKR_PIN_INCORRECT",
 	CKR_PIN_INVALID: "CKR_PIN_INVALID", CKR_PIN_LEN_RANGE: "CKR_PIN_LEN_RANGE", CKR_PIN_EXPIRED: "CKR_PIN_EXPIRED",
 	CKR_PIN_LOCKED: "CKR_PIN_LOCKED", CKR_SESSION_EXISTS: "CKR_SESSION_EXISTS",

@@ -8,6 +8,8 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
+	"fmt"
 )
 
 // Role is who logs in: the user (signs) or the security officer (administrator: formats,
@@ -172,6 +174,47 @@ type Token interface {
 // keys its ledger and lock on it.
 type Locator interface {
 	Location(info Info) string
+}
+
+// UserPINFormatter is a token that can format and set the new user PIN in one step, so that
+// no failure or kill in between leaves a token without a user PIN (the software token: one
+// state write). Use FormatWithUserPIN, which falls back to the steps for other tokens.
+type UserPINFormatter interface {
+	FormatWithUserPIN(ctx context.Context, soPIN, label, userPIN string) error
+}
+
+// FormatWithUserPIN formats t (label "" keeps it) and sets userPIN as its user PIN, leaving
+// nobody logged in. With a UserPINFormatter that is one step; otherwise it is Format, an SO
+// login, InitPIN and Logout, and a failure after the format says that the token is
+// formatted without a user PIN (the way out: the SO sets one). The new PIN's length is
+// checked against what the token says it takes before anything is changed.
+func FormatWithUserPIN(ctx context.Context, t Token, soPIN, label, userPIN string) error {
+	if f, ok := t.(UserPINFormatter); ok {
+		return f.FormatWithUserPIN(ctx, soPIN, label, userPIN)
+	}
+	info, err := t.Info(ctx)
+	if err != nil {
+		return err
+	}
+	if n := len(userPIN); (info.MinPINLen > 0 && n < info.MinPINLen) || (info.MaxPINLen > 0 && n > info.MaxPINLen) {
+		return &Error{Op: "format", Code: CKR_PIN_LEN_RANGE, RetriesLeft: -1,
+			Err: fmt.Errorf("the new user PIN has %d characters, this token takes %d to %d: %w", n, info.MinPINLen, info.MaxPINLen, ErrPINInvalid)}
+	}
+	if err := t.Format(ctx, soPIN, label); err != nil {
+		return err
+	}
+	if err := t.Login(ctx, SO, soPIN); err != nil {
+		return fmt.Errorf("the token is formatted but has no user PIN yet (the SO can set one): %w", err)
+	}
+	err = t.InitPIN(ctx, userPIN)
+	lerr := t.Logout(ctx)
+	if err != nil {
+		return fmt.Errorf("the token is formatted but has no user PIN yet (the SO can set one): %w", err)
+	}
+	if lerr != nil && !errors.Is(lerr, ErrNotLoggedIn) {
+		return lerr
+	}
+	return nil
 }
 
 // Provider is a source of tokens: one PKCS#11 module, or a set of software token directories.

@@ -226,3 +226,12 @@ func (t *secretToken) Format(ctx context.Context, soPIN, label string) error {
 	t.s.Add(soPIN, "a PIN passed to format")
 	return t.Token.Format(ctx, soPIN, label)
 }
+
+// FormatWithUserPIN collects both PINs and keeps the one-step format of the token below.
+func (t *secretToken) FormatWithUserPIN(ctx context.Context, soPIN, label, userPIN string) error {
+	t.s.Add(soPIN, "a PIN passed to format")
+	t.s.Add(userPIN, "a PIN passed to format")
+	return token.FormatWithUserPIN(ctx, t.Token, soPIN, label, userPIN)
+}
+
+var _ token.UserPINFormatter = (*secretToken)(nil)

@@ -53,8 +53,8 @@ func Registry() (*runtime.Registry, error) {
 func Codes() []luadoc.Code {
 	names := []string{
 		errcode.PINIncorrect, errcode.PINLocked, errcode.PINInvalid, errcode.PINNotInitialized,
-		errcode.NotLoggedIn, errcode.TokenNotPresent, errcode.SeveralTokens, errcode.NotFound,
-		errcode.AlreadyExists, errcode.Unsupported, errcode.InvalidInput, errcode.TokenError,
+		errcode.NotLoggedIn, errcode.TokenNotPresent, errcode.TokenDamaged, errcode.SeveralTokens,
+		errcode.NotFound, errcode.AlreadyExists, errcode.Unsupported, errcode.InvalidInput, errcode.TokenError,
 		errcode.Cancelled, errcode.TimedOut, errcode.Refused, errcode.TokenBusy,
 		errcode.NoCertificate, errcode.KeyMismatch, errcode.Malformed,
 		bindca.CodeWrongPassword, bindca.CodeDamagedContainer, bindca.CodeUnsupported, bindca.CodePending,

@@ -21,6 +21,7 @@ const (
 	PINNotInitialized = "PIN_NOT_INITIALIZED" // after a format: the SO must set a user PIN
 	NotLoggedIn       = "NOT_LOGGED_IN"
 	TokenNotPresent   = "TOKEN_NOT_PRESENT"
+	TokenDamaged      = "TOKEN_DAMAGED" // the token's own state is broken (no try was counted): backup, unblock or format
 	SeveralTokens     = "SEVERAL_TOKENS"
 	NotFound          = "NOT_FOUND"
 	AlreadyExists     = "ALREADY_EXISTS"
@@ -52,7 +53,7 @@ const (
 // ClassOf maps a code (including ones a script invents) to its class.
 func ClassOf(code string) Class {
 	switch code {
-	case PINIncorrect, PINLocked, PINInvalid, PINNotInitialized, NotLoggedIn, TokenNotPresent,
+	case PINIncorrect, PINLocked, PINInvalid, PINNotInitialized, NotLoggedIn, TokenNotPresent, TokenDamaged,
 		SeveralTokens, NotFound, AlreadyExists, Unsupported, TokenError, NoCertificate, KeyMismatch, TokenBusy:
 		return ClassToken
 	case Cancelled, TimedOut:
@@ -69,6 +70,9 @@ func ClassOf(code string) Class {
 // Of returns the code for an error.
 func Of(err error) string {
 	switch {
+	case errors.Is(err, token.ErrTokenDamaged):
+		// First: damage wraps what it found, and it is never a wrong PIN.
+		return TokenDamaged
 	case errors.Is(err, token.ErrPINIncorrect):
 		return PINIncorrect
 	case errors.Is(err, token.ErrPINLocked):

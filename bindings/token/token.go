@@ -108,8 +108,8 @@ func (b *Binding) Module() runtime.Module {
 					Doc: "Change the logged-in role's PIN."},
 				{Name: "init_pin", Fn: tokInitPIN, Args: "new_pin: string", Returns: "ok: boolean?, err: table?", Secret: []string{"new_pin"},
 					Doc: "Set the user PIN as the security officer; unblocks a locked user PIN."},
-				{Name: "format", Fn: tokFormat, Args: "opts: table", Returns: "ok: boolean?, err: table?", Secret: []string{"so_pin"},
-					Doc: "Wipe every object and the user PIN: opts.so_pin, opts.label (default: keep)."},
+				{Name: "format", Fn: tokFormat, Args: "opts: table", Returns: "ok: boolean?, err: table?", Secret: []string{"so_pin", "user_pin"},
+					Doc: "Wipe every object and the user PIN: opts.so_pin, opts.label (default: keep). With opts.user_pin the new token gets that user PIN in the same step (one write on the software token, so a crash never leaves it without one); nobody is logged in afterwards."},
 				{Name: "generate_key", Fn: tokGenerateKey, Args: "opts: table", Returns: "key: token.Key?, err: table?",
 					Doc: "Generate a non-extractable key pair on the token: opts.type = 'rsa' (bits 2048|3072|4096), 'ec' (curve 'P-256'|'P-384'), 'ed25519', or 'vendor' (mechanism, public_template, private_template); opts.label, opts.id (hex)."},
 				{Name: "keys", Fn: tokKeys, Returns: "keys: token.Key[]?, err: table?", Doc: "The key pairs visible now (private keys need a login)."},
@@ -270,6 +270,7 @@ func tokFormat(L *lua.LState) int {
 	o.Required("so_pin")
 	soPIN := o.String("so_pin", "")
 	label := o.String("label", "")
+	userPIN, withUser := o.String("user_pin", ""), o.Has("user_pin")
 	o.Check()
 	ctx := runtime.Context(L)
 	if label == "" {
@@ -278,6 +279,9 @@ func tokFormat(L *lua.LState) int {
 			return errcode.Push(L, err)
 		}
 		label = info.Label
+	}
+	if withUser {
+		return done(L, tk.FormatWithUserPIN(ctx, h.tok, soPIN, label, userPIN))
 	}
 	return done(L, h.tok.Format(ctx, soPIN, label))
 }

@@ -2,7 +2,9 @@ package token_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +137,25 @@ func TestScripts(t *testing.T) {
 			want: []any{"KAZTOKEN", "PIN_NOT_INITIALIZED"},
 		},
 		{
+			name: "format with user_pin sets it in the same step, nobody logged in", tokens: 1,
+			src: `local tok = require("token").wait{}
+			      assert(tok:login("12345678"))
+			      assert(tok:generate_key{type = "ec", id = "01"})
+			      assert(tok:format{so_pin = "87654321", label = "NEW", user_pin = "24681357"})
+			      local keys_before_login = #tok:keys()
+			      local _, err = tok:login("12345678")
+			      assert(tok:login("24681357"))
+			      return tok:info().label, tok:info().flags.user_pin_retries_left, keys_before_login, err.code, #tok:keys()`,
+			want: []any{"NEW", float64(10), float64(0), "PIN_INCORRECT", float64(0)},
+		},
+		{
+			name: "format with a user_pin the token refuses changes nothing", tokens: 1,
+			src: `local tok = require("token").wait{}
+			      local ok, err = tok:format{so_pin = "87654321", label = "NEW", user_pin = "1"}
+			      return ok == nil, err.code, tok:info().label, tok:info().flags.so_pin_retries_left`,
+			want: []any{true, "PIN_INVALID", "KAZTOKEN", float64(10)},
+		},
+		{
 			name: "misspelt option raises", tokens: 1,
 			src: `require("token").wait{timout = 1}`,
 			err: "t.lua:1: unknown option 'timout'",
@@ -192,6 +213,7 @@ func TestSecretsNeverObserved(t *testing.T) {
 	        assert(tok:login("87654321", {so = true}))
 	        assert(tok:init_pin("12345678"))
 	        assert(tok:format{so_pin = "87654321", label = "NEW"})
+	        assert(tok:format{so_pin = "87654321", label = "NEW", user_pin = "55554444"})
 	        error("the end")`
 	_, calls, err := run(t, softProvider(t, 1), src)
 	require.Error(t, err)
@@ -232,4 +254,28 @@ func toString(v any) string {
 		return b.String()
 	}
 	return ""
+}
+
+// TestDamagedToken: a right PIN on a damaged software token is TOKEN_DAMAGED to a script,
+// with the directory named and no try counted.
+func TestDamagedToken(t *testing.T) {
+	dir := t.TempDir()
+	p, err := soft.Open(soft.Options{}, dir)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	path := filepath.Join(dir, "token.json")
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var st map[string]any
+	require.NoError(t, json.Unmarshal(data, &st))
+	st["user_pin"].(map[string]any)["secret"].(map[string]any)["iterations"] = 1 << 31
+	data, err = json.Marshal(st)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+
+	got, _, err := run(t, p, `local tok = require("token").wait{}
+	    local _, err = tok:login("12345678")
+	    return err.code, err.retries_left == nil, err.message:find("is damaged", 1, true) ~= nil, tok:info().flags.user_pin_retries_left`)
+	require.NoError(t, err)
+	assert.Equal(t, []any{"TOKEN_DAMAGED", true, true, float64(10)}, got)
 }

@@ -43,6 +43,11 @@ type Backend struct {
 	SOMaxTries int
 	// ExactRetries: the backend reports RetriesLeft exactly (PKCS#11 modules only give flags).
 	ExactRetries bool
+	// ReportsNothing: the backend gives no PIN flags (count low, final try, locked) and no
+	// count at all, and still locks after UserMaxTries / SOMaxTries wrong tries, as
+	// TPM-backed modules do (the profile "reports nothing, locks after 3"). The suite then
+	// asserts that nothing is reported and that the lock falls on exactly the try it should.
+	ReportsNothing bool
 	// Unsupported names the key specs (see KeySpecs) the module lacks; the suite asserts that
 	// asking for them fails with token.ErrUnsupported.
 	Unsupported []string
@@ -73,6 +78,8 @@ func Run(t *testing.T, b Backend) {
 		{"login", testLogin},
 		{"lockout", testLockout},
 		{"so_lockout", testSOLockout},
+		{"pin_reporting", testPINReporting},
+		{"right_pin_after_fewer_wrong_tries", testRightPINAfterFewerWrong},
 		{"set_pin", testSetPIN},
 		{"init_pin_needs_so", testInitPINNeedsSO},
 		{"generate_and_sign", testGenerateAndSign},
@@ -83,6 +90,7 @@ func Run(t *testing.T, b Backend) {
 		{"delete", testDelete},
 		{"format", testFormat},
 		{"format_wrong_so_pin_changes_nothing", testFormatWrongSOPIN},
+		{"format_with_user_pin", testFormatWithUserPIN},
 		{"closed", testClosed},
 	}
 	for _, tt := range tests {
@@ -144,6 +152,9 @@ func testLogin(t *testing.T, b Backend) {
 	if b.ExactRetries && b.UserMaxTries > 0 {
 		assert.Equal(t, b.UserMaxTries-1, te.RetriesLeft)
 	}
+	if b.ReportsNothing {
+		assert.Equal(t, -1, te.RetriesLeft, "no count in the error")
+	}
 
 	login(t, tok, b.UserPIN)
 	// Logging in again must check the PIN again, never succeed on the old state.
@@ -172,6 +183,12 @@ func testLockout(t *testing.T, b Backend) {
 		err := tok.Login(ctx, token.User, wrongPIN)
 		left := b.UserMaxTries - try
 		st := info(t, tok).UserPIN
+		if b.ReportsNothing {
+			// Nothing tells the caller how close the lock is: not even the lock itself.
+			require.ErrorIs(t, err, token.ErrPINIncorrect, "try %d", try)
+			assert.Equal(t, nothingReported, st, "try %d", try)
+			continue
+		}
 		if left == 0 {
 			// The locking try itself may report incorrect or locked, by module.
 			require.Truef(t, errors.Is(err, token.ErrPINIncorrect) || errors.Is(err, token.ErrPINLocked), "try %d: %v", try, err)
@@ -198,6 +215,71 @@ func testLockout(t *testing.T, b Backend) {
 	login(t, tok, "24681357")
 }
 
+// nothingReported is the PIN status of a backend that reports nothing.
+var nothingReported = token.PINStatus{RetriesLeft: -1}
+
+// testPINReporting: after a wrong try, a backend that reports nothing shows no flag and no
+// count; every other backend shows at least the count-low flag.
+func testPINReporting(t *testing.T, b Backend) {
+	ctx := context.Background()
+	_, tok := open(t, b)
+	i := info(t, tok)
+	assert.False(t, i.UserPIN.CountLow || i.UserPIN.FinalTry || i.UserPIN.Locked, "a fresh token shows no flag: %+v", i.UserPIN)
+	err := tok.Login(ctx, token.User, wrongPIN)
+	require.ErrorIs(t, err, token.ErrPINIncorrect)
+	require.ErrorIs(t, tok.Login(ctx, token.SO, wrongPIN), token.ErrPINIncorrect)
+	i = info(t, tok)
+	if b.ReportsNothing {
+		t.Run("reports_nothing_"+b.Name, func(t *testing.T) {
+			assert.Equal(t, nothingReported, i.UserPIN)
+			assert.Equal(t, nothingReported, i.SOPIN)
+			var te *token.Error
+			require.ErrorAs(t, err, &te)
+			assert.Equal(t, -1, te.RetriesLeft)
+		})
+	} else {
+		assert.True(t, i.UserPIN.CountLow, "count-low after a wrong user PIN")
+		assert.True(t, i.SOPIN.CountLow, "count-low after a wrong SO PIN")
+	}
+	login(t, tok, b.UserPIN)
+	require.NoError(t, tok.Login(ctx, token.SO, b.SOPIN))
+	require.NoError(t, tok.Logout(ctx))
+}
+
+// testRightPINAfterFewerWrong: one wrong try short of the lock, the right PIN still works
+// and starts the count afresh, for the user and the SO. With testLockout this pins the lock
+// to exactly the UserMaxTries-th wrong try, which matters most where nothing is reported.
+func testRightPINAfterFewerWrong(t *testing.T, b Backend) {
+	ctx := context.Background()
+	_, tok := open(t, b)
+	for _, r := range []struct {
+		role   token.Role
+		pin    string
+		max    int
+		status func(token.Info) token.PINStatus
+		name   string
+	}{
+		{role: token.User, pin: b.UserPIN, max: b.UserMaxTries, status: func(i token.Info) token.PINStatus { return i.UserPIN }, name: "user"},
+		{role: token.SO, pin: b.SOPIN, max: b.SOMaxTries, status: func(i token.Info) token.PINStatus { return i.SOPIN }, name: "so"},
+	} {
+		t.Run(r.name, func(t *testing.T) {
+			wrong := r.max - 1
+			if r.max == 0 {
+				wrong = 3 // a module that never locks
+			}
+			for round := range 2 {
+				for try := 1; try <= wrong; try++ {
+					require.ErrorIs(t, tok.Login(ctx, r.role, wrongPIN), token.ErrPINIncorrect, "round %d try %d", round, try)
+				}
+				require.NoError(t, tok.Login(ctx, r.role, r.pin), "round %d: the right PIN after %d wrong tries", round, wrong)
+				st := r.status(info(t, tok))
+				assert.False(t, st.CountLow || st.FinalTry || st.Locked, "round %d: the right PIN resets the count: %+v", round, st)
+				require.NoError(t, tok.Logout(ctx))
+			}
+		})
+	}
+}
+
 func testSOLockout(t *testing.T, b Backend) {
 	ctx := context.Background()
 	_, tok := open(t, b)
@@ -214,9 +296,13 @@ func testSOLockout(t *testing.T, b Backend) {
 	for try := 1; try < b.SOMaxTries; try++ {
 		require.ErrorIs(t, tok.Login(ctx, token.SO, wrongPIN), token.ErrPINIncorrect)
 	}
-	assert.True(t, info(t, tok).SOPIN.FinalTry)
+	assert.Equal(t, !b.ReportsNothing, info(t, tok).SOPIN.FinalTry)
 	_ = tok.Login(ctx, token.SO, wrongPIN)
-	assert.True(t, info(t, tok).SOPIN.Locked)
+	if b.ReportsNothing {
+		assert.Equal(t, nothingReported, info(t, tok).SOPIN)
+	} else {
+		assert.True(t, info(t, tok).SOPIN.Locked)
+	}
 	require.ErrorIs(t, tok.Login(ctx, token.SO, b.SOPIN), token.ErrPINLocked)
 	require.ErrorIs(t, tok.Format(ctx, b.SOPIN, "X"), token.ErrPINLocked, "a locked SO PIN cannot format")
 	login(t, tok, b.UserPIN)
@@ -519,6 +605,45 @@ func testFormatWrongSOPIN(t *testing.T, b Backend) {
 	certs, err := tok.Certificates(ctx)
 	require.NoError(t, err)
 	assert.Len(t, certs, 1)
+}
+
+// testFormatWithUserPIN: token.FormatWithUserPIN leaves a token with the new label, no
+// objects, the new user PIN, the SO PIN as it was, and nobody logged in; on a backend
+// without the one-step capability it does the steps.
+func testFormatWithUserPIN(t *testing.T, b Backend) {
+	ctx := context.Background()
+	_, tok := open(t, b)
+	login(t, tok, b.UserPIN)
+	key := anyKey(t, tok, b, "old profile", nil)
+	storeSelfSigned(t, tok, key)
+	require.ErrorIs(t, tok.Login(ctx, token.User, wrongPIN), token.ErrPINIncorrect)
+
+	require.NoError(t, token.FormatWithUserPIN(ctx, tok, b.SOPIN, "REFORMATTED", "11223344"))
+	i := info(t, tok)
+	assert.Equal(t, "REFORMATTED", i.Label)
+	assert.True(t, i.UserPINInitialized, "the user PIN is set")
+	assert.False(t, i.UserPIN.CountLow, "the user's count starts afresh")
+	keys, err := tok.Keys(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, keys, "nobody is logged in, and nothing is left anyway")
+	require.ErrorIs(t, tok.Login(ctx, token.User, b.UserPIN), token.ErrPINIncorrect, "the old user PIN is gone")
+	login(t, tok, "11223344")
+	keys, err = tok.Keys(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, keys, "format wipes keys")
+	certs, err := tok.Certificates(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, certs, "format wipes certificates")
+	require.NoError(t, tok.Logout(ctx))
+	require.NoError(t, tok.Login(ctx, token.SO, b.SOPIN), "the SO PIN stays")
+	require.NoError(t, tok.Logout(ctx))
+
+	t.Run("a user PIN the token refuses changes nothing", func(t *testing.T) {
+		err := token.FormatWithUserPIN(ctx, tok, b.SOPIN, "AGAIN", "1")
+		require.ErrorIs(t, err, token.ErrPINInvalid)
+		assert.Equal(t, "REFORMATTED", info(t, tok).Label)
+		login(t, tok, "11223344")
+	})
 }
 
 func testClosed(t *testing.T, b Backend) {

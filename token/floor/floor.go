@@ -204,6 +204,20 @@ func (t *Token) Format(ctx context.Context, soPIN, label string) error {
 	return t.ledger.set(token.User, 0)
 }
 
+// FormatWithUserPIN is Format that also sets the user PIN, in one step where the token can
+// (token.UserPINFormatter), so a kill never leaves it without one.
+func (t *Token) FormatWithUserPIN(ctx context.Context, soPIN, label, userPIN string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.try(ctx, "format", token.SO, soPIN, func() error {
+		return token.FormatWithUserPIN(ctx, t.Token, soPIN, label, userPIN)
+	}); err != nil {
+		return err
+	}
+	t.role = token.User
+	return t.ledger.set(token.User, 0)
+}
+
 // Close closes the token and, with this provider's last open of it, releases the lock.
 func (t *Token) Close() error {
 	t.mu.Lock()
@@ -308,3 +322,6 @@ func ensureDir(dir string) error {
 	}
 	return nil
 }
+
+// The floor keeps the one-step format of the token below (the software token's single write).
+var _ token.UserPINFormatter = (*Token)(nil)

@@ -47,7 +47,8 @@ func takeLock(ctx context.Context, dir string, id ID, info token.Info, opts Opti
 		return nil, fmt.Errorf("safety floor: token lock: %w", err)
 	}
 	holderPath := filepath.Join(dir, id.Key+".holder")
-	deadline := time.Now().Add(opts.LockWait)
+	start := time.Now()
+	deadline := start.Add(opts.LockWait)
 	told := false
 	for {
 		ok, err := flock.TryLock(f, true)
@@ -64,7 +65,9 @@ func takeLock(ctx context.Context, dir string, id ID, info token.Info, opts Opti
 			return nil, &token.Error{Op: "open", Err: fmt.Errorf("%w: %s is held by %s; waited %s: try again when it has finished",
 				token.ErrTokenBusy, info.Name(), h, opts.LockWait.Round(time.Second)), RetriesLeft: -1}
 		}
-		if !told && opts.Waiting != nil {
+		// The holder writes its file just after it takes the lock: give it a moment, so the
+		// person is told who holds the token rather than "another run".
+		if !told && opts.Waiting != nil && (h.PID != 0 || time.Since(start) > time.Second) {
 			opts.Waiting(info, h)
 			told = true
 		}

@@ -28,6 +28,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(helperEnv); dir != "" {
 		os.Exit(helperProcess(dir))
 	}
+	if spec := os.Getenv(killEnv); spec != "" {
+		os.Exit(killHelper(spec))
+	}
 	os.Exit(m.Run())
 }
 

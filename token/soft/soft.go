@@ -65,6 +65,11 @@ type Options struct {
 	// (count low, final try, locked) and no count (RetriesLeft -1), as a client's module
 	// did. The count is still kept and enforced.
 	FlagsOnly bool
+	// NoPINInfo makes the token say nothing at all of PIN tries, as TPM-backed modules do: no
+	// flags (count low, final try and locked stay false) and no count (RetriesLeft -1), in its
+	// info and in its errors. The count is still kept and enforced: after UserMaxTries (or
+	// SOMaxTries) wrong tries a login gets CKR_PIN_LOCKED. It overrides FlagsOnly.
+	NoPINInfo bool
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -239,6 +244,7 @@ func newState(opts Options) (*state, error) {
 		Manufacturer: opts.Manufacturer,
 		Model:        opts.Model,
 		FlagsOnly:    opts.FlagsOnly,
+		NoPINInfo:    opts.NoPINInfo,
 		Epoch:        hex.EncodeToString(randomBytes(16)),
 		MinPINLen:    opts.MinPINLen,
 		MaxPINLen:    opts.MaxPINLen,
@@ -403,23 +409,51 @@ func (s *slot) info(st *state) token.Info {
 		UserPINInitialized: st.UserPIN.Secret != nil,
 		MinPINLen:          st.MinPINLen,
 		MaxPINLen:          st.MaxPINLen,
-		UserPIN:            st.UserPIN.status(st.FlagsOnly),
-		SOPIN:              st.SOPIN.status(st.FlagsOnly),
+		UserPIN:            st.UserPIN.status(st.reporting()),
+		SOPIN:              st.SOPIN.status(st.reporting()),
 	}
 }
 
+// reporting is how much a token says of its PIN tries.
+type reporting int
+
+const (
+	reportCount   reporting = iota // flags and the exact count (this token's own way)
+	reportFlags                    // flags only (Options.FlagsOnly)
+	reportNothing                  // neither (Options.NoPINInfo)
+)
+
+func (st *state) reporting() reporting {
+	switch {
+	case st.NoPINInfo:
+		return reportNothing
+	case st.FlagsOnly:
+		return reportFlags
+	}
+	return reportCount
+}
+
+// retriesLeft is what an error says of the tries left: the count, or -1 when the token
+// does not report it.
+func (r reporting) retriesLeft(left int) int {
+	if r != reportCount {
+		return -1
+	}
+	return left
+}
+
 // status gives the PKCS#11 flags for a retry counter: count-low once a try has been lost,
-// final-try with one left (count-low stays set), locked at none (then neither is set).
-func (r *pinRecord) status(flagsOnly bool) token.PINStatus {
-	left := r.TriesLeft
-	if flagsOnly {
-		left = -1
+// final-try with one left (count-low stays set), locked at none (then neither is set). A
+// token that reports nothing gives no flag and no count, whatever the counter says.
+func (r *pinRecord) status(rep reporting) token.PINStatus {
+	if rep == reportNothing {
+		return token.PINStatus{ToBeChanged: r.ToBeChanged, RetriesLeft: -1}
 	}
 	return token.PINStatus{
 		CountLow:    r.TriesLeft > 0 && r.TriesLeft < r.MaxTries,
 		FinalTry:    r.TriesLeft == 1,
 		Locked:      r.TriesLeft == 0,
 		ToBeChanged: r.ToBeChanged,
-		RetriesLeft: left,
+		RetriesLeft: rep.retriesLeft(r.TriesLeft),
 	}
 }

@@ -38,7 +38,8 @@ type state struct {
 	// (Options); empty means this package's own.
 	Manufacturer string `json:"manufacturer,omitempty"`
 	Model        string `json:"model,omitempty"`
-	FlagsOnly    bool   `json:"flags_only,omitempty"` // Options.FlagsOnly
+	FlagsOnly    bool   `json:"flags_only,omitempty"`  // Options.FlagsOnly
+	NoPINInfo    bool   `json:"no_pin_info,omitempty"` // Options.NoPINInfo
 	// Epoch changes at every format. A login made before it (in this or another process)
 	// belongs to a token that no longer exists and is dropped.
 	Epoch     string       `json:"epoch"`
@@ -196,9 +197,39 @@ func (s store) gone() error {
 		Err: fmt.Errorf("software token %s is gone (no %s): %w", s.dir, stateName, token.ErrTokenNotPresent)}
 }
 
+// corrupt is a state file that does not read as a token: damage (token.ErrTokenDamaged).
 func (s store) corrupt(err error) error {
-	return fmt.Errorf("software token state %s is corrupt (it was left as it is): %w", s.statePath(), err)
+	return damage{msg: fmt.Sprintf("software token state %s is corrupt (it was left as it is): %v", s.statePath(), err), cause: err}
 }
+
+// damaged is a token whose state reads but whose role PIN cannot work as stored: a right
+// PIN whose master key does not open, or a secret no PIN could open. It costs no try, and
+// says what may still get the keys back.
+func (s store) damaged(op string, role token.Role, err error) error {
+	name, ways := "SO", []string{}
+	if role == token.User {
+		name = "user"
+		ways = append(ways, "unblock (the administrator sets a new user password; the keys stay if the administrator's copy is whole)")
+	}
+	if _, ok := errors.AsType[masterDamage](err); ok || role == token.User {
+		ways = append(ways, "format the token (its keys are lost)")
+	}
+	ways = append(ways, "restore the directory from a backup")
+	return &token.Error{Op: op, Code: token.CKR_DEVICE_ERROR, RetriesLeft: -1, Err: damage{
+		msg: fmt.Sprintf("the software token in %s is damaged: the %s PIN %v; no try was counted; to go on: %s",
+			s.dir, name, err, strings.Join(ways, ", or ")),
+		cause: err,
+	}}
+}
+
+// damage is token.ErrTokenDamaged with a message of its own.
+type damage struct {
+	msg   string
+	cause error
+}
+
+func (d damage) Error() string   { return d.msg }
+func (d damage) Unwrap() []error { return []error{token.ErrTokenDamaged, d.cause} }
 
 // check rejects states that code further on would have to trust blindly.
 func (st *state) check() error {
@@ -284,14 +315,25 @@ func (s store) write(st *state) (err error) {
 	if err = f.Close(); err != nil {
 		return fmt.Errorf("write software token state: %w", err)
 	}
+	if beforeStateRename != nil {
+		beforeStateRename(s.dir)
+	}
 	if err = os.Rename(tmp, s.statePath()); err != nil {
 		return fmt.Errorf("write software token state: %w", err)
 	}
 	if err = syncDir(s.dir); err != nil {
 		return fmt.Errorf("write software token state: sync %s: %w", s.dir, err)
 	}
+	if afterStateWrite != nil {
+		afterStateWrite(s.dir)
+	}
 	return nil
 }
+
+// Test hooks, set only by this package's tests (never from the environment): beforeStateRename
+// runs when a new state sits synced in its temporary file, afterStateWrite once it has
+// replaced the state file. The kill tests end the process in them.
+var beforeStateRename, afterStateWrite func(dir string)
 
 // removeStaleTemps removes what a writer that crashed before its rename left behind. Only
 // writers create temporary files and the caller holds the exclusive lock, so none is in use.

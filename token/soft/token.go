@@ -110,8 +110,12 @@ func (t *tok) Login(ctx context.Context, role token.Role, pin string) error {
 		if tx.st.pin(role).Secret == nil {
 			return token.NewError(op, token.CKR_USER_PIN_NOT_INITIALIZED)
 		}
-		master, err := tx.verifyPIN(op, role, pin)
+		master, err := tx.verifyPIN(op, role, pin, true)
 		if err != nil {
+			return err
+		}
+		if err := tx.save(); err != nil { // the count, reset
+			wipe(master)
 			return err
 		}
 		*tx.sess = session{role: role, epoch: tx.st.Epoch, master: master}
@@ -120,15 +124,27 @@ func (t *tok) Login(ctx context.Context, role token.Role, pin string) error {
 }
 
 // verifyPIN checks pin against role's PIN and returns the master key. The lost try is
-// written to disk before the PIN is compared and given back only after a match, so that
-// killing the process mid-check never yields a free guess.
-func (tx *txn) verifyPIN(op string, role token.Role, pin string) ([]byte, error) {
+// written to disk before the PIN is compared, so that killing the process mid-check never
+// yields a free guess. After a match the count is reset in tx.st only: the caller's save
+// writes it together with whatever the operation changes, so every operation that checks a
+// PIN is two state writes, the try and then the result, and a kill between them leaves the
+// token as it was, one try down.
+//
+// Damage is not a wrong PIN: a secret whose shape is off (an absurd iteration count among
+// them) is refused before a try is taken or any work done, and a right PIN whose master key
+// does not open gets its try back; both report token.ErrTokenDamaged. Without needMaster
+// (format, which makes a new master key) a right PIN whose master key does not open is
+// accepted, with a nil master key: formatting is the way out of that damage.
+func (tx *txn) verifyPIN(op string, role token.Role, pin string, needMaster bool) ([]byte, error) {
 	rec := tx.st.pin(role)
+	rep := tx.st.reporting()
 	if rec.TriesLeft <= 0 {
-		e := token.NewError(op, token.CKR_PIN_LOCKED)
-		e.RetriesLeft = 0
-		return nil, e
+		return nil, lockedErr(op, rep)
 	}
+	if err := rec.Secret.checkShape(); err != nil {
+		return nil, tx.store.damaged(op, role, err)
+	}
+	before := rec.TriesLeft
 	rec.TriesLeft--
 	if err := tx.save(); err != nil {
 		return nil, err
@@ -137,24 +153,35 @@ func (tx *txn) verifyPIN(op string, role token.Role, pin string) ([]byte, error)
 		testHookTryWritten(tx.store.dir)
 	}
 	master, ok, err := rec.Secret.unlock(pin, masterAAD(tx.st, role))
+	if _, lost := errors.AsType[masterDamage](err); lost && !needMaster {
+		rec.TriesLeft = rec.MaxTries
+		return nil, nil
+	}
 	if err != nil {
-		return nil, fmt.Errorf("software token %s: %w", tx.store.dir, err)
+		rec.TriesLeft = before
+		if serr := tx.save(); serr != nil {
+			return nil, errors.Join(tx.store.damaged(op, role, err), serr)
+		}
+		return nil, tx.store.damaged(op, role, err)
 	}
 	if !ok {
 		// The try that uses up the last one still says "incorrect", as openCryptoki does;
 		// the next one says "locked".
 		e := token.NewError(op, token.CKR_PIN_INCORRECT)
-		if !tx.st.FlagsOnly {
-			e.RetriesLeft = rec.TriesLeft
-		}
+		e.RetriesLeft = rep.retriesLeft(rec.TriesLeft)
 		return nil, e
 	}
 	rec.TriesLeft = rec.MaxTries
-	if err := tx.save(); err != nil {
-		wipe(master)
-		return nil, err
-	}
 	return master, nil
+}
+
+// lockedErr is CKR_PIN_LOCKED; it says no tries are left unless the token reports nothing.
+func lockedErr(op string, rep reporting) error {
+	e := token.NewError(op, token.CKR_PIN_LOCKED)
+	if rep != reportNothing {
+		e.RetriesLeft = 0
+	}
+	return e
 }
 
 // testHookTryWritten lets a test look at the disk between the lost try and the comparison.
@@ -176,6 +203,8 @@ func (t *tok) Logout(ctx context.Context) error {
 // SetPIN changes the PIN of whoever is logged in. The checks run in openCryptoki's order:
 // a locked PIN, the new PIN's length, then the old PIN (a wrong one costs a try); a new PIN
 // equal to the old one is CKR_PIN_INVALID and costs nothing. The login stays as it was.
+// The change is one state write (new secret and reset count together) after the try's: a
+// kill at any point leaves the old PIN or the new one.
 func (t *tok) SetPIN(ctx context.Context, oldPIN, newPIN string) error {
 	const op = "set PIN"
 	return t.do(ctx, op, true, func(tx *txn) error {
@@ -185,9 +214,7 @@ func (t *tok) SetPIN(ctx context.Context, oldPIN, newPIN string) error {
 		role := tx.sess.role
 		rec := tx.st.pin(role)
 		if rec.TriesLeft <= 0 {
-			e := token.NewError(op, token.CKR_PIN_LOCKED)
-			e.RetriesLeft = 0
-			return e
+			return lockedErr(op, tx.st.reporting())
 		}
 		if err := tx.checkPINLen(op, newPIN); err != nil {
 			return err
@@ -195,7 +222,7 @@ func (t *tok) SetPIN(ctx context.Context, oldPIN, newPIN string) error {
 		if newPIN == oldPIN {
 			return token.NewError(op, token.CKR_PIN_INVALID)
 		}
-		master, err := tx.verifyPIN(op, role, oldPIN)
+		master, err := tx.verifyPIN(op, role, oldPIN, true)
 		if err != nil {
 			return err
 		}
@@ -243,6 +270,20 @@ func (tx *txn) checkPINLen(op, pin string) error {
 // CKR_USER_PIN_NOT_INITIALIZED until the SO sets one) and makes a new master key. The SO
 // PIN and the serial stay; label "" keeps the current label.
 func (t *tok) Format(ctx context.Context, soPIN, label string) error {
+	return t.format(ctx, soPIN, label, nil)
+}
+
+// FormatWithUserPIN is Format that also sets the new user PIN, as one state write after the
+// SO PIN's try: a kill at any point leaves the old token (old objects, old PINs) or the new
+// one with its user PIN, never a token without a user PIN. The new PIN's length is checked
+// before the SO PIN, so a refused one costs nothing. It implements token.UserPINFormatter.
+func (t *tok) FormatWithUserPIN(ctx context.Context, soPIN, label, userPIN string) error {
+	return t.format(ctx, soPIN, label, &userPIN)
+}
+
+var _ token.UserPINFormatter = (*tok)(nil)
+
+func (t *tok) format(ctx context.Context, soPIN, label string, userPIN *string) error {
 	const op = "format"
 	if len(label) > maxLabelLen {
 		return &token.Error{Op: op, Code: token.CKR_ARGUMENTS_BAD, RetriesLeft: -1,
@@ -250,7 +291,12 @@ func (t *tok) Format(ctx context.Context, soPIN, label string) error {
 	}
 	return t.do(ctx, op, true, func(tx *txn) error {
 		tx.sess.logout()
-		old, err := tx.verifyPIN(op, token.SO, soPIN)
+		if userPIN != nil {
+			if err := tx.checkPINLen(op, *userPIN); err != nil {
+				return err
+			}
+		}
+		old, err := tx.verifyPIN(op, token.SO, soPIN, false)
 		if err != nil {
 			return err
 		}
@@ -266,6 +312,11 @@ func (t *tok) Format(ctx context.Context, soPIN, label string) error {
 		defer wipe(master)
 		if st.SOPIN.Secret, err = newPINSecret(soPIN, master, masterAAD(st, token.SO)); err != nil {
 			return err
+		}
+		if userPIN != nil {
+			if st.UserPIN.Secret, err = newPINSecret(*userPIN, master, masterAAD(st, token.User)); err != nil {
+				return err
+			}
 		}
 		return tx.save()
 	})

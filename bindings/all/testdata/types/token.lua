@@ -43,9 +43,9 @@ function Token:close() end
 ---@return table? err
 function Token:delete(opts) end
 
----Wipe every object and the user PIN: opts.so_pin, opts.label (default: keep).
+---Wipe every object and the user PIN: opts.so_pin, opts.label (default: keep). With opts.user_pin the new token gets that user PIN in the same step (one write on the software token, so a crash never leaves it without one); nobody is logged in afterwards.
 ---
----Since API level 1. Secret (never logged): so_pin.
+---Since API level 1. Secret (never logged): so_pin, user_pin.
 ---@param opts table
 ---@return boolean? ok
 ---@return table? err
