@@ -21,9 +21,9 @@ func lockWaitFlag() cli.Flag {
 
 // guardSpec is what the safety floor needs to know of one run.
 type guardSpec struct {
-	command  string        // "tokenrun enroll", shown to a run that finds the token held
-	lockWait time.Duration // --lock-wait; 0 is the default
-	witness  *ui.Witness   // who typed which secret
+	command  string            // "tokenrun enroll", shown to a run that finds the token held
+	lockWait time.Duration     // --lock-wait; 0 is the default
+	witness  *ui.Witness       // who typed which secret
 	messages map[string]string // the run's catalog; nil: English
 }
 
