@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenrun/tokenrun/internal/flock"
 	"github.com/tokenrun/tokenrun/token"
 )
 
@@ -121,7 +122,7 @@ func (s store) lock(ctx context.Context, exclusive bool) (unlock func(), err err
 	}
 	wait := time.Millisecond
 	for {
-		ok, err := tryLock(f, exclusive)
+		ok, err := flock.TryLock(f, exclusive)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", s.lockPath(), err)
