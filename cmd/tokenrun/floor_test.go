@@ -17,6 +17,7 @@ import (
 
 	"github.com/tokenrun/tokenrun/ca/devca"
 	"github.com/tokenrun/tokenrun/token"
+	"github.com/tokenrun/tokenrun/token/floor"
 	"github.com/tokenrun/tokenrun/token/pkcs11/p11test"
 	"github.com/tokenrun/tokenrun/token/soft"
 )
@@ -351,4 +352,67 @@ func pkcs11Objects(t *testing.T, tk p11test.Token, pin string) (int, []*x509.Cer
 		}
 	}
 	return keys, certs, pubs
+}
+
+// TestBusyTokenFailsAfterTheWait: while another run holds the token, a procedure waits
+// --lock-wait, told what holds it, then stops with exit 4 having touched nothing.
+func TestBusyTokenFailsAfterTheWait(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("TOKENRUN_HOME", home)
+	dir, _ := softToken(t)
+	p, err := soft.Open(soft.Options{}, dir)
+	require.NoError(t, err)
+	defer p.Close()
+	holder := floor.Wrap(p, floor.Options{Dir: filepath.Join(home, "floor"), Command: "tokenrun sign"})
+	infos, err := holder.Tokens(context.Background())
+	require.NoError(t, err)
+	held, err := holder.Open(context.Background(), infos[0])
+	require.NoError(t, err)
+
+	ans := writeAnswers(t, map[string]any{"current_pin": "12345678", "new_pin": newPIN, "new_pin_confirm": newPIN})
+	r := tokenrun(t, "", "change-pin", "--soft", dir, "--lang", "en", "--answers", ans, "--lock-wait", "1s")
+	assert.Equal(t, exitToken, r.code, r.err)
+	assert.Contains(t, r.err, fmt.Sprintf("is in use by tokenrun sign (pid %d, since ", os.Getpid()))
+	assert.Contains(t, r.err, "in use by another tokenrun run, which has not finished")
+	require.NoError(t, held.Close())
+
+	r = tokenrun(t, "", "change-pin", "--soft", dir, "--lang", "en", "--answers", ans, "--lock-wait", "1s")
+	require.Equal(t, exitOK, r.code, "the old password still opened it: nothing was changed while busy\n%s", r.err)
+	r = tokenrun(t, "", "change-pin", "--soft", dir, "--answers", ans, "--lock-wait", "-1s")
+	assert.Equal(t, exitUsage, r.code, r.err)
+}
+
+// TestUserPINNotInitializedNamesTheWayOut: a token formatted without a user PIN (a format
+// killed half-way on a real module) is named as such, with unblock as the way out, and
+// unblock sets one.
+func TestUserPINNotInitializedNamesTheWayOut(t *testing.T) {
+	t.Setenv("TOKENRUN_HOME", t.TempDir())
+	ca := newEnrollCA(t)
+	ca.start(t, devca.ServerOptions{})
+	dir, _ := softToken(t)
+	p, err := soft.Open(soft.Options{}, dir)
+	require.NoError(t, err)
+	infos, err := p.Tokens(context.Background())
+	require.NoError(t, err)
+	tok, err := p.Open(context.Background(), infos[0])
+	require.NoError(t, err)
+	require.NoError(t, tok.Format(context.Background(), "87654321", "KAZTOKEN"))
+	require.NoError(t, tok.Close())
+	require.NoError(t, p.Close())
+
+	for _, args := range [][]string{
+		{"change-pin", "--answers", writeAnswers(t, map[string]any{"current_pin": "12345678", "new_pin": newPIN, "new_pin_confirm": newPIN})},
+		append([]string{"enroll", "--answers", writeAnswers(t, enrollAnswers(ca)), "--yes"}, ca.args()...),
+	} {
+		r := tokenrun(t, "", append(args, "--soft", dir, "--lang", "en")...)
+		assert.Equal(t, exitToken, r.code, r.err)
+		assert.Contains(t, r.err, "has no user password set", args[0])
+		assert.Contains(t, r.err, "run the procedure unblock", args[0])
+		assert.NotContains(t, r.err, "CKR_USER_PIN_NOT_INITIALIZED", args[0])
+	}
+	r := tokenrun(t, "", "unblock", "--soft", dir, "--lang", "en",
+		"--answers", writeAnswers(t, map[string]any{"so_pin": "87654321", "new_pin": newPIN, "new_pin_confirm": newPIN}))
+	require.Equal(t, exitOK, r.code, r.err)
+	keys, certs := objects(t, dir, newPIN)
+	assert.Zero(t, keys+certs)
 }
