@@ -93,9 +93,9 @@ end
 -- pin_after_stop finds which password the token has after a run stopped during the
 -- password change (the journal says setting_pin, not pin_set), spending no try on a guess:
 -- the token's "to be changed" flag decides when the token raised it before the change;
--- otherwise a person at the terminal types the password the token has now (never an answers
--- file or a driver). Returns "new" (the change went through), or "old" and, when the person
--- typed it and the token is logged in with it, that password; nil, err to stop.
+-- otherwise a person at the terminal (a human-only confirmation first: never an answers file
+-- or a program) types the password the token has now. Returns "new" (the change went
+-- through), "old" (it did not), or "ask" and the password the person typed; nil, err to stop.
 local function pin_after_stop(entry, info)
   if entry.data.must_change == true then
     return info.flags.user_pin_to_be_changed and "old" or "new"
@@ -104,7 +104,13 @@ local function pin_after_stop(entry, info)
     return msg.fail("REFUSED", "enroll_pin_unknown_needs_person")
   end
   msg.warn("enroll_pin_unknown")
-  return "ask", ui.secret { id = "token_pin_now", label = msg.text("enroll_pin_now_prompt"), human_only = true }
+  local go_on = ui.confirm {
+    id = "pin_unknown_go_on", label = msg.text("enroll_pin_unknown_confirm"), default = true, human_only = true,
+  }
+  if not go_on then
+    return msg.fail("CANCELLED", "cancelled")
+  end
+  return "ask", ui.secret { id = "token_pin_now", label = msg.text("enroll_pin_now_prompt") }
 end
 
 -- ca_failure tells the person what a CA error means; the journal keeps the key.
