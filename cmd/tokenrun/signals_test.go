@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -19,8 +21,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tokenrun/tokenrun/bindings/errcode"
 	"github.com/tokenrun/tokenrun/ca/devca"
 	"github.com/tokenrun/tokenrun/journal"
+	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/token/pkcs11/p11test"
 )
@@ -472,4 +476,52 @@ func TestEnrollSignalledWhileSettingPIN(t *testing.T) {
 	keys, certs := objects(t, dir, newPIN)
 	assert.Equal(t, 1, keys)
 	assert.Equal(t, 1, certs)
+}
+
+// TestCancellationDecidesTheExitCode: whatever layer met the cancellation and whatever class
+// its error has otherwise, a cancelled run exits 6.
+func TestCancellationDecidesTheExitCode(t *testing.T) {
+	wrapped := fmt.Errorf("EST request: %w", context.Canceled)
+	sig := &interrupted{syscall.SIGTERM}
+	for name, err := range map[string]error{
+		"token error":             &token.Error{Op: "generate key", Err: wrapped, RetriesLeft: -1},
+		"CA error with a code":    codedError{"CA_UNAVAILABLE", wrapped, nil},
+		"usage error":             usageError{wrapped},
+		"script error":            &runtime.ScriptError{Code: "CA_UNAVAILABLE", Message: "x", Cause: context.Canceled},
+		"deadline":                fmt.Errorf("keygen: %w", context.DeadlineExceeded),
+		"signal, returned code":   &cancelledError{notice: "n", err: &runtime.ScriptError{Code: "PIN_INCORRECT"}, sig: sig},
+		"signal, verify error":    &cancelledError{notice: "n", err: verifyError{errors.New("x")}, sig: sig},
+		"signal's own cause only": sig,
+	} {
+		assert.Equal(t, exitCancelled, exitCode(err), name)
+	}
+	assert.Equal(t, errcode.Cancelled, errorCode(&cancelledError{notice: "n", err: codedError{"CA_UNAVAILABLE", errors.New("x"), nil}, sig: sig}))
+}
+
+// TestRunSignalled: `run` with --transcript, SIGTERM while the software token makes an
+// RSA-4096 key: exit 6, footer cancelled, no temporary file in the token's directory.
+func TestRunSignalled(t *testing.T) {
+	dir, _ := softToken(t)
+	script := writeFile(t, filepath.Join(t.TempDir(), "keygen.lua"), `
+local token = require("token")
+local ui = require("ui")
+local tok = assert(token.wait { timeout = 5 })
+assert(tok:login("12345678"))
+ui.say("generating now")
+assert(tok:generate_key { type = "rsa", bits = 4096, label = "big" })
+ui.say("generated")
+`)
+	home := t.TempDir()
+	file := filepath.Join(t.TempDir(), "run.jsonl")
+	p := startTokenrun(t, home, "run", "--soft", dir, "--transcript", file, script)
+	waitLine(t, p.errs, "generating now", nil)
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	code, _, stderr := p.wait(t)
+	require.Equal(t, exitCancelled, code, stderr)
+	assert.NotContains(t, stderr, "generated\n")
+	assert.Regexp(t, `tokenrun: Cancelled(\.| after the procedure had changed the token)`, stderr)
+	f := footer(t, file)
+	assert.Equal(t, "cancelled", f["outcome"])
+	assert.Equal(t, "cancelled", f["exit_class"])
+	noTempFiles(t, dir, home, filepath.Dir(file))
 }
