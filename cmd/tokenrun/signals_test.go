@@ -64,12 +64,12 @@ func removeBuiltBinary() {
 // proc is the real binary running: stdout and stderr lines arrive on channels (closed at
 // EOF) and are kept whole for the assertions.
 type proc struct {
-	cmd        *exec.Cmd
-	stdin      io.WriteCloser
-	out, errs  chan string
-	mu         sync.Mutex
-	all, stder strings.Builder
-	wg         sync.WaitGroup
+	cmd            *exec.Cmd
+	stdin          io.WriteCloser
+	out, errs      chan string
+	mu             sync.Mutex
+	stdout, stderr strings.Builder // every line, kept for the assertions
+	wg             sync.WaitGroup
 }
 
 func startTokenrun(t *testing.T, home string, args ...string) *proc {
@@ -102,8 +102,8 @@ func startTokenrun(t *testing.T, home string, args ...string) *proc {
 		}
 	}
 	p.wg.Add(2)
-	go pump(stdout, p.out, &p.all)
-	go pump(stderr, p.errs, &p.stder)
+	go pump(stdout, p.out, &p.stdout)
+	go pump(stderr, p.errs, &p.stderr)
 	return p
 }
 
@@ -146,8 +146,8 @@ func (p *proc) wait(t *testing.T) (code int, stdout, stderr string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	ws := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
-	require.False(t, ws.Signaled(), "tokenrun died of a signal instead of exiting: %s", p.stder.String())
-	return p.cmd.ProcessState.ExitCode(), p.all.String(), p.stder.String()
+	require.False(t, ws.Signaled(), "tokenrun died of a signal instead of exiting: %s", p.stderr.String())
+	return p.cmd.ProcessState.ExitCode(), p.stdout.String(), p.stderr.String()
 }
 
 // answerJSON answers a --ui json ask line from ans.
@@ -179,7 +179,7 @@ func noTempFiles(t *testing.T, dirs ...string) {
 	}
 }
 
-// lastLine is the transcript's footer.
+// footer is the transcript's last line.
 func footer(t *testing.T, file string) map[string]any {
 	t.Helper()
 	b, err := os.ReadFile(file)
