@@ -5,7 +5,11 @@
 -- lost. Formatting is never offered as a remedy.
 --
 -- Journal steps: generating -> key_generated -> requested -> pending | issued -> stored
--- -> verified -> setting_pin -> (finished).
+-- -> verified -> setting_pin -> pin_set -> (finished). setting_pin is recorded just before
+-- tok:set_pin and pin_set once it returns, so a rerun after the password was changed knows
+-- it and logs in with no password at all. A journal left at setting_pin alone (a kill -9 or
+-- a crash during the change; when a signal stops the run the host settles the step) means
+-- "not known": the rerun asks a person rather than guess with a PIN try from a file.
 local ca = require("ca")
 local journal = require("journal")
 local policy = require("policy")
@@ -17,7 +21,7 @@ local tokens = require("lib.tokens")
 
 -- The order of the steps, to ask "has the run got past X?".
 local ORDER = { generating = 1, key_generated = 2, requested = 3, pending = 4, issued = 5,
-  stored = 6, verified = 7, setting_pin = 8 }
+  stored = 6, verified = 7, setting_pin = 8, pin_set = 9 }
 local function past(entry, step)
   return entry ~= nil and (ORDER[entry.step] or 0) >= ORDER[step]
 end
@@ -86,6 +90,29 @@ local function has_cert(prof, id)
   end
 end
 
+-- pin_after_stop finds which password the token has after a run stopped during the
+-- password change (the journal says setting_pin, not pin_set), spending no try on a guess:
+-- the token's "to be changed" flag decides when the token raised it before the change;
+-- otherwise a person at the terminal (a human-only confirmation first: never an answers file
+-- or a program) types the password the token has now. Returns "new" (the change went
+-- through), "old" (it did not), or "ask" and the password the person typed; nil, err to stop.
+local function pin_after_stop(entry, info)
+  if entry.data.must_change == true then
+    return info.flags.user_pin_to_be_changed and "old" or "new"
+  end
+  if not ui.interactive() then
+    return msg.fail("REFUSED", "enroll_pin_unknown_needs_person")
+  end
+  msg.warn("enroll_pin_unknown")
+  local go_on = ui.confirm {
+    id = "pin_unknown_go_on", label = msg.text("enroll_pin_unknown_confirm"), default = true, human_only = true,
+  }
+  if not go_on then
+    return msg.fail("CANCELLED", "cancelled")
+  end
+  return "ask", ui.secret { id = "token_pin_now", label = msg.text("enroll_pin_now_prompt") }
+end
+
 -- ca_failure tells the person what a CA error means; the journal keeps the key.
 local function ca_failure(serial, err)
   if err.code == "CA_PENDING" then
@@ -133,6 +160,13 @@ return {
     if entry then
       msg.say("enroll_resume", { date = entry.started })
       user_id, validity, label = data.user_id, find_validity(ctx, data.validity), data.label
+      if past(entry, "pin_set") then
+        -- Stopped after the password was changed: the profile is complete, and the token
+        -- opens with the new password. No login: the default would be a wrong try.
+        msg.say("enroll_password_already_set")
+        journal.finish(serial)
+        return { serial = serial, profile = label }
+      end
     else
       validity = find_validity(ctx, ui.choose { id = "validity", label = msg.text("validity_prompt"),
         choices = validity_choices(ctx) })
@@ -167,19 +201,35 @@ return {
       local given = ui.secret { id = "current_pin", label = msg.text("current_pin_prompt"), optional = true }
       if given ~= "" then current = given end
     end
-    if current == cfg.token.default_user_pin and not past(entry, "setting_pin") then msg.say("token_blank") end
-    local ok, err = tokens.login(tok, "user", current)
-    if not ok then
-      if err.code == "PIN_INCORRECT" and past(entry, "setting_pin") then
-        -- Stopped right after the password was changed: the profile is complete.
+    local pin_now = current
+    if past(entry, "setting_pin") then
+      -- Stopped during the password change: find out which password the token has.
+      local which, typed = pin_after_stop(entry, info)
+      if not which then return nil, typed end
+      if which == "ask" then
+        which, pin_now = typed == new_pin and "new" or "old", typed
+      end
+      if which == "new" then
+        if pin_now == new_pin then
+          local ok, err = tokens.login(tok, "user", new_pin)
+          if not ok then return nil, err end
+          tok:logout()
+        end
         msg.say("enroll_password_already_set")
         journal.finish(serial)
         return { serial = serial, profile = label }
-      elseif err.code == "PIN_INCORRECT" then
+      end
+    elseif current == cfg.token.default_user_pin then
+      msg.say("token_blank")
+    end
+    local ok, err = tokens.login(tok, "user", pin_now)
+    if not ok then
+      if err.code == "PIN_INCORRECT" and not past(entry, "setting_pin") then
         msg.warn("token_default_pin_refused")
       end
       return nil, err
     end
+    current = pin_now
 
     if not entry then
       entry = journal.record(serial, "generating", { user_id = user_id, validity = validity.value, label = label })
@@ -251,7 +301,9 @@ return {
     journal.record(serial, "verified")
 
     -- Last, the client's own password replaces the blank token's default.
-    journal.record(serial, "setting_pin")
+    -- must_change: whether the token asked for its password to be changed; after the change it
+    -- no longer does, which tells a rerun what happened if this run stops during it.
+    journal.record(serial, "setting_pin", { must_change = info.flags.user_pin_to_be_changed == true })
     bar = ui.progress { id = "set_pin", label = msg.text("progress_setting_password") }
     local perr
     ok, perr = tok:set_pin(current, new_pin)
@@ -259,6 +311,7 @@ return {
     if not ok then
       return msg.fail(perr.code, "enroll_interrupted", { reason = perr.message })
     end
+    journal.record(serial, "pin_set")
     tok:logout()
     journal.finish(serial)
     msg.say("enroll_done", { token_name = label })

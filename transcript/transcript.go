@@ -142,7 +142,7 @@ type Prompt struct {
 // Footer is the last line: how the run ended.
 type Footer struct {
 	Kind    string `json:"kind"`
-	Outcome string `json:"outcome"`        // "ok" or "error"
+	Outcome string `json:"outcome"`        // "ok", "error", or "cancelled" (stopped by a signal)
 	Code    string `json:"code,omitempty"` // the script-visible error code, when there is one
 	Message string `json:"message,omitempty"`
 	// Exit is the process exit code and ExitClass its name (see the README's exit codes).

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -17,11 +18,17 @@ type stdio struct {
 	out, err io.Writer
 }
 
-// runMain runs the CLI and returns the process exit code. Actions return errors; only here
-// are they printed and turned into exit codes.
+// runMain runs the CLI with no signal handling (tests call it in process).
 func runMain(args []string, in io.Reader, out, errOut io.Writer) int {
+	return runMainContext(context.Background(), args, in, out, errOut)
+}
+
+// runMainContext runs the CLI and returns the process exit code. Actions return errors; only
+// here are they printed and turned into exit codes. ctx is every action's c.Context: main
+// cancels it on SIGINT/SIGTERM.
+func runMainContext(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer) int {
 	app := newApp(stdio{in: in, out: out, err: errOut})
-	err := app.Run(permuteCommandArgs(app, args))
+	err := app.RunContext(ctx, permuteCommandArgs(app, args))
 	if err == nil {
 		return exitOK
 	}

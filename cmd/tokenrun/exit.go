@@ -39,12 +39,33 @@ type verifyError struct{ err error }
 func (e verifyError) Error() string { return e.err.Error() }
 func (e verifyError) Unwrap() error { return e.err }
 
+// cancelledError is a run stopped by a signal. Its message is the one line the person reads:
+// what state the token is in and how a rerun continues; err is what the run met on its way
+// out (kept for errors.Is and the transcript).
+type cancelledError struct {
+	notice string
+	err    error
+	sig    *interrupted
+}
+
+func (e *cancelledError) Error() string   { return e.notice }
+func (e *cancelledError) Unwrap() []error { return []error{e.sig, e.err} }
+
+// ErrorCode is CANCELLED, whatever code the error met on the way out had.
+func (e *cancelledError) ErrorCode() string { return errcode.Cancelled }
+
 // coded is any error that carries a script-visible error code (runtime.ScriptError does).
 type coded interface{ ErrorCode() string }
 
 func exitCode(err error) int {
 	if err == nil {
 		return exitOK
+	}
+	// Cancellation first: a run stopped by a signal, the person or a deadline exits 6 whatever
+	// the layer that met it made of it (a token, CA or usage error wrapping context.Canceled).
+	var ce *cancelledError
+	if errors.As(err, &ce) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, ui.ErrCancelled) {
+		return exitCancelled
 	}
 	var ue usageError
 	if errors.As(err, &ue) {
@@ -57,9 +78,6 @@ func exitCode(err error) int {
 	var de *replay.Divergence
 	if errors.As(err, &de) {
 		return exitDiverged
-	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, ui.ErrCancelled) {
-		return exitCancelled
 	}
 	if errors.Is(err, ui.ErrNoAnswer) {
 		return exitUsage // the answers file lacks an answer, or a person is needed

@@ -1,8 +1,15 @@
 // Command tokenrun drives PKCS#11 tokens from sandboxed Lua procedures.
 package main
 
-import "os"
+import (
+	"context"
+	"os"
+)
 
 func main() {
-	os.Exit(runMain(os.Args, os.Stdin, os.Stdout, os.Stderr))
+	// SIGINT, SIGTERM and Ctrl-C on Windows cancel the run through its context (signals.go).
+	ctx, stop := signalContext(context.Background(), os.Stderr)
+	code := runMainContext(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }

@@ -112,6 +112,9 @@ func runProcedure(c *cli.Context, io stdio, p procedure) error {
 	if err != nil {
 		return err
 	}
+	if m, ok := cfg["messages"].(map[string]string); ok {
+		setStoppingNotice(m["cancel_stopping"]) // the first Ctrl-C's line, in the run's language
+	}
 	store, err := openJournal()
 	if err != nil {
 		return err

@@ -175,6 +175,8 @@ func execute(ctx context.Context, s runSpec) (*runtime.Result, error) {
 		provider, fe = tr.secrets.Provider(provider), tr.secrets.Frontend(fe)
 		observer = bothObservers(observer, tr.rec)
 	}
+	watch := newRunWatch() // what the run changed, for the notice when a signal stops it
+	observer = bothObservers(observer, watch)
 	tb := bindtoken.New(bindtoken.Config{Provider: provider, URI: s.uri})
 	defer tb.Close()
 	reg := runtime.NewRegistry()
@@ -206,6 +208,7 @@ func execute(ctx context.Context, s runSpec) (*runtime.Result, error) {
 			fmt.Fprintf(s.stdio.err, "warning: the answers file has answers no prompt asked for: %s (misspelt id?)\n", strings.Join(unused, ", "))
 		}
 	}
+	err = watch.cancelled(ctx, s, err)
 	if s.transcript != nil {
 		err = s.transcript.finish(res, err)
 	}

@@ -34,10 +34,13 @@ func TestMain(m *testing.M) {
 		}
 		os.Setenv("TOKENRUN_HOME", home)
 		code := m.Run()
+		removeBuiltBinary()
 		os.RemoveAll(home)
 		os.Exit(code)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeBuiltBinary()
+	os.Exit(code)
 }
 
 func freePort(t *testing.T) string {

@@ -281,7 +281,13 @@ type signSpec struct {
 // signFiles signs every job with one login. Documents are read, signed and written one at a
 // time, so memory stays flat however many there are; a failure stops the batch, and the
 // signatures already written are complete and good.
-func signFiles(ctx context.Context, s signSpec) error {
+func signFiles(ctx context.Context, s signSpec) (err error) {
+	signed := 0
+	defer func() {
+		if sig := interruptOf(ctx); sig != nil && err != nil {
+			err = &cancelledError{notice: signCancelledNotice(signed, len(s.jobs)), err: err, sig: sig}
+		}
+	}()
 	// The whole batch runs under the safety floor: one token lock from before the PIN check
 	// to the last signature, and the tries ledger deciding the login.
 	witness := ui.NewWitness(s.frontend)
@@ -337,11 +343,22 @@ func signFiles(ctx context.Context, s signSpec) error {
 			}
 			return err
 		}
+		signed++
 		fmt.Fprintf(s.stdio.out, "%s -> %s\n", j.in, j.out)
 	}
 	fmt.Fprintf(s.stdio.err, "signed %d document(s) with key %s on %s; certificate %s\n",
 		len(s.jobs), key.Name(), info.Name(), certSummary(cert))
 	return nil
+}
+
+// signCancelledNotice is the one line a stopped batch ends with. sign has no message
+// catalog: its words are English, like the rest of its messages.
+func signCancelledNotice(signed, total int) string {
+	if signed == 0 {
+		return fmt.Sprintf("cancelled: no document was signed, and the token was not changed (logged out). Run the same command again to sign the %d document(s).", total)
+	}
+	return fmt.Sprintf("cancelled: %d of %d document(s) signed; each signature written is complete, and no partial file is left; the token was not changed (logged out). "+
+		"Run the command again with the documents not yet signed, or with --force to sign them all again.", signed, total)
 }
 
 func signOne(ctx context.Context, signer *cms.Signer, j signJob, force bool) error {

@@ -149,6 +149,10 @@ func (tr *transcriptRun) finish(res *runtime.Result, runErr error) error {
 		f.Outcome, f.Message, f.Code = "error", runErr.Error(), errorCode(runErr)
 		f.Exit = exitCode(runErr)
 		f.ExitClass = exitClass(f.Exit)
+		var ce *cancelledError
+		if errors.As(runErr, &ce) {
+			f.Outcome, f.Message = "cancelled", ce.detail()
+		}
 	}
 	data, err := tr.rec.Finish(f)
 	if err == nil {

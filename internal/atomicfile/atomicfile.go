@@ -8,7 +8,44 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 )
+
+// pending holds the temporary files being written now, so that a process stopping at once
+// (a second Ctrl-C) can remove them: the normal paths remove their own.
+var pending = struct {
+	sync.Mutex
+	names map[string]bool
+}{names: map[string]bool{}}
+
+func track(name string) {
+	pending.Lock()
+	pending.names[name] = true
+	pending.Unlock()
+}
+
+func untrack(name string) {
+	pending.Lock()
+	delete(pending.names, name)
+	pending.Unlock()
+}
+
+// RemoveTemps removes every temporary file a write in progress has made and returns how
+// many it removed. It is for a process about to exit at once: a write it interrupts keeps the
+// old content, as after a crash, and leaves nothing behind. It holds the registry's lock
+// until it returns, so call it last.
+func RemoveTemps() int {
+	pending.Lock()
+	n := 0
+	for name := range pending.names {
+		if os.Remove(name) == nil {
+			n++
+		}
+	}
+	pending.names = map[string]bool{}
+	// Left locked on purpose: a writer that finishes now cannot register another file.
+	return n
+}
 
 // WriteFile replaces path atomically.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
@@ -16,6 +53,7 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	if err != nil {
 		return err
 	}
+	defer untrack(tmp)
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
@@ -30,6 +68,7 @@ func WriteNew(path string, data []byte, perm os.FileMode) error {
 	if err != nil {
 		return err
 	}
+	defer untrack(tmp)
 	defer os.Remove(tmp)
 	if err := os.Link(tmp, path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -42,10 +81,12 @@ func writeTemp(path string, data []byte, perm os.FileMode) (name string, err err
 	if err != nil {
 		return "", fmt.Errorf("write %s: %w", path, err)
 	}
+	track(f.Name())
 	defer func() {
 		if err != nil {
 			f.Close()
 			os.Remove(f.Name())
+			untrack(f.Name())
 		}
 	}()
 	if err = f.Chmod(perm); err != nil {
