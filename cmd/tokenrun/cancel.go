@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/tokenrun/tokenrun/bindings/errcode"
 	"github.com/tokenrun/tokenrun/journal"
 	"github.com/tokenrun/tokenrun/region"
 	"github.com/tokenrun/tokenrun/runtime"
@@ -60,6 +61,21 @@ func succeeded(e runtime.CallEvent) bool {
 	return e.Results[0] != nil && (!isBool || b)
 }
 
+// reached reports whether a token call got as far as the token: a call that failed with the
+// run's own cancellation never did, since every backend (and the safety floor) checks the
+// context before it calls the module, and a call the module has begun returns its outcome.
+func reached(e runtime.CallEvent) bool {
+	if len(e.Results) < 2 {
+		return true
+	}
+	m, ok := e.Results[1].(map[string]any)
+	if !ok {
+		return true
+	}
+	code, _ := m["code"].(string)
+	return code != errcode.Cancelled && code != errcode.TimedOut
+}
+
 func (w *runWatch) Call(e runtime.CallEvent) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -84,6 +100,9 @@ func (w *runWatch) Call(e runtime.CallEvent) {
 	}
 	if e.Module != "token" {
 		return
+	}
+	if !reached(e) {
+		return // as if never called: the token is as it was
 	}
 	for s := range w.step {
 		w.since[s] = append(w.since[s], callOutcome{name, succeeded(e)})
