@@ -99,21 +99,33 @@ func article(name string) string {
 // Size writes n bytes for a person: 200 MB, 1 MiB, 512 bytes.
 func Size(n int64) string {
 	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
 	case n >= 1<<20 && n%(1<<20) == 0:
 		return fmt.Sprintf("%d MiB", n>>20)
 	case n >= 1<<10 && n%(1<<10) == 0 && n < 1<<20:
 		return fmt.Sprintf("%d KiB", n>>10)
+	case n >= 1e9:
+		return decimal(float64(n)/1e9) + " GB"
 	case n >= 1e6:
-		return fmt.Sprintf("%.0f MB", float64(n)/1e6)
+		return decimal(float64(n)/1e6) + " MB"
 	case n >= 1e3:
-		return fmt.Sprintf("%.0f kB", float64(n)/1e3)
+		return decimal(float64(n)/1e3) + " kB"
 	}
 	return fmt.Sprintf("%d bytes", n)
 }
 
+// decimal writes x with one decimal under 10 (1.1 MB), none above (200 MB).
+func decimal(x float64) string {
+	if x < 10 {
+		return strings.TrimSuffix(fmt.Sprintf("%.1f", x), ".0")
+	}
+	return fmt.Sprintf("%.0f", x)
+}
+
 // Read reads the regular file at path whole, refusing anything else and anything over
-// kind.Max. Errors opening it are the os errors (errors.Is(err, fs.ErrNotExist) holds),
-// prefixed with the kind's name.
+// kind.Max. Errors opening it are the os errors as they are (*fs.PathError, naming the
+// path), so callers keep their own wording for a missing file.
 func Read(path string, kind Kind) ([]byte, error) {
 	f, err := Open(path, kind)
 	if err != nil {
@@ -146,12 +158,12 @@ func Open(path string, kind Kind) (*File, error) {
 		if fi, serr := os.Stat(path); serr == nil && !fi.Mode().IsRegular() {
 			return nil, check(path, kind, fi)
 		}
-		return nil, fmt.Errorf("%s: %w", kind.Name, err)
+		return nil, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%s: %w", kind.Name, err)
+		return nil, err
 	}
 	if err := check(path, kind, fi); err != nil {
 		f.Close()

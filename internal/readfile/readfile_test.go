@@ -89,7 +89,7 @@ func TestReadCapsTheSize(t *testing.T) {
 func TestReadMissingFileKeepsTheOSError(t *testing.T) {
 	_, err := Read(filepath.Join(t.TempDir(), "nope"), Answers)
 	require.ErrorIs(t, err, fs.ErrNotExist)
-	assert.True(t, strings.HasPrefix(err.Error(), "answers file: open "), err.Error())
+	assert.True(t, strings.HasPrefix(err.Error(), "open "), err.Error())
 }
 
 // A file that grows after it was opened is still read only up to the limit.
@@ -119,7 +119,7 @@ func TestReadFS(t *testing.T) {
 }
 
 func TestSize(t *testing.T) {
-	for n, want := range map[int64]string{1 << 20: "1 MiB", 4 << 10: "4 KiB", 200_000_000: "200 MB", 1500: "2 kB", 12: "12 bytes", 64 << 20: "64 MiB"} {
+	for n, want := range map[int64]string{1 << 20: "1 MiB", 4 << 10: "4 KiB", 200_000_000: "200 MB", 1500: "1.5 kB", 3 << 30: "3 GiB", 1_100_000: "1.1 MB", 12: "12 bytes", 64 << 20: "64 MiB"} {
 		assert.Equal(t, want, Size(n))
 	}
 }
