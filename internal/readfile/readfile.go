@@ -34,7 +34,7 @@ var (
 	// few KiB; the whole Mozilla root store is about 220 KiB.
 	Roots = Kind{"ca.roots", 1 << 20}
 	// PKCS12: an initial-key container (Key.pfx) holds one key and a short chain: a few KiB.
-	PKCS12 = Kind{"key container", 1 << 20}
+	PKCS12 = Kind{"key container", PKCS12Max}
 	// Answers: a batch answers file maps a dozen prompt ids to short values.
 	Answers = Kind{"answers file", 1 << 20}
 	// Region: a region file or message catalog is a few hundred lines of YAML.
@@ -62,6 +62,9 @@ var (
 	// until signing streams (issue 11, item 9).
 	Document = Kind{"document", 2 << 30}
 )
+
+// PKCS12Max is PKCS12's limit as a constant, for the parser's own check of bytes in memory.
+const PKCS12Max = 1 << 20
 
 // Errors, for errors.Is; the *Error carrying them names the file and the limit.
 var (
