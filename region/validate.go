@@ -272,6 +272,25 @@ func (r *Region) readRoots() string {
 	if err != nil {
 		return fmt.Sprintf("cannot read the root certificates: %v: give a PEM file (relative paths are relative to the region file's folder)", err)
 	}
+	if msg := checkRootsPEM(name, data); msg != "" {
+		return msg
+	}
+	r.CA.RootsPEM = data
+	return ""
+}
+
+// SetRootsPEM gives the region these roots, as if read from ca.roots, without reading any
+// file: a replay takes them from its transcript.
+func (r *Region) SetRootsPEM(name string, data []byte) error {
+	if msg := checkRootsPEM(name, data); msg != "" {
+		return &Error{File: name, Key: "ca.roots", Msg: msg}
+	}
+	r.CA.RootsPEM = data
+	return nil
+}
+
+// checkRootsPEM says what is wrong with data as the roots file name, or "".
+func checkRootsPEM(name string, data []byte) string {
 	n := 0
 	for rest := data; ; {
 		var b *pem.Block
@@ -290,7 +309,6 @@ func (r *Region) readRoots() string {
 	if n == 0 {
 		return fmt.Sprintf("%s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", name)
 	}
-	r.CA.RootsPEM = data
 	return ""
 }
 
