@@ -54,7 +54,7 @@ func TestRecorderStreamsToDisk(t *testing.T) {
 	data, err := p.Bytes()
 	require.NoError(t, err)
 	recs := lines(t, data)
-	require.Len(t, recs, 402)
+	require.Len(t, recs, 102)
 	arg := recs[1]["args"].([]any)[0].(map[string]any)
 	assert.Equal(t, float64(16<<20), arg["bytes"])
 	assert.Len(t, arg["$truncated"], 64)
