@@ -207,14 +207,27 @@ type version struct {
 // IsVersion reports whether v is a semantic version like 1.2.3 or 1.2.3-rc.1.
 func IsVersion(v string) bool { _, ok := parseVersion(v); return ok }
 
+// MaxVersionLen bounds a version string: it names an install directory and is printed.
+const MaxVersionLen = 64
+
+// parseVersion reads a SemVer 2.0.0 version: MAJOR.MINOR.PATCH, numbers without leading
+// zeros, then optionally -PRERELEASE and +BUILD, each dot-separated identifiers of ASCII
+// letters, digits and '-' (a numeric pre-release identifier without leading zeros). Nothing
+// else: no '/', no '..', nothing a path or a terminal would read differently.
 func parseVersion(s string) (version, bool) {
 	var v version
+	if len(s) > MaxVersionLen {
+		return v, false
+	}
 	if i := strings.IndexByte(s, '+'); i >= 0 {
+		if !identifiers(s[i+1:], false) {
+			return v, false
+		}
 		s = s[:i]
 	}
 	if i := strings.IndexByte(s, '-'); i >= 0 {
 		s, v.pre = s[:i], s[i+1:]
-		if v.pre == "" {
+		if !identifiers(v.pre, true) {
 			return v, false
 		}
 	}
@@ -223,6 +236,9 @@ func parseVersion(s string) (version, bool) {
 		return v, false
 	}
 	for i, p := range parts {
+		if p == "" || strings.Trim(p, "0123456789") != "" {
+			return v, false
+		}
 		n, err := strconv.ParseUint(p, 10, 64)
 		if err != nil || (len(p) > 1 && p[0] == '0') {
 			return v, false
@@ -230,6 +246,34 @@ func parseVersion(s string) (version, bool) {
 		v.nums[i] = n
 	}
 	return v, true
+}
+
+// identifiers checks SemVer's dot-separated identifiers; pre adds pre-release's rule that a
+// numeric identifier has no leading zero.
+func identifiers(s string, pre bool) bool {
+	if s == "" {
+		return false
+	}
+	for _, id := range strings.Split(s, ".") {
+		if id == "" {
+			return false
+		}
+		numeric := true
+		for i := 0; i < len(id); i++ {
+			c := id[i]
+			switch {
+			case c >= '0' && c <= '9':
+			case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '-':
+				numeric = false
+			default:
+				return false
+			}
+		}
+		if pre && numeric && len(id) > 1 && id[0] == '0' {
+			return false
+		}
+	}
+	return true
 }
 
 // comparePre orders pre-release identifiers as semver.org does: numeric ones numerically

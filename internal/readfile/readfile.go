@@ -206,6 +206,10 @@ func describe(m fs.FileMode) string {
 	return "not a regular file"
 }
 
+// Stat is the opened file's information (its mode and owner, for a file whose permissions
+// matter).
+func (f *File) Stat() (fs.FileInfo, error) { return f.f.Stat() }
+
 // Size is the file's size when it was opened.
 func (f *File) Size() int64 { return f.size }
 
