@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/tokenrun/tokenrun/internal/readfile"
 	"github.com/tokenrun/tokenrun/runtime"
 )
 
@@ -58,12 +59,16 @@ type Set struct {
 	Digest string
 }
 
+// ManifestKind is the kind of a scripts tree's manifest.yaml for readfile: it lists a few
+// hundred files with their hashes.
+var ManifestKind = readfile.Kind{Name: "manifest", Max: 1 << 20}
+
 // Embedded is the shipped set.
 func Embedded() (*Set, error) { return Load(FS, "embedded") }
 
 // Load reads and compiles a scripts tree. Every problem is reported with the file it is in.
 func Load(fsys fs.FS, source string) (*Set, error) {
-	raw, err := fs.ReadFile(fsys, "manifest.yaml")
+	raw, err := readfile.ReadFS(fsys, "manifest.yaml", ManifestKind)
 	if err != nil {
 		return nil, fmt.Errorf("scripts %s: %w (a scripts tree has manifest.yaml at its root: see tokenrun scripts export)", source, err)
 	}
@@ -121,7 +126,7 @@ func Load(fsys fs.FS, source string) (*Set, error) {
 }
 
 func compile(fsys fs.FS, file string) (*runtime.Script, error) {
-	src, err := fs.ReadFile(fsys, file)
+	src, err := readfile.ReadFS(fsys, file, readfile.Script)
 	if err != nil {
 		return nil, err
 	}
@@ -315,7 +320,7 @@ func treeDigest(fsys fs.FS) (string, error) {
 		if !d.Type().IsRegular() || name == "manifest.yaml" || name == "manifest.sig" {
 			return nil
 		}
-		data, err := fs.ReadFile(fsys, name)
+		data, err := readfile.ReadFS(fsys, name, readfile.Script)
 		if err != nil {
 			return err
 		}

@@ -25,6 +25,10 @@ import (
 type Kind struct {
 	Name string // "answers file", "ca.roots": how a message names the file
 	Max  int64  // bytes
+	// Pipes lets a pipe or FIFO be read too (a PIN from --pin-file <(pass show token)). It is
+	// opened without blocking and read through the runtime's poller: a FIFO that nobody
+	// writes to reads as empty at once, and reading waits only for a writer that is there.
+	Pipes bool
 }
 
 // The kinds tokenrun reads. Each limit is far above what a real file of the kind holds and
@@ -32,35 +36,35 @@ type Kind struct {
 var (
 	// Roots: a PEM bundle of CA certificates. A national CA's roots and intermediates are a
 	// few KiB; the whole Mozilla root store is about 220 KiB.
-	Roots = Kind{"ca.roots", 1 << 20}
+	Roots = Kind{Name: "ca.roots", Max: 1 << 20}
 	// PKCS12: an initial-key container (Key.pfx) holds one key and a short chain: a few KiB.
-	PKCS12 = Kind{"key container", PKCS12Max}
+	PKCS12 = Kind{Name: "key container", Max: PKCS12Max}
 	// Answers: a batch answers file maps a dozen prompt ids to short values.
-	Answers = Kind{"answers file", 1 << 20}
+	Answers = Kind{Name: "answers file", Max: 1 << 20}
 	// Region: a region file or message catalog is a few hundred lines of YAML.
-	Region = Kind{"region file", 1 << 20}
+	Region = Kind{Name: "region file", Max: 1 << 20}
 	// Transcript: one run's record; values over transcript.MaxValue are cut, so a run of
 	// thousands of calls stays well under this.
-	Transcript = Kind{"transcript", 64 << 20}
+	Transcript = Kind{Name: "transcript", Max: 64 << 20}
 	// PIN: a PIN file holds one PIN (PKCS#11 allows up to 255 bytes) and a newline.
-	PIN = Kind{"PIN file", 4 << 10}
+	PIN = Kind{Name: "PIN file", Max: 4 << 10, Pipes: true}
 	// Bundle: a script bundle is a tar.gz of Lua, YAML and Markdown; the shipped tree packs
 	// to about 100 KiB, and each entry is also capped when the archive is read.
-	Bundle = Kind{"script bundle", 64 << 20}
+	Bundle = Kind{Name: "script bundle", Max: 64 << 20}
 	// SoftState: a software token's state file holds a handful of keys and certificates.
-	SoftState = Kind{"software token state", 16 << 20}
+	SoftState = Kind{Name: "software token state", Max: 16 << 20}
 	// Script: a Lua script run from disk; the runtime checks the source again on admission.
-	Script = Kind{"script", 4 << 20}
+	Script = Kind{Name: "script", Max: 4 << 20}
 	// Keys: a release key, a public key file or a trusted-keys list: lines of base64.
-	Keys = Kind{"key file", 1 << 20}
+	Keys = Kind{Name: "key file", Max: 1 << 20}
 	// Record: a small JSON or YAML record tokenrun wrote itself (journal, install record,
 	// active pointer, a development CA's files).
-	Record = Kind{"record", 16 << 20}
+	Record = Kind{Name: "record", Max: 16 << 20}
 	// Signature: a CMS signature file; attached ones carry the document.
-	Signature = Kind{"signature", 256 << 20}
+	Signature = Kind{Name: "signature", Max: 256 << 20}
 	// Document: a document to sign or to check a detached signature against, read whole
 	// until signing streams (issue 11, item 9).
-	Document = Kind{"document", 2 << 30}
+	Document = Kind{Name: "document", Max: 2 << 30}
 )
 
 // PKCS12Max is PKCS12's limit as a constant, for the parser's own check of bytes in memory.
@@ -177,6 +181,9 @@ func Open(path string, kind Kind) (*File, error) {
 
 // check refuses what is not a regular file or is larger than kind allows.
 func check(path string, kind Kind, fi fs.FileInfo) error {
+	if kind.Pipes && fi.Mode()&fs.ModeNamedPipe != 0 {
+		return nil
+	}
 	if !fi.Mode().IsRegular() {
 		return &Error{Path: path, Kind: kind, Err: ErrNotRegular, What: describe(fi.Mode())}
 	}

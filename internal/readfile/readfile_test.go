@@ -123,3 +123,34 @@ func TestSize(t *testing.T) {
 		assert.Equal(t, want, Size(n))
 	}
 }
+
+// A kind with Pipes reads a FIFO: at once as empty when nobody writes, else what is written.
+func TestPipes(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "pin")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	start := time.Now()
+	b, err := Read(fifo, PIN)
+	require.NoError(t, err)
+	assert.Empty(t, b)
+	assert.Less(t, time.Since(start), time.Second)
+
+	go func() {
+		w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err == nil {
+			w.Write([]byte("12345678\n"))
+			w.Close()
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	f, err := Open(fifo, PIN)
+	require.NoError(t, err)
+	defer f.Close()
+	b, err = f.ReadAll()
+	require.NoError(t, err)
+	// The writer may open after us: then the first read can see EOF. Either is bounded.
+	assert.Contains(t, []string{"", "12345678\n"}, string(b))
+
+	_, err = Read("/dev/zero", PIN)
+	assert.ErrorIs(t, err, ErrNotRegular, "a device is never a PIN")
+}
