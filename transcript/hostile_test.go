@@ -1,6 +1,7 @@
 package transcript
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"os"
@@ -146,4 +147,46 @@ func TestLineReaderCapsALine(t *testing.T) {
 
 	err = NewSecrets().CheckReader(io.MultiReader(strings.NewReader("{}\n"), &endless{500 << 20}))
 	require.ErrorIs(t, err, ErrLineTooLong)
+}
+
+// FuzzLineReader: lines come back as written, none over Max, and a long one is an error.
+func FuzzLineReader(f *testing.F) {
+	f.Add([]byte("{\"kind\":\"header\"}\n{}\n\n{\"kind\":\"footer\"}"), 16)
+	f.Add([]byte(strings.Repeat("x", 100)+"\n"), 8)
+	f.Fuzz(func(t *testing.T, data []byte, max int) {
+		if max < 1 || max > 1<<16 {
+			return
+		}
+		lr := NewLineReader(bytes.NewReader(data))
+		lr.Max = max
+		var got [][]byte
+		for {
+			line, _, err := lr.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				if !errors.Is(err, ErrLineTooLong) {
+					t.Fatal(err)
+				}
+				return
+			}
+			if len(line) > max {
+				t.Fatalf("a line of %d bytes, over %d", len(line), max)
+			}
+			got = append(got, append([]byte{}, line...))
+		}
+		want := bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
+		if len(data) == 0 {
+			want = nil
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d lines, want %d", len(got), len(want))
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("line %d: %q, want %q", i+1, got[i], want[i])
+			}
+		}
+	})
 }

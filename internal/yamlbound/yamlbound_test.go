@@ -58,3 +58,21 @@ func TestCheck(t *testing.T) {
 		})
 	}
 }
+
+// FuzzCheck: any YAML that parses is checked within the limits' cost, without a panic.
+func FuzzCheck(f *testing.F) {
+	f.Add([]byte(anchorBomb(30, 30)))
+	f.Add([]byte("a: &a [*a]\n"))
+	f.Add([]byte("a: &a {b: &b [x, y]}\nc: [*a, *b, *a]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var doc yaml.Node
+		if yaml.Unmarshal(data, &doc) != nil {
+			return
+		}
+		start := time.Now()
+		_ = Check("f.yaml", &doc, Limits{Nodes: 10_000, Bytes: 1 << 20, Aliases: 100})
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("took %v", d)
+		}
+	})
+}
