@@ -40,6 +40,7 @@ import (
 
 	"github.com/tokenrun/tokenrun/bindings/all"
 	bindtoken "github.com/tokenrun/tokenrun/bindings/token"
+	"github.com/tokenrun/tokenrun/internal/termtext"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/transcript"
 )
@@ -210,7 +211,9 @@ func (d *Divergence) Error() string {
 	if d.RunErr != nil && d.Reason == "" {
 		fmt.Fprintf(&b, " (the replay ended: %v)", d.RunErr)
 	}
-	return b.String()
+	// Recorded names and values are the transcript's, printed on a terminal: one line,
+	// controls and bidirectional marks escaped.
+	return strings.ReplaceAll(termtext.Lines(b.String()), "\n", `\n`)
 }
 
 // Player feeds a record back to a run. Use Modules for the run's registry and the Player

@@ -78,3 +78,27 @@ func isBidiOrInvisibleControl(r rune) bool {
 	}
 	return false
 }
+
+// Lines is Escape for messages meant to span lines: newlines stay (and a CR before one), as
+// do tabs and backslashes; every other control, bidirectional control and invalid byte is
+// escaped. For text a program composed around untrusted parts (a message naming a token's
+// label), where the lines are the program's and the controls can only be the intruder's.
+func Lines(s string) string {
+	if Safe(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == '\n' || r == '\t' || r == '\\':
+			b.WriteRune(r)
+		case r == '\r' && i+1 < len(s) && s[i+1] == '\n':
+			b.WriteRune(r)
+		default:
+			b.WriteString(Escape(s[i : i+size]))
+		}
+		i += size
+	}
+	return b.String()
+}

@@ -41,3 +41,8 @@ func FuzzEscape(f *testing.F) {
 		}
 	})
 }
+
+func TestLines(t *testing.T) {
+	assert.Equal(t, "Token: \\x1b[2JKAZ\nnext line\r\n\tC:\\dir", Lines("Token: \x1b[2JKAZ\nnext line\r\n\tC:\\dir"))
+	assert.Equal(t, `a\u202eb\rc`, Lines("a\u202eb\rc"))
+}
