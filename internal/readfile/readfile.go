@@ -29,6 +29,9 @@ type Kind struct {
 	// opened without blocking and read through the runtime's poller: a FIFO that nobody
 	// writes to reads as empty at once, and reading waits only for a writer that is there.
 	Pipes bool
+	// NoLinks refuses a symbolic link in the last part of the path instead of following it
+	// (a software token's own files: a link there was put by someone else).
+	NoLinks bool
 }
 
 // The kinds tokenrun reads. Each limit is far above what a real file of the kind holds and
@@ -52,7 +55,7 @@ var (
 	// to about 100 KiB, and each entry is also capped when the archive is read.
 	Bundle = Kind{Name: "script bundle", Max: 64 << 20}
 	// SoftState: a software token's state file holds a handful of keys and certificates.
-	SoftState = Kind{Name: "software token state", Max: 16 << 20}
+	SoftState = Kind{Name: "software token state", Max: 16 << 20, NoLinks: true}
 	// Script: a Lua script run from disk; the runtime checks the source again on admission.
 	Script = Kind{Name: "script", Max: 4 << 20}
 	// Keys: a release key, a public key file or a trusted-keys list: lines of base64.
@@ -161,7 +164,11 @@ func Open(path string, kind Kind) (*File, error) {
 		if errors.As(err, &re) {
 			return nil, err
 		}
-		// A socket cannot be opened at all (ENXIO): say what it is rather than why not.
+		// A socket cannot be opened at all (ENXIO), a link with NoLinks neither (ELOOP): say
+		// what it is rather than why not.
+		if fi, serr := os.Lstat(path); serr == nil && fi.Mode()&fs.ModeSymlink != 0 && kind.NoLinks {
+			return nil, &Error{Path: path, Kind: kind, Err: ErrNotRegular, What: "a symbolic link"}
+		}
 		if fi, serr := os.Stat(path); serr == nil && !fi.Mode().IsRegular() {
 			return nil, check(path, kind, fi)
 		}

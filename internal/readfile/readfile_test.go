@@ -154,3 +154,25 @@ func TestPipes(t *testing.T) {
 	_, err = Read("/dev/zero", PIN)
 	assert.ErrorIs(t, err, ErrNotRegular, "a device is never a PIN")
 }
+
+// NoLinks (the software token's files) refuses a link, dangling or not.
+func TestNoLinks(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real.json")
+	require.NoError(t, os.WriteFile(real, []byte("{}"), 0o600))
+	link := filepath.Join(dir, "token.json")
+	require.NoError(t, os.Symlink(real, link))
+	dangling := filepath.Join(dir, "dangling.json")
+	require.NoError(t, os.Symlink(filepath.Join(dir, "none"), dangling))
+	for _, p := range []string{link, dangling} {
+		_, err := Read(p, SoftState)
+		require.ErrorIs(t, err, ErrNotRegular)
+		assert.Contains(t, err.Error(), "is not a regular file (it is a symbolic link)")
+	}
+	b, err := Read(real, SoftState)
+	require.NoError(t, err)
+	assert.Equal(t, "{}", string(b))
+	b, err = Read(link, Record)
+	require.NoError(t, err, "other kinds follow links")
+	assert.Equal(t, "{}", string(b))
+}
