@@ -46,6 +46,9 @@ func (lr *LineReader) Next() ([]byte, int, error) {
 				return nil, lr.n, io.EOF
 			}
 			lr.n++
+			if len(line) > lr.Max { // the last line, without its newline
+				return nil, lr.n, fmt.Errorf("transcript line %d is longer than the %d bytes a line may hold: %w", lr.n, lr.Max, ErrLineTooLong)
+			}
 			return line, lr.n, nil
 		default:
 			return nil, lr.n, fmt.Errorf("read transcript: %w", err)
