@@ -93,3 +93,12 @@ func TestReplayRefusesHostileFiles(t *testing.T) {
 		assert.Less(t, time.Since(start), 5*time.Second)
 	}
 }
+
+// A relative --set ca.roots is recorded absolute, so the record says which file it was from
+// any folder (its content is in ca_roots).
+func TestRedactedSetsRecordRootsAbsolute(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	got := redactedSets([]string{"ca.roots=ca.pem", "ca.url=https://x", "token.default_user_pin=1234", "ca.roots=/abs/r.pem"})
+	assert.Equal(t, []string{"ca.roots=" + filepath.Join(dir, "ca.pem"), "ca.url=https://x", "token.default_user_pin=<secret>", "ca.roots=/abs/r.pem"}, got)
+}
