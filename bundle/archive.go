@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -23,6 +22,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/tokenrun/tokenrun/internal/readfile"
+	"github.com/tokenrun/tokenrun/internal/termtext"
 	"github.com/tokenrun/tokenrun/scripts"
 )
 
@@ -109,7 +110,7 @@ func Pack(dir string, key PrivateKey, w io.Writer) (*scripts.Manifest, error) {
 		if total += info.Size(); total > maxTotalSize {
 			return fmt.Errorf("the tree %s is over %d bytes, the most a bundle may hold", dir, maxTotalSize)
 		}
-		data, err := os.ReadFile(p)
+		data, err := readfile.Read(p, readfile.Kind{Name: "bundle file", Max: maxEntrySize})
 		if err != nil {
 			return err
 		}
@@ -315,8 +316,15 @@ func Verify(files Files, keys Keyring, source string) (*Bundle, error) {
 	if len(m.Files) == 0 {
 		return nil, fmt.Errorf("%s: %w: manifest.yaml lists no files (make bundles with tokenrun scripts pack)", source, ErrContent)
 	}
+	// Versions name install directories and are printed: only SemVer, checked here, before
+	// anything is installed (3.0.0-x/../../evil is no version).
 	if !scripts.IsVersion(m.Version) {
-		return nil, fmt.Errorf("%s: manifest.yaml version %q is not a version like 1.2.3", source, m.Version)
+		return nil, fmt.Errorf("%s: %w: manifest.yaml version %q is not a semantic version like 1.2.3 or 1.2.3-rc.1", source, ErrContent, m.Version)
+	}
+	for _, name := range sortedNames(m.ProcedureVersions) {
+		if v := m.ProcedureVersions[name].Version; v != "" && !scripts.IsVersion(v) {
+			return nil, fmt.Errorf("%s: %w: manifest.yaml gives procedure %q version %q, not a semantic version like 1.2.3", source, ErrContent, name, v)
+		}
 	}
 	var problems []string
 	for _, name := range sortedNames(m.Files) {
@@ -326,17 +334,17 @@ func Verify(files Files, keys Keyring, source string) (*Bundle, error) {
 		}
 		data, ok := files[name]
 		if !ok {
-			problems = append(problems, name+" is missing")
+			problems = append(problems, termtext.Escape(name)+" is missing")
 			continue
 		}
 		sum := sha256.Sum256(data)
 		if hex.EncodeToString(sum[:]) != strings.ToLower(m.Files[name]) {
-			problems = append(problems, name+" was changed (its SHA-256 differs from the manifest's)")
+			problems = append(problems, termtext.Escape(name)+" was changed (its SHA-256 differs from the manifest's)")
 		}
 	}
 	for _, name := range sortedNames(files) {
 		if _, listed := m.Files[name]; !listed && name != manifestName && name != signatureName {
-			problems = append(problems, name+" is extra (not in the manifest)")
+			problems = append(problems, termtext.Escape(name)+" is extra (not in the manifest)")
 		}
 	}
 	if len(problems) > 0 {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tokenrun/tokenrun/internal/atomicfile"
+	"github.com/tokenrun/tokenrun/internal/readfile"
 	"github.com/tokenrun/tokenrun/scripts"
 )
 
@@ -49,7 +50,7 @@ func (s *Store) versions() string { return filepath.Join(s.Dir, "versions") }
 // pointer reads a pointer file: "" when it does not exist. A pointer naming anything but one
 // version directory is refused, so an edited pointer cannot lead outside the store.
 func (s *Store) pointer(name string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(s.Dir, name))
+	b, err := readfile.Read(filepath.Join(s.Dir, name), readfile.Record)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
@@ -93,7 +94,7 @@ func (s *Store) Versions() ([]string, error) {
 // Meta reads an installed bundle's metadata.
 func (s *Store) Meta(id string) (Meta, error) {
 	var m Meta
-	b, err := os.ReadFile(filepath.Join(s.versions(), id+".json"))
+	b, err := readfile.Read(filepath.Join(s.versions(), id+".json"), readfile.Record)
 	if err != nil {
 		return m, err
 	}
@@ -105,7 +106,7 @@ func (s *Store) Meta(id string) (Meta, error) {
 
 // UserKeys are the keys trusted with --trust at earlier installs.
 func (s *Store) UserKeys() (Keyring, error) {
-	b, err := os.ReadFile(filepath.Join(s.Dir, userTrust))
+	b, err := readfile.Read(filepath.Join(s.Dir, userTrust), readfile.Keys)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -293,7 +294,7 @@ func (s *Store) Load(id string, keys Keyring) (*Bundle, error) {
 		if total += info.Size(); info.Size() > maxEntrySize || total > maxTotalSize {
 			return fmt.Errorf("%w: %s is too large", ErrContent, filepath.ToSlash(rel))
 		}
-		data, err := os.ReadFile(p)
+		data, err := readfile.Read(p, readfile.Kind{Name: "installed bundle file", Max: maxEntrySize})
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/tokenrun/tokenrun/internal/readfile"
 )
 
 // SystemTrustPath is the trust file an administrator keeps: one public key a line.
@@ -52,7 +54,7 @@ func SystemKeys(warn io.Writer) Keyring {
 }
 
 func readSystemTrust(path string) ([]PublicKey, error) {
-	f, err := os.Open(path)
+	f, err := readfile.Open(path, readfile.Keys) // no FIFO or device, and at most 1 MiB
 	if os.IsNotExist(err) {
 		return nil, nil
 	}
@@ -73,7 +75,7 @@ func readSystemTrust(path string) ([]PublicKey, error) {
 	if uid, ok := ownerUID(fi); ok && uid != 0 {
 		return nil, fmt.Errorf("%s is owned by uid %d, not root: only an administrator may list trusted keys (chown root)", path, uid)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	data, err := f.ReadAll()
 	if err != nil {
 		return nil, err
 	}

@@ -8,11 +8,11 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
 	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/tokenrun/tokenrun/internal/readfile"
 )
 
 // Errors of LoadPKCS12, for errors.Is. The *ContainerError that carries them says which file
@@ -29,7 +29,7 @@ var (
 
 // maxContainerSize bounds what LoadPKCS12 reads: initial-key containers are a few KiB, and a
 // wrongly chosen file (a video on the same flash drive) must not be read whole.
-const maxContainerSize = 1 << 20
+const maxContainerSize = readfile.PKCS12Max
 
 // Identity is a certificate with the key that proves it. From LoadPKCS12 it is the bank's
 // initial key (a software key, used once to authenticate the first enrollment); for Reenroll
@@ -95,14 +95,14 @@ const (
 
 // LoadPKCS12 opens a PKCS#12 key container (Key.pfx) with its password (the OTP PIN).
 func LoadPKCS12(path, password string) (*Identity, error) {
-	f, err := os.Open(path)
+	data, err := readfile.Read(path, readfile.PKCS12)
+	var re *readfile.Error
+	if errors.As(err, &re) {
+		return nil, &ContainerError{Path: path, Kind: ErrDamagedContainer,
+			Detail: "it " + strings.TrimPrefix(re.Error(), re.Kind.Name+" "+path+" ") + ": check that the right file was chosen"}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open key container: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxContainerSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read key container %s: %w", path, err)
 	}
 	id, err := LoadPKCS12Bytes(data, password)
 	var ce *ContainerError
@@ -239,7 +239,7 @@ func inspectContainer(data []byte) error {
 		return &ContainerError{Kind: ErrUnsupportedContainer, OID: contentType.String(),
 			Detail: "its content type " + contentType.String() + " is not PKCS#7 data"}
 	}
-	return nil
+	return checkIterations(data, top)
 }
 
 func gostError(oid string) error {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tokenrun/tokenrun/internal/atomicfile"
+	"github.com/tokenrun/tokenrun/internal/readfile"
 )
 
 // ErrNotFound: no journal for that token.
@@ -71,7 +72,7 @@ func (s *Store) Load(serial string) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(p)
+	b, err := readfile.Read(p, readfile.Record)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("token %s: %w", serial, ErrNotFound)
 	}

@@ -11,6 +11,9 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/tokenrun/tokenrun/internal/readfile"
+	"github.com/tokenrun/tokenrun/internal/yamlbound"
 )
 
 // Catalogs are messages/LANG.yaml in the scripts tree: flat key: text files. en is the
@@ -115,7 +118,7 @@ func catalogFile(lang string) string { return "messages/" + lang + ".yaml" }
 // readCatalog reads one catalog and the line of each key.
 func readCatalog(fsys fs.FS, lang string) (map[string]string, map[string]int, error) {
 	file := catalogFile(lang)
-	data, err := fs.ReadFile(fsys, file)
+	data, err := readfile.ReadFS(fsys, file, readfile.Region)
 	if err != nil {
 		return nil, nil, fmt.Errorf("message catalog: %w", err)
 	}
@@ -123,6 +126,9 @@ func readCatalog(fsys fs.FS, lang string) (map[string]string, map[string]int, er
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		line, msg := syntaxLine(err)
 		return nil, nil, &Error{File: file, Line: line, Msg: msg + " (the file is not valid YAML)"}
+	}
+	if err := yamlbound.Check(file, &doc, yamlbound.Config); err != nil {
+		return nil, nil, err
 	}
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, nil, &Error{File: file, Msg: "expected key: text lines"}

@@ -1,8 +1,8 @@
 package region
 
 import (
+	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"reflect"
 	"regexp"
@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/tokenrun/tokenrun/internal/readfile"
+	"github.com/tokenrun/tokenrun/internal/yamlbound"
 )
 
 // pos is where a key was given; seq orders assignments so that a check involving two keys
@@ -50,15 +53,31 @@ func (d *decoder) fail(line int, key, format string, args ...any) {
 // decodeFile merges one region file into r.
 func (r *Region) decodeFile(file string) Errors {
 	d := &decoder{r: r, file: file}
-	data, err := fs.ReadFile(r.fsys, file)
+	data, err := readfile.ReadFS(r.fsys, file, readfile.Region)
 	if err != nil {
 		d.fail(0, "", "%v", err)
+		return d.errs
+	}
+	return r.decodeData(file, data)
+}
+
+// decodeData merges the text of one region file into r.
+func (r *Region) decodeData(file string, data []byte) Errors {
+	d := &decoder{r: r, file: file}
+	if int64(len(data)) > readfile.Region.Max {
+		d.fail(0, "", "%s, more than the %s a region file may hold", readfile.Size(int64(len(data))), readfile.Size(readfile.Region.Max))
 		return d.errs
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		line, msg := syntaxLine(err)
 		d.fail(line, "", "%s (the file is not valid YAML)", msg)
+		return d.errs
+	}
+	// The decoder follows aliases: bound the document as it will see it before it does.
+	var be *yamlbound.Error
+	if err := yamlbound.Check(file, &doc, yamlbound.Config); errors.As(err, &be) {
+		d.fail(be.Line, "", "%s", strings.TrimPrefix(err.Error(), fmt.Sprintf("%s:%d: ", file, be.Line)))
 		return d.errs
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
@@ -431,6 +450,24 @@ func (r *Region) latest(keys ...string) string {
 // errAt makes an Error at where key was given.
 func (r *Region) errAt(key, format string, args ...any) *Error {
 	p := r.where(key)
+	return &Error{File: p.file, Line: p.line, Key: key, Msg: fmt.Sprintf(format, args...)}
+}
+
+// errUnder is errAt for a key that is only a path to others (messages.xx, given by --set
+// messages.xx.done=...): it blames the key under it given last, not the parent where the
+// section began.
+func (r *Region) errUnder(key, format string, args ...any) *Error {
+	p, ok := r.pos[key]
+	if !ok {
+		for k, q := range r.pos {
+			if strings.HasPrefix(k, key+".") && (!ok || q.seq > p.seq) {
+				p, ok = q, true
+			}
+		}
+	}
+	if !ok {
+		p = r.where(key)
+	}
 	return &Error{File: p.file, Line: p.line, Key: key, Msg: fmt.Sprintf(format, args...)}
 }
 

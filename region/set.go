@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/tokenrun/tokenrun/internal/yamlbound"
 )
 
 // Set changes values for one run, as --set does: each assignment is KEY=VALUE with KEY a
@@ -110,6 +112,9 @@ func (r *Region) assignValue(v reflect.Value, key, value string) Errors {
 		if err := yaml.Unmarshal([]byte(value), &doc); err != nil {
 			_, msg := syntaxLine(err)
 			return Errors{{File: setFile, Key: key, Msg: fmt.Sprintf("%q cannot be read: %s", value, msg)}}
+		}
+		if err := yamlbound.Check(setFile, &doc, yamlbound.Config); err != nil {
+			return Errors{{File: setFile, Key: key, Msg: "the value, with its aliases expanded, is far larger than a real one"}}
 		}
 		n = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"}
 		if len(doc.Content) > 0 {

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
-	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/tokenrun/tokenrun/ca"
+	"github.com/tokenrun/tokenrun/internal/readfile"
 )
 
 // languages are the languages the procedures speak; en is the reference catalog.
@@ -261,17 +261,36 @@ func (r *Region) readRoots() string {
 		name  = r.CA.Roots
 	)
 	if where.file == setFile || filepath.IsAbs(name) {
-		data, err = os.ReadFile(name)
+		data, err = readfile.Read(name, readfile.Roots)
 	} else {
 		name = path.Join(path.Dir(where.file), filepath.ToSlash(name))
 		if !fs.ValidPath(name) {
 			return fmt.Sprintf("%q is outside the scripts tree: put the file beside the region file, or give an absolute path", r.CA.Roots)
 		}
-		data, err = fs.ReadFile(r.fsys, name)
+		data, err = readfile.ReadFS(r.fsys, name, readfile.Roots)
 	}
 	if err != nil {
 		return fmt.Sprintf("cannot read the root certificates: %v: give a PEM file (relative paths are relative to the region file's folder)", err)
 	}
+	if msg := checkRootsPEM(name, data); msg != "" {
+		return msg
+	}
+	r.CA.RootsPEM = data
+	return ""
+}
+
+// SetRootsPEM gives the region these roots, as if read from ca.roots, without reading any
+// file: a replay takes them from its transcript.
+func (r *Region) SetRootsPEM(name string, data []byte) error {
+	if msg := checkRootsPEM(name, data); msg != "" {
+		return &Error{File: name, Key: "ca.roots", Msg: msg}
+	}
+	r.CA.RootsPEM = data
+	return nil
+}
+
+// checkRootsPEM says what is wrong with data as the roots file name, or "".
+func checkRootsPEM(name string, data []byte) string {
 	n := 0
 	for rest := data; ; {
 		var b *pem.Block
@@ -290,7 +309,6 @@ func (r *Region) readRoots() string {
 	if n == 0 {
 		return fmt.Sprintf("%s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", name)
 	}
-	r.CA.RootsPEM = data
 	return ""
 }
 
@@ -300,7 +318,7 @@ func (r *Region) validateMessages() Errors {
 	var errs Errors
 	for _, lang := range sortedKeys(r.Messages) {
 		if !slices.Contains(languages, lang) {
-			errs = append(errs, r.errAt("messages."+lang, "%q is not a language: use kk, ru or en", lang))
+			errs = append(errs, r.errUnder("messages."+lang, "%q is not a language: use kk, ru or en", lang))
 			continue
 		}
 		for _, key := range sortedKeys(r.Messages[lang]) {

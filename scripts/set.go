@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/tokenrun/tokenrun/internal/readfile"
 	"github.com/tokenrun/tokenrun/runtime"
 )
 
@@ -58,12 +59,16 @@ type Set struct {
 	Digest string
 }
 
+// ManifestKind is the kind of a scripts tree's manifest.yaml for readfile: it lists a few
+// hundred files with their hashes.
+var ManifestKind = readfile.Kind{Name: "manifest", Max: 1 << 20}
+
 // Embedded is the shipped set.
 func Embedded() (*Set, error) { return Load(FS, "embedded") }
 
 // Load reads and compiles a scripts tree. Every problem is reported with the file it is in.
 func Load(fsys fs.FS, source string) (*Set, error) {
-	raw, err := fs.ReadFile(fsys, "manifest.yaml")
+	raw, err := readfile.ReadFS(fsys, "manifest.yaml", ManifestKind)
 	if err != nil {
 		return nil, fmt.Errorf("scripts %s: %w (a scripts tree has manifest.yaml at its root: see tokenrun scripts export)", source, err)
 	}
@@ -121,7 +126,7 @@ func Load(fsys fs.FS, source string) (*Set, error) {
 }
 
 func compile(fsys fs.FS, file string) (*runtime.Script, error) {
-	src, err := fs.ReadFile(fsys, file)
+	src, err := readfile.ReadFS(fsys, file, readfile.Script)
 	if err != nil {
 		return nil, err
 	}
@@ -207,14 +212,27 @@ type version struct {
 // IsVersion reports whether v is a semantic version like 1.2.3 or 1.2.3-rc.1.
 func IsVersion(v string) bool { _, ok := parseVersion(v); return ok }
 
+// MaxVersionLen bounds a version string: it names an install directory and is printed.
+const MaxVersionLen = 64
+
+// parseVersion reads a SemVer 2.0.0 version: MAJOR.MINOR.PATCH, numbers without leading
+// zeros, then optionally -PRERELEASE and +BUILD, each dot-separated identifiers of ASCII
+// letters, digits and '-' (a numeric pre-release identifier without leading zeros). Nothing
+// else: no '/', no '..', nothing a path or a terminal would read differently.
 func parseVersion(s string) (version, bool) {
 	var v version
+	if len(s) > MaxVersionLen {
+		return v, false
+	}
 	if i := strings.IndexByte(s, '+'); i >= 0 {
+		if !identifiers(s[i+1:], false) {
+			return v, false
+		}
 		s = s[:i]
 	}
 	if i := strings.IndexByte(s, '-'); i >= 0 {
 		s, v.pre = s[:i], s[i+1:]
-		if v.pre == "" {
+		if !identifiers(v.pre, true) {
 			return v, false
 		}
 	}
@@ -223,6 +241,9 @@ func parseVersion(s string) (version, bool) {
 		return v, false
 	}
 	for i, p := range parts {
+		if p == "" || strings.Trim(p, "0123456789") != "" {
+			return v, false
+		}
 		n, err := strconv.ParseUint(p, 10, 64)
 		if err != nil || (len(p) > 1 && p[0] == '0') {
 			return v, false
@@ -230,6 +251,34 @@ func parseVersion(s string) (version, bool) {
 		v.nums[i] = n
 	}
 	return v, true
+}
+
+// identifiers checks SemVer's dot-separated identifiers; pre adds pre-release's rule that a
+// numeric identifier has no leading zero.
+func identifiers(s string, pre bool) bool {
+	if s == "" {
+		return false
+	}
+	for _, id := range strings.Split(s, ".") {
+		if id == "" {
+			return false
+		}
+		numeric := true
+		for i := 0; i < len(id); i++ {
+			c := id[i]
+			switch {
+			case c >= '0' && c <= '9':
+			case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '-':
+				numeric = false
+			default:
+				return false
+			}
+		}
+		if pre && numeric && len(id) > 1 && id[0] == '0' {
+			return false
+		}
+	}
+	return true
 }
 
 // comparePre orders pre-release identifiers as semver.org does: numeric ones numerically
@@ -271,7 +320,7 @@ func treeDigest(fsys fs.FS) (string, error) {
 		if !d.Type().IsRegular() || name == "manifest.yaml" || name == "manifest.sig" {
 			return nil
 		}
-		data, err := fs.ReadFile(fsys, name)
+		data, err := readfile.ReadFS(fsys, name, readfile.Script)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"sync"
@@ -73,7 +74,11 @@ func (s *Secrets) Len() int {
 // values ($bytes) and timestamps, which are not typed and would match a short PIN by chance:
 // certificates and public keys are kept as they are. The first match, by line, is returned
 // as a *LeakError.
-func (s *Secrets) Check(data []byte) error {
+func (s *Secrets) Check(data []byte) error { return s.CheckReader(bytes.NewReader(data)) }
+
+// CheckReader is Check reading the transcript from r, a line at a time: memory stays within
+// a line (MaxLine) whatever the transcript's length.
+func (s *Secrets) CheckReader(r io.Reader) error {
 	s.mu.Lock()
 	type needle struct{ text, source string }
 	var needles []needle
@@ -83,13 +88,21 @@ func (s *Secrets) Check(data []byte) error {
 	s.mu.Unlock()
 	// Longest first: a PIN inside a longer password names the password.
 	sort.Slice(needles, func(i, j int) bool { return len(needles[i].text) > len(needles[j].text) })
-	for n, line := range bytes.Split(data, []byte("\n")) {
+	lr := NewLineReader(r)
+	for {
+		line, n, err := lr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%w, so it cannot be checked for secrets", err)
+		}
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
 		var v any
 		if err := json.Unmarshal(line, &v); err != nil {
-			return fmt.Errorf("transcript line %d is not JSON, so it cannot be checked for secrets: %w", n+1, err)
+			return fmt.Errorf("transcript line %d is not JSON, so it cannot be checked for secrets: %w", n, err)
 		}
 		found := ""
 		walkStrings(v, func(str string) bool {
@@ -102,10 +115,9 @@ func (s *Secrets) Check(data []byte) error {
 			return true
 		})
 		if found != "" {
-			return &LeakError{Source: found, Line: n + 1, Record: recordName(line)}
+			return &LeakError{Source: found, Line: n, Record: recordName(line)}
 		}
 	}
-	return nil
 }
 
 // walkStrings calls f with every string key and value of v until f returns false.

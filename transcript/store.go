@@ -1,11 +1,11 @@
 package transcript
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tokenrun/tokenrun/internal/atomicfile"
+	"github.com/tokenrun/tokenrun/internal/readfile"
 )
 
 // Ext is the extension of kept transcripts.
@@ -41,6 +42,11 @@ func WriteFile(path string, data []byte) error {
 // Keep writes a checked transcript into dir as START-NAME.jsonl and removes the oldest
 // ones beyond lim. It returns the file written.
 func Keep(dir, name string, start time.Time, data []byte, lim Limits) (string, error) {
+	return keep(dir, name, start, lim, func(path string) error { return atomicfile.WriteNew(path, data, 0o600) })
+}
+
+// keep is Keep with write creating the file (failing with fs.ErrExist if it is there).
+func keep(dir, name string, start time.Time, lim Limits, write func(path string) error) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("transcripts directory: %w", err)
 	}
@@ -48,7 +54,7 @@ func Keep(dir, name string, start time.Time, data []byte, lim Limits) (string, e
 	path := filepath.Join(dir, base+Ext)
 	// Two runs in the same microsecond are unlikely but must not overwrite each other.
 	for i := 2; ; i++ {
-		err := atomicfile.WriteNew(path, data, 0o600)
+		err := write(path)
 		if err == nil {
 			break
 		}
@@ -155,18 +161,28 @@ func List(dir string) ([]Summary, error) {
 }
 
 func summarise(path string, s *Summary) error {
-	data, err := os.ReadFile(path)
+	file, err := readfile.Open(path, readfile.Transcript)
 	if err != nil {
 		return err
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, len(data)+1)
+	defer file.Close()
+	lr := NewLineReader(file)
 	var first, last []byte
-	for sc.Scan() {
-		if first == nil {
-			first = append([]byte{}, sc.Bytes()...)
+	for {
+		line, _, err := lr.Next()
+		if errors.Is(err, io.EOF) {
+			break
 		}
-		last = sc.Bytes()
+		if err != nil {
+			return err
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		if first == nil {
+			first = append([]byte{}, line...)
+		}
+		last = append(last[:0], line...)
 	}
 	var h Header
 	if err := json.Unmarshal(first, &h); err != nil || h.Kind != KindHeader {

@@ -11,15 +11,22 @@
 package transcript
 
 import (
+	"bufio"
 	"bytes"
+	"container/heap"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
-	"sort"
+	"os"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tokenrun/tokenrun/internal/atomicfile"
 
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/token"
@@ -61,6 +68,11 @@ type Header struct {
 	// with Region and Language, what a replay needs to give the script the same ctx.
 	Set  []string       `json:"set,omitempty"`
 	Args map[string]any `json:"args,omitempty"`
+	// CARoots is the PEM text of the CA roots the run had (ctx.config.ca.roots, read from
+	// the region's or --set's file when the run started). A replay gives the script these,
+	// and never opens a file a transcript names: whoever wrote the transcript chose that
+	// path, not the person replaying it.
+	CARoots string `json:"ca_roots,omitempty"`
 
 	// Module is the PKCS#11 library path, or "software token".
 	Module string `json:"module"`
@@ -154,21 +166,46 @@ type Footer struct {
 
 // Recorder collects a run's calls. It implements runtime.Observer; it is safe for
 // concurrent use, though runtime calls it from the script's goroutine only.
+//
+// Calls are not kept in memory: each is written, as its JSON line, to a spill file (in
+// SpillDir, else the system's temporary folder) as soon as every call that started before
+// it has been reported, through a bounded buffer. Close assembles header, calls and footer
+// into a Pending file that is checked for secrets before it is put anywhere.
 type Recorder struct {
 	mu     sync.Mutex
 	start  time.Time
 	header Header
-	calls  []Call
 	now    func() time.Time
+
+	dir     string   // where the spill and the pending file go
+	pending []Call   // reported calls waiting for one that started earlier (min-heap by Seq)
+	next    uint64   // the seq written next
+	calls   int      // calls reported
+	spill   *os.File // nil until the first call is written
+	w       *bufio.Writer
+	err     error // the first write error, reported by Close
 }
+
+// maxPendingCalls bounds the calls held back waiting for an earlier one (a prompt's
+// validate callback reports its calls before the prompt). Nesting is a few levels deep; past
+// this, the earliest is written anyway and the order is kept as well as it can be.
+const maxPendingCalls = 1024
 
 // NewRecorder starts recording now. Header's Kind, Format and Start are filled in.
 func NewRecorder(h Header) *Recorder {
-	r := &Recorder{now: time.Now}
+	r := &Recorder{now: time.Now, next: 1}
 	r.start = r.now()
 	h.Kind, h.Format, h.Start = KindHeader, FormatVersion, r.start.UTC()
 	r.header = h
 	return r
+}
+
+// SpillDir puts the recorder's files in dir (the destination's folder, so that nothing of
+// the run is written elsewhere); call it before the run.
+func (r *Recorder) SpillDir(dir string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dir = dir
 }
 
 // SetHeader lets the caller complete the header after the run, when the procedure's
@@ -191,7 +228,7 @@ func (r *Recorder) Header() Header {
 func (r *Recorder) Call(e runtime.CallEvent) {
 	end := r.now()
 	c := Call{Kind: KindCall, Seq: e.Seq, Depth: e.Depth, Name: e.Name(), Module: e.Module, Type: e.Type,
-		Func: e.Func, Self: e.Self, Args: clean(e.Args), Results: clean(e.Results), Error: e.Err,
+		Func: e.Func, Self: e.Self, Args: clean(e.Args), Results: clean(e.Results), Error: capText(e.Err),
 		OffsetUS: end.Sub(r.start).Microseconds() - e.Duration.Microseconds(), DurationUS: e.Duration.Microseconds()}
 	if c.Args == nil {
 		c.Args = []any{}
@@ -202,7 +239,76 @@ func (r *Recorder) Call(e runtime.CallEvent) {
 	c.Prompt = promptOf(e, c.Results)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.calls = append(r.calls, c)
+	r.calls++
+	// The runtime reports a call when it ends, so a call made from a callback (a prompt's
+	// validate calling policy.check) arrives before the prompt: hold calls back until the
+	// ones that started before them are in, the order a replay needs.
+	heap.Push((*callHeap)(&r.pending), c)
+	for len(r.pending) > 0 && (r.pending[0].Seq <= r.next || len(r.pending) > maxPendingCalls) {
+		r.writeCall(heap.Pop((*callHeap)(&r.pending)).(Call))
+	}
+}
+
+// writeCall writes one call to the spill file; r.mu is held.
+func (r *Recorder) writeCall(c Call) {
+	if c.Seq >= r.next {
+		r.next = c.Seq + 1
+	}
+	if r.err != nil {
+		return
+	}
+	if r.spill == nil {
+		f, err := os.CreateTemp(r.dir, ".transcript-calls-*.tmp")
+		if err != nil {
+			r.err = fmt.Errorf("transcript: %w", err)
+			return
+		}
+		r.spill, r.w = f, bufio.NewWriterSize(f, 64<<10)
+	}
+	line, err := encodeLine(c)
+	if err != nil {
+		r.err = fmt.Errorf("transcript call %d (%s): %w", c.Seq, c.Name, err)
+		return
+	}
+	if len(line) > MaxLine/2 {
+		// Many values each under MaxValue: keep the call, cut its values whole.
+		c.Args, c.Results = []any{truncated(line)}, []any{}
+		if c.Prompt != nil {
+			c.Prompt.Answer = nil
+		}
+		if line, err = encodeLine(c); err != nil {
+			r.err = fmt.Errorf("transcript call %d (%s): %w", c.Seq, c.Name, err)
+			return
+		}
+	}
+	if _, err := r.w.Write(line); err != nil {
+		r.err = fmt.Errorf("transcript: %w", err)
+	}
+}
+
+// encodeLine is v as one JSON line. <, > and & are kept as they are: the text is read by
+// people and searched for secrets as typed.
+func encodeLine(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+type callHeap []Call
+
+func (h callHeap) Len() int           { return len(h) }
+func (h callHeap) Less(i, j int) bool { return h[i].Seq < h[j].Seq }
+func (h callHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *callHeap) Push(x any)        { *h = append(*h, x.(Call)) }
+func (h *callHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return c
 }
 
 // promptOf reads a ui prompt call: its id from the options table, its answer from the
@@ -228,35 +334,176 @@ func promptOf(e runtime.CallEvent, results []any) *Prompt {
 	return p
 }
 
-// Finish ends the recording with f and returns the whole transcript, one JSON value a line.
-// Footer's Kind, DurationUS and Calls are filled in.
-func (r *Recorder) Finish(f Footer) ([]byte, error) {
+// Close ends the recording with f and assembles the transcript (header, calls in the order
+// they started, footer) in a Pending file beside the spilled calls. Nothing is at its
+// destination yet: check it for secrets, then write it. Footer's Kind, DurationUS and Calls
+// are filled in.
+func (r *Recorder) Close(f Footer) (*Pending, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	f.Kind = KindFooter
-	f.DurationUS = r.now().Sub(r.start).Microseconds()
-	f.Calls = len(r.calls)
-	// The runtime reports a call when it ends, so a call made from a callback (a prompt's
-	// validate calling policy.check) arrives before the prompt: put them back in the order
-	// they started, the order a replay needs.
-	sort.SliceStable(r.calls, func(i, j int) bool { return r.calls[i].Seq < r.calls[j].Seq })
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	// Keep <, > and & as they are: the text is read by people and searched for secrets
-	// as typed.
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r.header); err != nil {
-		return nil, fmt.Errorf("transcript header: %w", err)
+	for len(r.pending) > 0 {
+		r.writeCall(heap.Pop((*callHeap)(&r.pending)).(Call))
 	}
-	for _, c := range r.calls {
-		if err := enc.Encode(c); err != nil {
-			return nil, fmt.Errorf("transcript call %d (%s): %w", c.Seq, c.Name, err)
+	spill := r.spill
+	r.spill = nil
+	if spill != nil {
+		defer func() { spill.Close(); os.Remove(spill.Name()) }()
+		if r.err == nil {
+			if err := r.w.Flush(); err != nil {
+				r.err = fmt.Errorf("transcript: %w", err)
+			}
 		}
 	}
-	if err := enc.Encode(f); err != nil {
-		return nil, fmt.Errorf("transcript footer: %w", err)
+	if r.err != nil {
+		return nil, r.err
 	}
-	return buf.Bytes(), nil
+	f.Kind = KindFooter
+	f.DurationUS = r.now().Sub(r.start).Microseconds()
+	f.Calls = r.calls
+	f.Message = capText(f.Message)
+	out, err := os.CreateTemp(r.dir, ".transcript-*.tmp")
+	if err != nil {
+		return nil, fmt.Errorf("transcript: %w", err)
+	}
+	p := &Pending{path: out.Name()}
+	fail := func(err error) (*Pending, error) {
+		out.Close()
+		p.Remove()
+		return nil, err
+	}
+	if err := out.Chmod(0o600); err != nil {
+		return fail(fmt.Errorf("transcript: %w", err))
+	}
+	w := bufio.NewWriterSize(out, 64<<10)
+	line, err := encodeLine(r.header)
+	if err != nil {
+		return fail(fmt.Errorf("transcript header: %w", err))
+	}
+	w.Write(line)
+	if spill != nil {
+		if _, err := spill.Seek(0, io.SeekStart); err != nil {
+			return fail(fmt.Errorf("transcript: %w", err))
+		}
+		if _, err := io.Copy(w, spill); err != nil {
+			return fail(fmt.Errorf("transcript: %w", err))
+		}
+	}
+	if line, err = encodeLine(f); err != nil {
+		return fail(fmt.Errorf("transcript footer: %w", err))
+	}
+	w.Write(line)
+	if err := w.Flush(); err != nil {
+		return fail(fmt.Errorf("transcript: %w", err))
+	}
+	if err := out.Close(); err != nil {
+		p.Remove()
+		return nil, fmt.Errorf("transcript: %w", err)
+	}
+	return p, nil
+}
+
+// Finish is Close with the whole transcript returned in memory, for tests and small runs.
+func (r *Recorder) Finish(f Footer) ([]byte, error) {
+	p, err := r.Close(f)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Remove()
+	return p.Bytes()
+}
+
+// Pending is a finished transcript in a temporary file, not yet at its destination.
+type Pending struct {
+	path string
+}
+
+// Bytes reads the whole transcript.
+func (p *Pending) Bytes() ([]byte, error) { return os.ReadFile(p.path) }
+
+// Open reads the transcript from its start.
+func (p *Pending) Open() (*os.File, error) { return os.Open(p.path) }
+
+// Check searches the transcript for secrets (Secrets.CheckReader); on a match, or when it
+// cannot be read, the file is removed, so nothing holding a secret stays on disk.
+func (p *Pending) Check(s *Secrets) error {
+	f, err := p.Open()
+	if err != nil {
+		p.Remove()
+		return fmt.Errorf("transcript: %w", err)
+	}
+	err = s.CheckReader(f)
+	f.Close()
+	if err != nil {
+		p.Remove()
+	}
+	return err
+}
+
+// WriteFile writes the transcript to path atomically (WriteFile of the package).
+func (p *Pending) WriteFile(path string) error {
+	f, err := p.Open()
+	if err != nil {
+		return fmt.Errorf("transcript: %w", err)
+	}
+	defer f.Close()
+	if err := atomicfile.WriteFileFrom(path, f, 0o600); err != nil {
+		return fmt.Errorf("transcript: %w", err)
+	}
+	return nil
+}
+
+// Keep is the package's Keep for a pending transcript.
+func (p *Pending) Keep(dir, name string, start time.Time, lim Limits) (string, error) {
+	return keep(dir, name, start, lim, func(path string) error {
+		f, err := p.Open()
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return atomicfile.WriteNewFrom(path, f, 0o600)
+	})
+}
+
+// Remove deletes the temporary file.
+func (p *Pending) Remove() { os.Remove(p.path) }
+
+// MaxValue bounds one recorded string: a 16 MiB document given to sign.verify is recorded as
+// {"$truncated": SHA-256, "bytes": N}, which a replay compares with the digest of what it is
+// given. Certificates, CSRs and PEM roots are well under it.
+const MaxValue = 64 << 10
+
+// MaxLine bounds one line of a transcript, for the recorder (a call whose values together
+// pass half of it has them cut whole) and for readers (a longer line is refused).
+const MaxLine = 8 << 20
+
+// truncated stands for a value too long to record.
+func truncated(b []byte) map[string]any {
+	sum := sha256.Sum256(b)
+	return map[string]any{"$truncated": hex.EncodeToString(sum[:]), "bytes": float64(len(b))}
+}
+
+// truncatedString is truncated for a string, hashed in pieces rather than copied whole.
+func truncatedString(s string) map[string]any {
+	h := sha256.New()
+	var buf [32 << 10]byte
+	for i := 0; i < len(s); {
+		n := copy(buf[:], s[i:])
+		h.Write(buf[:n])
+		i += n
+	}
+	return map[string]any{"$truncated": hex.EncodeToString(h.Sum(nil)), "bytes": float64(len(s))}
+}
+
+// capText cuts an error message or other free text to MaxValue, marked.
+func capText(s string) string {
+	if len(s) <= MaxValue {
+		return s
+	}
+	cut := MaxValue
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("... [%d bytes cut]", len(s)-cut)
 }
 
 // Clean converts observed values (runtime.CallEvent's Args and Results) as the recorder
@@ -284,6 +531,9 @@ func cleanValue(v any) any {
 		}
 		return v
 	case string:
+		if len(v) > MaxValue {
+			return truncatedString(v)
+		}
 		if !utf8.ValidString(v) {
 			return map[string]any{"$bytes": base64.StdEncoding.EncodeToString([]byte(v))}
 		}

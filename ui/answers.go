@@ -6,13 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/tokenrun/tokenrun/internal/readfile"
+	"github.com/tokenrun/tokenrun/internal/yamlbound"
 )
 
 // AnswersOptions adjusts an Answers front-end.
@@ -71,7 +73,7 @@ type answerValue struct {
 
 // LoadAnswers reads an answers file. Errors name the path and, for content errors, the line.
 func LoadAnswers(path string, opts AnswersOptions) (*Answers, error) {
-	data, err := os.ReadFile(path)
+	data, err := readfile.Read(path, readfile.Answers)
 	if err != nil {
 		return nil, fmt.Errorf("read answers: %w", err)
 	}
@@ -85,6 +87,10 @@ func LoadAnswers(path string, opts AnswersOptions) (*Answers, error) {
 // names the source in errors.
 func ParseAnswers(data []byte, opts AnswersOptions) (*Answers, error) {
 	a := newAnswers(opts, "the answers file")
+	if int64(len(data)) > readfile.Answers.Max {
+		return nil, fmt.Errorf("%s is %s, more than the %s an answers file may hold",
+			a.name, readfile.Size(int64(len(data))), readfile.Size(readfile.Answers.Max))
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -96,6 +102,11 @@ func ParseAnswers(data []byte, opts AnswersOptions) (*Answers, error) {
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%s:%d: more than one YAML document; answers must be one mapping", a.name, extra.Line)
+	}
+	// The whole file is checked here, before any prompt is asked and so before any token is
+	// touched: its size with aliases expanded, and every answer's length.
+	if err := yamlbound.Check(a.name, &doc, yamlbound.Config); err != nil {
+		return nil, err
 	}
 	root := doc.Content[0]
 	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
@@ -119,10 +130,36 @@ func ParseAnswers(data []byte, opts AnswersOptions) (*Answers, error) {
 			return nil, fmt.Errorf("%s:%d: prompt '%s' is answered twice (first on line %d)", a.name, k.Line, k.Value, line)
 		}
 		first[k.Value] = k.Line
+		if n := answerBytes(v); n > MaxAnswer {
+			return nil, fmt.Errorf("%s:%d: the answer for prompt '%s' is %d bytes, more than the %d an answer may hold",
+				a.name, k.Line, k.Value, n, MaxAnswer)
+		}
 		a.order = append(a.order, k.Value)
 		a.values[k.Value] = answerValue{node: v, line: k.Line} // the key's line: a list value starts below it
 	}
 	return a, nil
+}
+
+// MaxAnswer bounds one answer: the longest real ones (a file path, a password, a profile
+// name) are a few hundred bytes, and a value is shown back in messages.
+const MaxAnswer = 4096
+
+// answerBytes is the length of the text an answer holds, its items summed for a list.
+func answerBytes(n *yaml.Node) int {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Kind == yaml.ScalarNode {
+		return len(n.Value)
+	}
+	total := 0
+	for _, c := range n.Content {
+		total += answerBytes(c)
+		if total > MaxAnswer {
+			break
+		}
+	}
+	return total
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)

@@ -6,12 +6,15 @@ import (
 	"math"
 	"strings"
 	"sync"
+
+	"github.com/tokenrun/tokenrun/internal/termtext"
 )
 
 // sayLine formats a message for people reading a terminal or a log: warnings and errors
 // get a word in front so they stand out without colour, which logs and old Windows
 // consoles lack.
 func sayLine(level Level, text string) string {
+	text = termtext.Lines(text) // it may quote a token's label or a file name
 	switch level {
 	case Warn:
 		return "Warning: " + text + "\n"
@@ -31,6 +34,7 @@ func percent(fraction float64) int {
 }
 
 func doneLine(label string, ok bool, note string) string {
+	label, note = termtext.Lines(label), termtext.Lines(note)
 	word := "done"
 	if !ok {
 		word = "failed"

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/tokenrun/tokenrun/internal/termtext"
 	"golang.org/x/term"
 )
 
@@ -289,7 +290,7 @@ func intro(p Prompt, numbered bool) string {
 			fmt.Fprintf(&b, "  %s) %s\n", choiceKey(p, numbered, i), c.Label)
 		}
 	}
-	return b.String()
+	return termtext.Lines(b.String())
 }
 
 func choiceKey(p Prompt, numbered bool, i int) string {
@@ -467,7 +468,7 @@ func (b *termBar) line() string {
 	if d := time.Since(b.start); d >= 3*time.Second {
 		fmt.Fprintf(&s, " (%s)", d.Truncate(time.Second))
 	}
-	line := s.String()
+	line := termtext.Escape(s.String())
 	if max := b.t.width - 1; utf8.RuneCountInString(line) > max {
 		r := []rune(line)
 		line = string(r[:max])

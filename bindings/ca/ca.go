@@ -8,7 +8,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/tokenrun/tokenrun/bindings/errcode"
 	bindtoken "github.com/tokenrun/tokenrun/bindings/token"
 	"github.com/tokenrun/tokenrun/ca"
+	"github.com/tokenrun/tokenrun/internal/readfile"
 	"github.com/tokenrun/tokenrun/runtime"
 )
 
@@ -176,7 +176,11 @@ func pemText(s string) ([]byte, error) {
 	if strings.Contains(s, "-----BEGIN") {
 		return []byte(s), nil
 	}
-	b, err := os.ReadFile(s)
+	b, err := readfile.Read(s, readfile.Roots)
+	var re *readfile.Error
+	if errors.As(err, &re) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("neither PEM text nor a readable file: %w", err)
 	}

@@ -26,7 +26,6 @@
 package replay
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
@@ -41,6 +40,7 @@ import (
 
 	"github.com/tokenrun/tokenrun/bindings/all"
 	bindtoken "github.com/tokenrun/tokenrun/bindings/token"
+	"github.com/tokenrun/tokenrun/internal/termtext"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/transcript"
 )
@@ -55,13 +55,16 @@ type Record struct {
 // Read parses a transcript: a header line, call lines in increasing seq order, a footer
 // line. Anything else is an error naming the line.
 func Read(r io.Reader) (*Record, error) {
-	br := bufio.NewReader(r)
+	lr := transcript.NewLineReader(r)
 	rec := &Record{}
 	n, footer := 0, false
 	for {
-		line, err := br.ReadBytes('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("read transcript: %w", err)
+		line, _, err := lr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
 		}
 		if len(bytes.TrimSpace(line)) > 0 {
 			n++
@@ -69,9 +72,6 @@ func Read(r io.Reader) (*Record, error) {
 				return nil, perr
 			}
 			footer = rec.Footer.Kind == transcript.KindFooter
-		}
-		if err != nil {
-			break
 		}
 	}
 	switch {
@@ -211,7 +211,9 @@ func (d *Divergence) Error() string {
 	if d.RunErr != nil && d.Reason == "" {
 		fmt.Fprintf(&b, " (the replay ended: %v)", d.RunErr)
 	}
-	return b.String()
+	// Recorded names and values are the transcript's, printed on a terminal: one line,
+	// controls and bidirectional marks escaped.
+	return strings.ReplaceAll(termtext.Lines(b.String()), "\n", `\n`)
 }
 
 // Player feeds a record back to a run. Use Modules for the run's registry and the Player
@@ -578,6 +580,9 @@ func (p *Player) toLua(L *lua.LState, v any, seq uint64) lua.LValue {
 			if raw, err := base64.StdEncoding.DecodeString(b64); err == nil {
 				return p.str(string(raw))
 			}
+		}
+		if sum, ok := v["$truncated"].(string); ok && len(v) == 2 {
+			L.RaiseError("replay: call %d returned a value of %v bytes that the transcript kept only as its digest (sha256 %.16s...): it cannot be given back to the script", seq, v["bytes"], sum)
 		}
 		if text, ok := v["$handle"].(string); ok {
 			if f, ok := v["fields"].(map[string]any); ok {

@@ -41,6 +41,7 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/tokenrun/tokenrun/internal/atomicfile"
+	"github.com/tokenrun/tokenrun/internal/readfile"
 )
 
 // File names inside a CA directory.
@@ -197,7 +198,7 @@ func Init(dir string) (*CA, error) {
 // Open opens the CA in dir.
 func Open(dir string) (*CA, error) {
 	read := func(name string) ([]byte, error) {
-		b, err := os.ReadFile(filepath.Join(dir, name))
+		b, err := readfile.Read(filepath.Join(dir, name), readfile.Record)
 		if errors.Is(err, fs.ErrNotExist) && name == RootCertFile {
 			return nil, fmt.Errorf("devca open %s: %w (no %s): run Init first", dir, ErrNoCA, RootCertFile)
 		}
@@ -362,7 +363,7 @@ func (ca *CA) userByCert(cert *x509.Certificate) (User, bool, error) {
 
 func (ca *CA) readUsers() (usersFile, error) {
 	var uf usersFile
-	b, err := os.ReadFile(filepath.Join(ca.dir, UsersFile))
+	b, err := readfile.Read(filepath.Join(ca.dir, UsersFile), readfile.Record)
 	if errors.Is(err, fs.ErrNotExist) {
 		return usersFile{Version: 1}, nil
 	}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/tokenrun/tokenrun/ca/internal/estwire"
+	"github.com/tokenrun/tokenrun/internal/readfile"
 )
 
 // The EST server is written on net/http rather than on globalsign/est's router: the router's
@@ -174,7 +175,7 @@ func (ca *CA) ServeListener(ctx context.Context, ln net.Listener, opts ServerOpt
 func (ca *CA) Issued() ([]Issuance, error) {
 	ca.mu.Lock()
 	defer ca.mu.Unlock()
-	b, err := os.ReadFile(filepath.Join(ca.dir, IssuedLogFile))
+	b, err := readfile.Read(filepath.Join(ca.dir, IssuedLogFile), readfile.Record)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

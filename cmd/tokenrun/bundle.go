@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	goio "io"
-	"os"
 	"sort"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/tokenrun/tokenrun/bundle"
 	"github.com/tokenrun/tokenrun/internal/atomicfile"
+	"github.com/tokenrun/tokenrun/internal/readfile"
+	"github.com/tokenrun/tokenrun/internal/termtext"
 	"github.com/tokenrun/tokenrun/scripts"
 )
 
@@ -26,7 +27,7 @@ func trustFlag() cli.Flag {
 // built-in and system-wide ones.
 func trustedKeys(c *cli.Context, io stdio) (all, given bundle.Keyring, err error) {
 	for _, f := range c.StringSlice("trust") {
-		b, err := os.ReadFile(f)
+		b, err := readfile.Read(f, readfile.Keys)
 		if err != nil {
 			return nil, nil, usageError{fmt.Errorf("--trust: %w", err)}
 		}
@@ -50,7 +51,7 @@ func readBundle(c *cli.Context, io stdio, keys bundle.Keyring) (*bundle.Bundle, 
 		return nil, "", usageError{fmt.Errorf("%s takes one bundle file: tokenrun scripts %s --trust KEY.pub FILE", c.Command.Name, c.Command.Name)}
 	}
 	file := c.Args().First()
-	f, err := os.Open(file)
+	f, err := readfile.Open(file, readfile.Bundle)
 	if err != nil {
 		return nil, "", usageError{err}
 	}
@@ -103,7 +104,7 @@ func packCommand(io stdio) *cli.Command {
 			&cli.StringFlag{Name: "out", Required: true, Usage: "write the bundle to `FILE`"},
 		},
 		Action: func(c *cli.Context) error {
-			kb, err := os.ReadFile(c.String("key"))
+			kb, err := readfile.Read(c.String("key"), readfile.Keys)
 			if err != nil {
 				return usageError{fmt.Errorf("--key: %w", err)}
 			}
@@ -203,7 +204,7 @@ func listCommand(io stdio) *cli.Command {
 		Name:  "list",
 		Usage: "show the active scripts, where they came from, and every procedure's version",
 		Action: func(c *cli.Context) error {
-			set, err := installedOrEmbedded(io)
+			b, set, err := installedBundle(io)
 			if err != nil {
 				return err
 			}
@@ -212,29 +213,35 @@ func listCommand(io stdio) *cli.Command {
 				return err
 			}
 			store := bundle.OpenStore(home)
-			if set.Source == "embedded" {
-				fmt.Fprintf(io.out, "active: embedded scripts %s (built into tokenrun)\n", set.Manifest.Version)
+			esc := termtext.Escape
+			if b == nil {
+				fmt.Fprintf(io.out, "active: embedded scripts %s (built into tokenrun)\n", esc(set.Manifest.Version))
 			} else {
-				id, _ := store.Active()
-				m, err := store.Meta(id)
-				if err != nil {
-					fmt.Fprintf(io.out, "active: %s (no install record: %v)\n", set.Source, err)
-				} else {
-					fmt.Fprintf(io.out, "active: scripts %s (%s) from %s, signed by %s %s, installed %s\n",
-						m.Version, set.Source, m.Source, m.Signer, m.SignerComment, m.Installed.Format("2006-01-02 15:04:05Z"))
+				// The signer is the key that verified the bundle just now; the install record
+				// (unsigned, in $TOKENRUN_HOME) gives only where it came from and when.
+				signer := b.Signer.ID()
+				if b.Signer.Comment != "" {
+					signer += " " + esc(b.Signer.Comment)
 				}
+				fmt.Fprintf(io.out, "active: scripts %s (%s), signed by %s", esc(b.Manifest.Version), esc(set.Source), signer)
+				if m, err := store.Meta(b.ID()); err == nil {
+					fmt.Fprintf(io.out, ", installed from %s %s", esc(m.Source), m.Installed.Format("2006-01-02 15:04:05Z"))
+				} else {
+					fmt.Fprintf(io.out, " (no install record: %s)", esc(err.Error()))
+				}
+				fmt.Fprintln(io.out)
 			}
 			if prev, _ := store.Previous(); prev != "" {
-				fmt.Fprintf(io.out, "previous: %s (tokenrun scripts rollback)\n", prev)
+				fmt.Fprintf(io.out, "previous: %s (tokenrun scripts rollback)\n", esc(prev))
 			}
 			names := set.Names()
 			sort.Strings(names)
 			for _, n := range names {
-				v := set.Manifest.ProcedureVersions[n].Version
+				v := esc(set.Manifest.ProcedureVersions[n].Version)
 				if v == "" {
-					v = "(version in " + set.Manifest.Procedures[n] + ")"
+					v = "(version in " + esc(set.Manifest.Procedures[n]) + ")"
 				}
-				fmt.Fprintf(io.out, "  %-12s %s\n", n, v)
+				fmt.Fprintf(io.out, "  %-12s %s\n", esc(n), v)
 			}
 			return nil
 		},
@@ -246,13 +253,24 @@ func listCommand(io stdio) *cli.Command {
 // Every refusal is a warning on stderr: a bank must notice that its scripts are not the
 // ones running.
 func installedOrEmbedded(io stdio) (*scripts.Set, error) {
+	_, set, err := installedBundle(io)
+	return set, err
+}
+
+// installedBundle is installedOrEmbedded with the verified bundle the set came from (nil for
+// the embedded set).
+func installedBundle(io stdio) (*bundle.Bundle, *scripts.Set, error) {
+	embedded := func() (*bundle.Bundle, *scripts.Set, error) {
+		set, err := scripts.Embedded()
+		return nil, set, err
+	}
 	home, err := homeDir()
 	if err != nil {
-		return scripts.Embedded()
+		return embedded()
 	}
 	store := bundle.OpenStore(home)
 	if active, err := store.Active(); err == nil && active == "" {
-		return scripts.Embedded() // nothing installed: no trust needed, no warning
+		return embedded() // nothing installed: no trust needed, no warning
 	}
 	keys, err := runKeys(store, io.err)
 	if err != nil {
@@ -260,12 +278,12 @@ func installedOrEmbedded(io stdio) (*scripts.Set, error) {
 	}
 	b, err := store.LoadActive(keys, io.err)
 	if b != nil {
-		return b.Set, nil
+		return b, b.Set, nil
 	}
 	if err != nil {
 		fmt.Fprintf(io.err, "warning: running the embedded scripts instead of the installed ones\n")
 	}
-	return scripts.Embedded()
+	return embedded()
 }
 
 // runKeys is the keyring procedure runs check installed bundles against, as

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,4 +127,41 @@ func TestBundleLifecycle(t *testing.T) {
 	assert.NotContains(t, out, "probe")
 	assert.Contains(t, r.err, "extra.lua is extra")
 	assert.Contains(t, r.err, "running the embedded scripts instead")
+}
+
+// TestListShowsTheVerifyingSigner: the signer scripts list names is the key that verifies the
+// bundle now, not what the unsigned install record says.
+func TestListShowsTheVerifyingSigner(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("TOKENRUN_HOME", home)
+	t.Setenv("TOKENRUN_SYSTEM_TRUST", filepath.Join(t.TempDir(), "none"))
+	work := t.TempDir()
+	key := filepath.Join(work, "release")
+	require.Equal(t, exitOK, tokenrun(t, "", "scripts", "keygen", "--out", key, "--comment", "Real Bank").code)
+	out := filepath.Join(work, "b.bundle")
+	r := tokenrun(t, "", "scripts", "pack", "--dir", bankTree(t, "1.0.0"), "--key", key, "--out", out)
+	require.Equal(t, exitOK, r.code, r.err)
+	r = tokenrun(t, "", "scripts", "install", "--trust", key+".pub", out)
+	require.Equal(t, exitOK, r.code, r.err)
+
+	records, err := filepath.Glob(filepath.Join(home, "scripts", "versions", "*.json"))
+	require.NoError(t, err)
+	require.Len(t, records, 1)
+	raw, err := os.ReadFile(records[0])
+	require.NoError(t, err)
+	var meta map[string]any
+	require.NoError(t, json.Unmarshal(raw, &meta))
+	realID := meta["signer"].(string)
+	meta["signer"], meta["signer_comment"] = "FORGED", "Evil Corp \x1b[2J"
+	meta["source"] = "/tmp/x\x1b]0;title\x07"
+	raw, err = json.Marshal(meta)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(records[0], raw, 0o644))
+
+	r = tokenrun(t, "", "scripts", "list")
+	require.Equal(t, exitOK, r.code, r.err)
+	assert.Contains(t, r.stdout, "signed by "+realID+" Real Bank")
+	assert.NotContains(t, r.stdout, "FORGED")
+	assert.NotContains(t, r.stdout, "\x1b")
+	assert.Contains(t, r.stdout, `installed from /tmp/x\x1b]0;title\x07`)
 }

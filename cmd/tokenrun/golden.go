@@ -26,6 +26,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tokenrun/tokenrun/ca/devca"
+	"github.com/tokenrun/tokenrun/internal/readfile"
 	"github.com/tokenrun/tokenrun/journal"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/token/soft"
@@ -96,7 +97,7 @@ func (c goldenCase) goldenFile(be string) string {
 
 // expected is the case's expected transcript on backend.
 func (c goldenCase) expected(be string) (string, error) {
-	b, err := fs.ReadFile(c.fsys, c.goldenFile(be))
+	b, err := readfile.ReadFS(c.fsys, c.goldenFile(be), readfile.Record)
 	if err != nil {
 		return "", fmt.Errorf("golden %s: %w", c.Path(), err)
 	}
@@ -123,7 +124,7 @@ func loadGoldenCases(fsys fs.FS) ([]goldenCase, error) {
 				continue
 			}
 			c := goldenCase{Proc: p.Name(), Name: d.Name(), fsys: fsys}
-			raw, err := fs.ReadFile(fsys, path.Join(c.Path(), "setup.yaml"))
+			raw, err := readfile.ReadFS(fsys, path.Join(c.Path(), "setup.yaml"), readfile.Record)
 			switch {
 			case err == nil:
 				if err := yaml.Unmarshal(raw, &c.Setup); err != nil {
@@ -419,7 +420,7 @@ assert(tok:generate_key { type = "ec", curve = "P-256", label = %q })
 
 // loadAnswers reads answers.yaml, with {{NAME}} replaced from vars; none is no answers.
 func loadAnswers(fsys fs.FS, file string, vars map[string]string) (map[string]any, error) {
-	raw, err := fs.ReadFile(fsys, file)
+	raw, err := readfile.ReadFS(fsys, file, readfile.Answers)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]any{}, nil
 	}

@@ -13,9 +13,12 @@ import (
 
 	"github.com/tokenrun/tokenrun/bindings/replay"
 	bindtoken "github.com/tokenrun/tokenrun/bindings/token"
+	"github.com/tokenrun/tokenrun/internal/readfile"
+	"github.com/tokenrun/tokenrun/internal/termtext"
 	"github.com/tokenrun/tokenrun/region"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/scripts"
+	"github.com/tokenrun/tokenrun/transcript"
 )
 
 func replayCommand(io stdio) *cli.Command {
@@ -49,7 +52,7 @@ func replayCommand(io stdio) *cli.Command {
 }
 
 func runReplay(c *cli.Context, std stdio, file string) error {
-	f, err := os.Open(file)
+	f, err := readfile.Open(file, readfile.Transcript)
 	if err != nil {
 		return usageError{fmt.Errorf("replay: %w", err)}
 	}
@@ -79,9 +82,12 @@ func runReplay(c *cli.Context, std stdio, file string) error {
 		fmt.Fprintf(std.err, "note: the scripts (%s, digest %.12s) are not those of the recorded run (%s, digest %.12s), though the procedure version is the same\n",
 			set.Source, set.Digest, h.ScriptsSource, h.ScriptsDigest)
 	}
-	cfg, err := replayConfig(set, h.Region, h.Language, h.Set)
+	cfg, notes, err := replayConfig(set, h)
 	if err != nil {
 		return err
+	}
+	for _, n := range notes {
+		fmt.Fprintf(std.err, "note: %s\n", n)
 	}
 	args := h.Args
 	if args == nil { // transcripts written before the header kept ctx.args
@@ -180,35 +186,51 @@ func versionMismatch(name, recorded, available, source string) error {
 }
 
 // replayConfig is the ctx.config of the recorded run: its region with its --set overrides,
-// in its language.
-func replayConfig(set *scripts.Set, name, lang string, sets []string) (map[string]any, error) {
+// in its language, with the CA roots the transcript carries. No file the transcript names is
+// opened: a ca.roots override is left out (the header's ca_roots has its content), since a
+// transcript is outside input and its author, not the person replaying it, chose the path.
+func replayConfig(set *scripts.Set, h transcript.Header) (map[string]any, []string, error) {
+	name := h.Region
 	if name == "" {
 		name = region.DefaultName
 	}
 	r, err := region.Load(set.FS, name)
 	if err != nil {
-		return nil, usageError{fmt.Errorf("replay: %w", err)}
+		return nil, nil, usageError{fmt.Errorf("replay: %w", err)}
 	}
-	var kept []string
-	for _, kv := range sets {
-		if !strings.HasSuffix(kv, "="+runtime.Redacted) { // a default PIN the transcript does not keep
+	var kept, notes []string
+	for _, kv := range h.Set {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasSuffix(kv, "="+runtime.Redacted): // a default PIN the transcript does not keep
+		case strings.TrimSpace(k) == "ca.roots":
+			if h.CARoots == "" {
+				notes = append(notes, fmt.Sprintf("the transcript names --set %s but does not hold the roots' content (an older transcript): the replay runs without them and does not open that file", termtext.Escape(kv)))
+			}
+		default:
 			kept = append(kept, kv)
 		}
 	}
 	if err := r.Set(kept...); err != nil {
-		return nil, usageError{fmt.Errorf("replay: %w", err)}
+		return nil, nil, usageError{fmt.Errorf("replay: %w", err)}
 	}
+	if h.CARoots != "" {
+		if err := r.SetRootsPEM("the transcript's ca_roots", []byte(h.CARoots)); err != nil {
+			return nil, nil, usageError{fmt.Errorf("replay: %w", err)}
+		}
+	}
+	lang := h.Language
 	if lang == "" {
 		lang = r.Language
 	}
 	messages, err := r.Catalog(lang)
 	if err != nil {
-		return nil, usageError{fmt.Errorf("replay: %w", err)}
+		return nil, nil, usageError{fmt.Errorf("replay: %w", err)}
 	}
 	cfg := r.Map()
 	cfg["language"] = lang
 	cfg["messages"] = messages
-	return cfg, nil
+	return cfg, notes, nil
 }
 
 // maxReplays bounds the replays one command tries while guessing secrets (replay.Search).

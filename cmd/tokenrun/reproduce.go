@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/tokenrun/tokenrun/bindings/replay"
+	"github.com/tokenrun/tokenrun/internal/readfile"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/token/soft"
 	"github.com/tokenrun/tokenrun/transcript"
@@ -359,7 +360,7 @@ func copyFiles(from, to string) error {
 }
 
 func copyFile(from, to string) error {
-	in, err := os.Open(from)
+	in, err := readfile.Open(from, readfile.SoftState)
 	if err != nil {
 		return err
 	}

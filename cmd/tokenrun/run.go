@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strings"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	bindsign "github.com/tokenrun/tokenrun/bindings/sign"
 	bindtoken "github.com/tokenrun/tokenrun/bindings/token"
 	bindui "github.com/tokenrun/tokenrun/bindings/ui"
+	"github.com/tokenrun/tokenrun/internal/readfile"
 	"github.com/tokenrun/tokenrun/journal"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/token"
@@ -82,7 +82,7 @@ func runCommand(io stdio) *cli.Command {
 // loadScript reads FILE.lua, or a procedure by name from the verified installed bundle or the
 // shipped set, with that set's libraries.
 func loadScript(arg string, io stdio) (*runtime.Script, map[string]*runtime.Script, error) {
-	src, err := os.ReadFile(arg)
+	src, err := readfile.Read(arg, readfile.Script)
 	if errors.Is(err, fs.ErrNotExist) && !strings.ContainsAny(arg, "/\\") {
 		set, serr := installedOrEmbedded(io)
 		if serr != nil {
@@ -92,7 +92,7 @@ func loadScript(arg string, io stdio) (*runtime.Script, map[string]*runtime.Scri
 		if sc, ok := set.Procedures[name]; ok {
 			return sc, set.Libraries, nil
 		}
-		if b, e := fs.ReadFile(set.FS, name+".lua"); e == nil {
+		if b, e := readfile.ReadFS(set.FS, name+".lua", readfile.Script); e == nil {
 			sc, err := runtime.Compile(name+".lua", b)
 			return sc, set.Libraries, err
 		}

@@ -20,6 +20,7 @@ import (
 	bindsign "github.com/tokenrun/tokenrun/bindings/sign"
 	"github.com/tokenrun/tokenrun/cms"
 	"github.com/tokenrun/tokenrun/internal/atomicfile"
+	"github.com/tokenrun/tokenrun/internal/readfile"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/ui"
 )
@@ -217,7 +218,11 @@ const maxPINFile = 1024
 // readPINFile reads a PIN file, dropping one trailing newline (what `echo PIN > file`
 // writes). A pipe works too (--pin-file <(pass show token)). Errors never quote the content.
 func readPINFile(path string, warn func(string)) (string, error) {
-	f, err := os.Open(path)
+	f, err := readfile.Open(path, readfile.PIN) // a regular file or a pipe; never a device
+	var re *readfile.Error
+	if errors.As(err, &re) {
+		return "", err
+	}
 	if err != nil {
 		return "", fmt.Errorf("PIN file: %w", err)
 	}
@@ -365,7 +370,7 @@ func signOne(ctx context.Context, signer *cms.Signer, j signJob, force bool) err
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("stopped before %s: %w", j.in, err)
 	}
-	data, err := os.ReadFile(j.in)
+	data, err := readfile.Read(j.in, readfile.Document)
 	if err != nil {
 		return fmt.Errorf("read document: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tokenrun/tokenrun/internal/termtext"
 	"github.com/tokenrun/tokenrun/token"
 )
 
@@ -58,7 +59,9 @@ func tokensCommand(io stdio) *cli.Command {
 				if i.Initialized && !i.UserPINInitialized {
 					user = "not set"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", label, i.Serial, i.Manufacturer, i.Model, user, pinState(i.SOPIN))
+				// Label, serial, manufacturer and model are whatever the token says.
+				esc := termtext.Escape
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", esc(label), esc(i.Serial), esc(i.Manufacturer), esc(i.Model), user, pinState(i.SOPIN))
 			}
 			return w.Flush()
 		},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
@@ -66,6 +67,16 @@ func newTranscript(c *cli.Context, command string, keep bool, h transcript.Heade
 	h.RuntimeVersion, h.APILevel = runtime.Version, runtime.APILevel
 	h.OS, h.Arch = goruntime.GOOS, goruntime.GOARCH
 	tr.rec = transcript.NewRecorder(h)
+	// The calls are spilled beside where the transcript goes, and checked for secrets
+	// there before it is put in place.
+	if tr.file != "" {
+		tr.rec.SpillDir(filepath.Dir(tr.file))
+	} else {
+		if err := os.MkdirAll(tr.keepDir, 0o700); err != nil {
+			return nil, fmt.Errorf("transcripts directory: %w", err)
+		}
+		tr.rec.SpillDir(tr.keepDir)
+	}
 	tr.secrets = transcript.NewSecrets()
 	return tr, nil
 }
@@ -154,16 +165,19 @@ func (tr *transcriptRun) finish(res *runtime.Result, runErr error) error {
 			f.Outcome, f.Message = "cancelled", ce.detail()
 		}
 	}
-	data, err := tr.rec.Finish(f)
+	pending, err := tr.rec.Close(f)
 	if err == nil {
-		err = tr.secrets.Check(data)
+		err = pending.Check(tr.secrets) // removes the file on a match
+		if err == nil {
+			defer pending.Remove()
+		}
 	}
 	if err == nil && tr.file != "" {
-		err = transcript.WriteFile(tr.file, data)
+		err = pending.WriteFile(tr.file)
 	}
 	if err == nil && tr.keepDir != "" {
 		h := tr.rec.Header()
-		_, err = transcript.Keep(tr.keepDir, h.Procedure, h.Start, data, transcript.DefaultLimits)
+		_, err = pending.Keep(tr.keepDir, h.Procedure, h.Start, transcript.DefaultLimits)
 	}
 	if err == nil {
 		return runErr
@@ -203,6 +217,9 @@ func procedureTranscript(c *cli.Context, p procedure, set *scripts.Set, cfg, arg
 	h := transcript.Header{Procedure: p.name, ScriptsVersion: set.Manifest.Version, ScriptsSource: set.Source,
 		ScriptsDigest: set.Digest,
 		Set:           redactedSets(c.StringSlice("set")), Args: args}
+	if caCfg, ok := cfg["ca"].(map[string]any); ok {
+		h.CARoots, _ = caCfg["roots"].(string)
+	}
 	h.Region, _ = cfg["region"].(string)
 	h.Language, _ = cfg["language"].(string)
 	tr, err := newTranscript(c, p.command, true, h)
@@ -214,13 +231,21 @@ func procedureTranscript(c *cli.Context, p procedure, set *scripts.Set, cfg, arg
 }
 
 // redactedSets are --set overrides as a transcript keeps them: a default PIN's value is
-// "<secret>", which the secret search would refuse, and which a replay leaves out.
+// "<secret>", which the secret search would refuse, and which a replay leaves out. A
+// ca.roots path is made absolute, so a reader knows which file it was from any folder (its
+// content is in the header's ca_roots; a replay never opens the path).
 func redactedSets(sets []string) []string {
 	var out []string
 	for _, kv := range sets {
-		k, _, _ := strings.Cut(kv, "=")
+		k, v, _ := strings.Cut(kv, "=")
+		k = strings.TrimSpace(k)
 		if k == "token.default_user_pin" || k == "token.default_so_pin" {
 			kv = k + "=" + runtime.Redacted
+		}
+		if k == "ca.roots" && v != "" && !filepath.IsAbs(v) {
+			if abs, err := filepath.Abs(v); err == nil {
+				kv = k + "=" + abs
+			}
 		}
 		out = append(out, kv)
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	bindsign "github.com/tokenrun/tokenrun/bindings/sign"
 	"github.com/tokenrun/tokenrun/cms"
+	"github.com/tokenrun/tokenrun/internal/readfile"
 )
 
 func verifyCommand(io stdio) *cli.Command {
@@ -37,20 +37,20 @@ func verifyCommand(io stdio) *cli.Command {
 				// than a verdict that always says no.
 				return usageError{errors.New("verify needs the certificates to trust: --roots PEM (the bank's root CA certificate)")}
 			}
-			sig, err := os.ReadFile(in)
+			sig, err := readfile.Read(in, readfile.Signature)
 			if err != nil {
 				return usageError{fmt.Errorf("signature: %w", err)}
 			}
 			var content []byte
 			if contentPath != "" {
-				if content, err = os.ReadFile(contentPath); err != nil {
+				if content, err = readfile.Read(contentPath, readfile.Document); err != nil {
 					return usageError{fmt.Errorf("content: %w", err)}
 				}
 				if content == nil {
 					content = []byte{} // an empty document is still one to check against
 				}
 			}
-			rootsPEM, err := os.ReadFile(rootsPath)
+			rootsPEM, err := readfile.Read(rootsPath, readfile.Roots)
 			if err != nil {
 				return usageError{fmt.Errorf("roots: %w", err)}
 			}

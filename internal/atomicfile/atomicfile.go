@@ -4,7 +4,9 @@
 package atomicfile
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -49,7 +51,12 @@ func RemoveTemps() int {
 
 // WriteFile replaces path atomically.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
-	tmp, err := writeTemp(path, data, perm)
+	return WriteFileFrom(path, bytes.NewReader(data), perm)
+}
+
+// WriteFileFrom is WriteFile for content read from r (a large file, streamed).
+func WriteFileFrom(path string, r io.Reader, perm os.FileMode) error {
+	tmp, err := writeTemp(path, r, perm)
 	if err != nil {
 		return err
 	}
@@ -64,7 +71,12 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 // WriteNew creates path atomically and fails with an error wrapping fs.ErrExist if it
 // exists: link(2) never replaces a file, unlike rename(2). For what must never be lost.
 func WriteNew(path string, data []byte, perm os.FileMode) error {
-	tmp, err := writeTemp(path, data, perm)
+	return WriteNewFrom(path, bytes.NewReader(data), perm)
+}
+
+// WriteNewFrom is WriteNew for content read from r.
+func WriteNewFrom(path string, r io.Reader, perm os.FileMode) error {
+	tmp, err := writeTemp(path, r, perm)
 	if err != nil {
 		return err
 	}
@@ -76,7 +88,7 @@ func WriteNew(path string, data []byte, perm os.FileMode) error {
 	return syncDir(filepath.Dir(path))
 }
 
-func writeTemp(path string, data []byte, perm os.FileMode) (name string, err error) {
+func writeTemp(path string, r io.Reader, perm os.FileMode) (name string, err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return "", fmt.Errorf("write %s: %w", path, err)
@@ -92,7 +104,7 @@ func writeTemp(path string, data []byte, perm os.FileMode) (name string, err err
 	if err = f.Chmod(perm); err != nil {
 		return "", fmt.Errorf("write %s: %w", path, err)
 	}
-	if _, err = f.Write(data); err != nil {
+	if _, err = io.Copy(f, r); err != nil {
 		return "", fmt.Errorf("write %s: %w", path, err)
 	}
 	if err = f.Sync(); err != nil {

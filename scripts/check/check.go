@@ -24,6 +24,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 	"gopkg.in/yaml.v3"
 
+	"github.com/tokenrun/tokenrun/internal/readfile"
 	"github.com/tokenrun/tokenrun/region"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/runtime/luadoc"
@@ -114,7 +115,7 @@ func (r *Report) compileAll(fsys fs.FS) {
 		if d.IsDir() || path.Ext(p) != ".lua" {
 			return nil
 		}
-		src, err := fs.ReadFile(fsys, p)
+		src, err := readfile.ReadFS(fsys, p, readfile.Script)
 		if err != nil {
 			r.Problems = append(r.Problems, Problem{File: p, Msg: err.Error()})
 			return nil
@@ -134,7 +135,7 @@ func (r *Report) compileAll(fsys fs.FS) {
 // partialSet is what of the tree compiles, when scripts.Load refused the whole; nil when
 // even the manifest does not read.
 func partialSet(fsys fs.FS) *scripts.Set {
-	raw, err := fs.ReadFile(fsys, "manifest.yaml")
+	raw, err := readfile.ReadFS(fsys, "manifest.yaml", scripts.ManifestKind)
 	if err != nil {
 		return nil
 	}
@@ -143,7 +144,7 @@ func partialSet(fsys fs.FS) *scripts.Set {
 		return nil
 	}
 	compile := func(file string) *runtime.Script {
-		src, err := fs.ReadFile(fsys, file)
+		src, err := readfile.ReadFS(fsys, file, readfile.Script)
 		if err != nil {
 			return nil
 		}
@@ -399,7 +400,7 @@ func copyLua(fsys fs.FS, dir string, modules map[string]bool) error {
 		if err != nil || d.IsDir() || path.Ext(p) != ".lua" {
 			return err
 		}
-		src, err := fs.ReadFile(fsys, p)
+		src, err := readfile.ReadFS(fsys, p, readfile.Script)
 		if err != nil {
 			return fmt.Errorf("check: %w", err)
 		}
