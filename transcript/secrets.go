@@ -71,7 +71,8 @@ func (s *Secrets) Len() int {
 
 // Check searches every string of a transcript (values and keys) for every secret. Numbers
 // are not searched: a four-digit PIN would match a duration. Neither are PEM blocks, binary
-// values ($bytes) and timestamps, which are not typed and would match a short PIN by chance:
+// values ($bytes), timestamps and digests (see isDigest), which are not typed and would match
+// a short PIN by chance:
 // certificates and public keys are kept as they are. The first match, by line, is returned
 // as a *LeakError.
 func (s *Secrets) Check(data []byte) error { return s.CheckReader(bytes.NewReader(data)) }
@@ -106,7 +107,11 @@ func (s *Secrets) CheckReader(r io.Reader) error {
 		}
 		found := ""
 		walkStrings(v, func(str string) bool {
+			digest := isDigest(str)
 			for _, nd := range needles {
+				if digest && str != nd.text {
+					continue // a short PIN inside a hash or key id is chance, not a leak
+				}
 				if strings.Contains(str, nd.text) {
 					found = nd.source
 					return false
@@ -142,6 +147,21 @@ func walkStrings(v any, f func(string) bool) bool {
 			if !f(k) || !walkStrings(x, f) {
 				return false
 			}
+		}
+	}
+	return true
+}
+
+// isDigest reports a hash, key id or serial: 32 or more hex digits and nothing else. Such
+// strings are computed, never typed, and a four-letter PIN such as "aaaa" or "1234" turns up
+// in one by chance (the scripts digest held "aaaa"); only the whole string is compared.
+func isDigest(s string) bool {
+	if len(s) < 32 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
 		}
 	}
 	return true

@@ -70,6 +70,8 @@ func TestSecretsCheck(t *testing.T) {
 	s.Add("Kx7mQ9pz", `the answer to secret prompt "new_pin"`)
 	s.Add("12", "too short to search")
 	s.Add(`a"b<c>1`, "a secret JSON escapes")
+	s.Add("aaaa", `the answer to secret prompt "weak"`)
+	s.Add("0123456789abcdef0123456789abcdef", `a hex-looking secret`)
 
 	tests := []struct {
 		name   string
@@ -84,6 +86,9 @@ func TestSecretsCheck(t *testing.T) {
 		{"numbers are not searched", `{"kind":"call","name":"x","offset_us":1212}`, false, ""},
 		{"certificates are kept", `{"kind":"call","name":"x","results":["-----BEGIN CERTIFICATE-----\nKx7mQ9pz\n"]}`, false, ""},
 		{"in the footer", `{"kind":"footer","message":"bad Kx7mQ9pz"}`, true, "footer"},
+		{"a digest holding a short PIN by chance", `{"kind":"header","scripts_digest":"12d04f19b2e1338758eaaaaf94f64ec710e1f104a67a202caaba13a00edf7a4f"}`, false, ""},
+		{"a short PIN in text", `{"kind":"call","name":"ui.say","args":["pin aaaa"]}`, true, "call ui.say"},
+		{"a hex secret said whole", `{"kind":"call","name":"ui.say","args":["0123456789abcdef0123456789abcdef"]}`, true, "call ui.say"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
