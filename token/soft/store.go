@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tokenrun/tokenrun/internal/flock"
+	"github.com/tokenrun/tokenrun/internal/readfile"
 	"github.com/tokenrun/tokenrun/token"
 )
 
@@ -113,7 +114,12 @@ func (s store) lockPath() string  { return filepath.Join(s.dir, lockName) }
 // read goes under it too, so that a reader never holds the state file open while a writer
 // renames over it (Windows refuses that).
 func (s store) lock(ctx context.Context, exclusive bool) (unlock func(), err error) {
-	f, err := os.OpenFile(s.lockPath(), os.O_RDWR|os.O_CREATE, 0o600)
+	// A link in the token's directory was put there by someone else: opening it would
+	// create or lock its target.
+	if fi, err := os.Lstat(s.lockPath()); err == nil && !fi.Mode().IsRegular() {
+		return nil, s.foreign(s.lockPath(), fi.Mode())
+	}
+	f, err := os.OpenFile(s.lockPath(), os.O_RDWR|os.O_CREATE|noFollow, 0o600)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, s.gone()
 	}
@@ -141,9 +147,10 @@ func (s store) lock(ctx context.Context, exclusive bool) (unlock func(), err err
 	}
 }
 
-// exists reports whether the directory holds a state file.
+// exists reports whether the directory holds a state file. A link, dangling or not, counts:
+// a new blank token must never be written over what is there.
 func (s store) exists() (bool, error) {
-	_, err := os.Stat(s.statePath())
+	_, err := os.Lstat(s.statePath())
 	if err == nil {
 		return true, nil
 	}
@@ -158,10 +165,15 @@ func (s store) exists() (bool, error) {
 // it may be the only copy of a client's keys.
 func (s store) read() (*state, error) {
 	path := s.statePath()
-	data, err := os.ReadFile(path)
+	// Not a regular file (a FIFO would hang the read, a device would never end), a link, or
+	// larger than any token: refused unread, as damage, leaving it as it is.
+	data, err := readfile.Read(path, readfile.SoftState)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, s.gone()
+		}
+		if _, ok := errors.AsType[*readfile.Error](err); ok {
+			return nil, damage{msg: fmt.Sprintf("the software token in %s is damaged: %v (it was left as it is)", s.dir, err), cause: err}
 		}
 		return nil, fmt.Errorf("read software token state: %w", err)
 	}
@@ -189,6 +201,11 @@ func (s store) read() (*state, error) {
 		return nil, s.corrupt(err)
 	}
 	return st, nil
+}
+
+// foreign is a file in the token's directory that tokenrun did not put there as it is.
+func (s store) foreign(path string, m fs.FileMode) error {
+	return damage{msg: fmt.Sprintf("the software token in %s is damaged: %s is not a regular file (%s); tokenrun does not follow links or open devices in a token's directory: remove it, or restore the directory from a backup", s.dir, path, m.Type()), cause: fs.ErrInvalid}
 }
 
 // gone is a token whose directory or state file was removed: to a script, an unplugged

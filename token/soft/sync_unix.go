@@ -2,7 +2,10 @@
 
 package soft
 
-import "os"
+import (
+	"os"
+	"syscall"
+)
 
 // syncDir makes a rename in dir durable.
 func syncDir(dir string) error {
@@ -13,3 +16,6 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// noFollow makes opening a symbolic link fail instead of following it.
+const noFollow = syscall.O_NOFOLLOW
