@@ -52,6 +52,23 @@ func TestBudgetDecisions(t *testing.T) {
 	}
 }
 
+// TestBudgetCut: an attempt that would outlast the budget is cut to end on its deadline.
+func TestBudgetCut(t *testing.T) {
+	t0 := time.Now()
+	for _, tc := range []struct {
+		budget, per time.Duration
+		cut         bool
+	}{
+		{0, 30 * time.Second, false},
+		{300 * time.Second, 30 * time.Second, false},
+		{3 * time.Second, 3 * time.Second, true},
+		{3 * time.Second, 30 * time.Second, true},
+	} {
+		_, cut := newBudget(t0, tc.budget, time.Time{}, false).attempt(t0, tc.per)
+		assert.Equal(t, tc.cut, cut, "budget %s, attempt timeout %s", tc.budget, tc.per)
+	}
+}
+
 // TestWaitCountsDown: OnWait hears the whole seconds left, from the wait's length rounded up
 // down to 1, once each.
 func TestWaitCountsDown(t *testing.T) {
@@ -152,7 +169,7 @@ func (r *recorder) Write(b []byte) (int, error) { r.body = append(r.body, b...);
 
 // TestClientBudget: the budget bounds the whole call, every attempt and wait included, against
 // a CA that hangs, drips its answer or asks to wait; requests sent in full and never answered
-// are reported. Timing assertions are upper bounds with a second of slack, and lower bounds
+// are reported. Timing assertions are upper bounds with 2 s of slack, and lower bounds
 // where a wait must really have happened.
 func TestClientBudget(t *testing.T) {
 	pki := newTestPKI(t, time.Now().AddDate(2, 0, 0))
@@ -177,17 +194,17 @@ func TestClientBudget(t *testing.T) {
 		requests   int
 	}{
 		{name: "hang: one attempt takes the whole budget", mode: "hang", n: -1, budget: 2 * s,
-			kind: ErrUnavailable, atLeast: 2 * s, within: 3 * s, unanswered: 1, requests: 1},
+			kind: ErrUnavailable, atLeast: 2 * s, within: 4 * s, unanswered: 1, requests: 1},
 		{name: "drip: the body read is bounded too", mode: "drip", n: -1, budget: 2 * s,
-			kind: ErrUnavailable, atLeast: 2 * s, within: 3 * s, unanswered: 1, requests: 1},
+			kind: ErrUnavailable, atLeast: 2 * s, within: 4 * s, unanswered: 1, requests: 1},
 		{name: "pending twice, then issued within the budget", mode: "pending", n: 2, retryAfter: "1", budget: 10 * s,
-			atLeast: 2 * s, within: 4 * s, waits: []time.Duration{s, s}, requests: 3},
+			atLeast: 2 * s, within: 5 * s, waits: []time.Duration{s, s}, requests: 3},
 		{name: "pending for longer than the budget", mode: "pending", n: -1, retryAfter: "1", budget: 3 * s,
-			kind: ErrPending, atLeast: s, within: 4 * s, waits: []time.Duration{s}, requests: 2},
+			kind: ErrPending, atLeast: s, within: 5 * s, waits: []time.Duration{s}, requests: 2},
 		{name: "Retry-After past the budget: pending at once", mode: "pending", n: -1, retryAfter: "30", budget: 3 * s,
-			kind: ErrPending, within: s, requests: 1},
+			kind: ErrPending, within: 2 * s, requests: 1},
 		{name: "a 2 s Retry-After counts down", mode: "pending", n: 1, retryAfter: "2", budget: 10 * s,
-			atLeast: 2 * s, within: 4 * s, waits: []time.Duration{2 * s, s}, requests: 2},
+			atLeast: 2 * s, within: 5 * s, waits: []time.Duration{2 * s, s}, requests: 2},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -260,4 +277,44 @@ func TestClientUnansweredRetried(t *testing.T) {
 	_, err = c.Enroll(context.Background(), csr)
 	require.ErrorIs(t, err, ErrUnavailable)
 	assert.Empty(t, got)
+}
+
+// TestClientBudgetSilentListener: a CA that accepts the connection and never even shakes hands
+// is bounded by the budget too; nothing was sent, so nothing is reported unanswered.
+func TestClientBudgetSilentListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	pki := newTestPKI(t, time.Now().AddDate(1, 0, 0))
+	var unanswered int
+	c := newClient(t, ClientConfig{URL: "https://" + ln.Addr().String(), Roots: pki.roots(), Timeout: 2 * time.Second,
+		Budget: 2 * time.Second, OnUnanswered: func(Unanswered) { unanswered++ }})
+	start := time.Now()
+	_, err = c.Enroll(context.Background(), csrFor(t, newECKey(t), testUser))
+	elapsed := time.Since(start)
+	t.Logf("%v after %s", err, elapsed.Round(time.Millisecond))
+	require.ErrorIs(t, err, ErrUnavailable)
+	assert.Contains(t, err.Error(), "within 2s, the time allowed")
+	assert.Less(t, elapsed, 4*time.Second)
+	assert.Zero(t, unanswered)
 }

@@ -286,10 +286,11 @@ func (c *Client) httpClient(id *Identity) *http.Client {
 		}
 	}
 	tr := &http.Transport{
-		Proxy:               c.cfg.Proxy,
-		DialContext:         (&net.Dialer{Timeout: c.cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,
+		Proxy: c.cfg.Proxy,
+		// The attempt's context bounds the dial and the TLS handshake: a timer of the
+		// transport's own would race the budget's deadline and be reported as retryable.
+		DialContext:         (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:     tc,
-		TLSHandshakeTimeout: c.cfg.Timeout,
 		MaxIdleConnsPerHost: 2,
 		IdleConnTimeout:     90 * time.Second,
 	}
@@ -411,10 +412,17 @@ func (b budget) left(now time.Time) (d time.Duration, ok bool) {
 // attemptTimeout is how long an attempt begun at now may take: per, cut to what is left. It
 // is 0 or less when nothing is left.
 func (b budget) attemptTimeout(now time.Time, per time.Duration) time.Duration {
-	if left, ok := b.left(now); ok && left < per {
-		return left
+	d, _ := b.attempt(now, per)
+	return d
+}
+
+// attempt is attemptTimeout, and whether it was cut: then the attempt ends with the budget,
+// on the budget's own deadline.
+func (b budget) attempt(now time.Time, per time.Duration) (d time.Duration, cut bool) {
+	if left, ok := b.left(now); ok && left <= per {
+		return left, true
 	}
-	return per
+	return per, false
 }
 
 // canWait says whether a wait of d begun at now leaves time for the attempt after it: at
@@ -438,13 +446,14 @@ func (c *Client) exchange(ctx context.Context, hc *http.Client, op string, body 
 	bctx := ctx
 	if c.cfg.Budget > 0 {
 		var cancel context.CancelFunc
-		bctx, cancel = context.WithDeadlineCause(ctx, time.Now().Add(c.cfg.Budget), errBudgetSpent)
+		bctx, cancel = context.WithDeadlineCause(ctx, b.deadline, errBudgetSpent)
 		defer cancel()
 	}
 	failures, attempts := 0, 0
 	for {
 		attempts++
-		o := c.attempt(ctx, bctx, hc, op, u, body, b.attemptTimeout(time.Now(), c.cfg.Timeout))
+		timeout, cut := b.attempt(time.Now(), c.cfg.Timeout)
+		o := c.attempt(ctx, bctx, hc, op, u, body, timeout, cut)
 		if o.unanswered && c.cfg.OnUnanswered != nil {
 			reason := o.err.Error()
 			if e, ok := o.err.(*Error); ok {
@@ -534,8 +543,10 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 }
 
 // attempt makes one request and reads its whole answer within timeout. ctx is the caller's
-// context, bctx the budget's (ctx itself when there is no Budget).
-func (c *Client) attempt(ctx, bctx context.Context, hc *http.Client, op, u string, body []byte, timeout time.Duration) outcome {
+// context, bctx the budget's (ctx itself when there is no Budget); cut says that timeout is
+// what is left of the budget, so the attempt ends on bctx's deadline rather than a timer of
+// its own that could fire a moment earlier and be taken for a retryable timeout.
+func (c *Client) attempt(ctx, bctx context.Context, hc *http.Client, op, u string, body []byte, timeout time.Duration, cut bool) outcome {
 	fail := func(kind error, status int, reason string, cause error) *Error {
 		return &Error{Op: op, URL: u, Kind: kind, Status: status, Reason: reason, Err: cause}
 	}
@@ -546,6 +557,9 @@ func (c *Client) attempt(ctx, bctx context.Context, hc *http.Client, op, u strin
 		return outcome{err: fail(ErrUnavailable, 0, "no time left to ask", nil)}
 	}
 	actx, cancel := context.WithTimeout(bctx, timeout)
+	if cut {
+		actx, cancel = context.WithCancel(bctx)
+	}
 	defer cancel()
 	// The request counts as sent once it has been written in full (headers and body,
 	// flushed); the transport reports that from its own goroutine.
