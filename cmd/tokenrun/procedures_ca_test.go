@@ -247,7 +247,7 @@ func TestEnrollCAPendingWaitedOut(t *testing.T) {
 		out, code := enrollJSON(t, dir, ca, "--set", "ca.timeout=3s")
 		require.Equal(t, exitCA, code, out)
 		assert.Contains(t, out, "asked to wait: asking again in 1 s")
-		assert.Contains(t, out, "Run the registration again in 1 seconds or later")
+		assert.Contains(t, out, "Run the registration again in 1 s or later")
 		e := enrollJournal(t, serial)
 		assert.Equal(t, "pending", e.Step)
 		steps := caSteps(t, e)
