@@ -718,13 +718,26 @@ func (c *Client) readCerts(ctx, bctx, actx context.Context, timeout time.Duratio
 	if int64(len(body)) > limit {
 		return outcome{err: fail(ErrBadResponse, 0, tooLarge, nil)}
 	}
+	// A body that does not decode while the attempt's time ran out is an answer cut off by
+	// the deadline, not a bad answer: net/http can end a cancelled body read with a plain
+	// EOF (seen against a server dripping its answer), so the read's error alone does not
+	// tell.
+	cutOff := func(reason string, err error) outcome {
+		if actx.Err() == nil {
+			return outcome{err: fail(ErrBadResponse, 0, reason, err)}
+		}
+		o := c.transportFailure(ctx, bctx, actx, timeout, fail, actx.Err())
+		o.err.(*Error).Reason = joinReason("the answer was cut off", o.err.(*Error).Reason)
+		o.unanswered = true
+		return o
+	}
 	der, err := estwire.DecodeBody(body)
 	if err != nil {
-		return outcome{err: fail(ErrBadResponse, 0, "malformed body", err)}
+		return cutOff("malformed body", err)
 	}
 	certs, err := estwire.DecodeCertsOnly(der)
 	if err != nil {
-		return outcome{err: fail(ErrBadResponse, 0, "malformed certs-only PKCS#7", err)}
+		return cutOff("malformed certs-only PKCS#7", err)
 	}
 	return outcome{certs: certs, der: der}
 }
