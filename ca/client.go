@@ -698,6 +698,20 @@ func (c *Client) readCerts(ctx, bctx, actx context.Context, timeout time.Duratio
 	if resp.ContentLength > limit {
 		return outcome{err: fail(ErrBadResponse, 0, tooLarge, nil)}
 	}
+	// An answer that cannot be used, seen once the attempt's time has run out, is an answer
+	// cut off by the deadline rather than a bad one: when the deadline closes the connection,
+	// a server watching its request context may end its answer cleanly (an empty 200, or the
+	// chunked body so far) in the moment between our TLS close_notify and the TCP close, and
+	// the read then ends in a plain EOF.
+	cutOff := func(reason string, err error) outcome {
+		if actx.Err() == nil {
+			return outcome{err: fail(ErrBadResponse, 0, reason, err)}
+		}
+		o := c.transportFailure(ctx, bctx, actx, timeout, fail, actx.Err())
+		o.err.(*Error).Reason = joinReason("the answer was cut off", o.err.(*Error).Reason)
+		o.unanswered = true
+		return o
+	}
 	mt, params, err := estwire.MediaType(resp.Header.Get("Content-Type"))
 	if err == nil && mt != estwire.MediaPKCS7 {
 		err = fmt.Errorf("content type %q where %s was expected", mt, estwire.MediaPKCS7)
@@ -706,7 +720,7 @@ func (c *Client) readCerts(ctx, bctx, actx context.Context, timeout time.Duratio
 		err = fmt.Errorf("smime-type %q where certs-only was expected", params["smime-type"])
 	}
 	if err != nil {
-		return outcome{err: fail(ErrBadResponse, 0, joinReason(err.Error(), reasonOf(resp)), nil)}
+		return cutOff(joinReason(err.Error(), reasonOf(resp)), nil)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
@@ -717,19 +731,6 @@ func (c *Client) readCerts(ctx, bctx, actx context.Context, timeout time.Duratio
 	}
 	if int64(len(body)) > limit {
 		return outcome{err: fail(ErrBadResponse, 0, tooLarge, nil)}
-	}
-	// A body that does not decode while the attempt's time ran out is an answer cut off by
-	// the deadline, not a bad answer: net/http can end a cancelled body read with a plain
-	// EOF (seen against a server dripping its answer), so the read's error alone does not
-	// tell.
-	cutOff := func(reason string, err error) outcome {
-		if actx.Err() == nil {
-			return outcome{err: fail(ErrBadResponse, 0, reason, err)}
-		}
-		o := c.transportFailure(ctx, bctx, actx, timeout, fail, actx.Err())
-		o.err.(*Error).Reason = joinReason("the answer was cut off", o.err.(*Error).Reason)
-		o.unanswered = true
-		return o
 	}
 	der, err := estwire.DecodeBody(body)
 	if err != nil {
