@@ -168,7 +168,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	defer rep.close()
 	holds := o.Holds
 	if holds == nil {
-		holds = func(ctx context.Context, info token.Info) (bool, error) { return holdsCertificate(ctx, o.Provider, info) }
+		holds = func(ctx context.Context, info token.Info) (bool, error) {
+			return holdsCertificate(ctx, o.Provider, info)
+		}
 	}
 
 	start := time.Now()
