@@ -280,7 +280,8 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		}
 		what := string(res.Outcome)
 		if res.Code != "" {
-			what += " (" + res.Code + ": " + res.Message + ")"
+			first, _, _ := strings.Cut(res.Message, "\n") // the whole message is in the report
+			what += " (" + res.Code + ": " + first + ")"
 		}
 		fmt.Fprintf(out, "row %d of %d (%s, %s): %s in %s; elapsed %s%s\n", n, total, rr.row.ID, res.Serial, what,
 			res.Duration.Round(time.Millisecond), time.Since(start).Round(time.Second), eta)
@@ -290,6 +291,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		case !byToken && parallel == 1 && left() > 0:
 			fmt.Fprintf(out, "remove the token %s and plug in the next one\n", res.Serial)
 		}
+		told["done-"+res.Serial] = true
 	}
 
 	dispatch := func(rr *rowRun, info token.Info) {

@@ -310,3 +310,43 @@ func (r Row) Answers(common map[string]string) (map[string]string, error) {
 
 // ErrUsage marks a list or option that cannot be run as given.
 var ErrUsage = errors.New("batch usage")
+
+// ReadCommon reads an answers file (--answers: YAML, prompt id to answer) as the answers
+// every row shares, bounded as answers files are.
+func ReadCommon(path string) (map[string]string, error) {
+	data, err := readfile.Read(path, readfile.Answers)
+	if err != nil {
+		return nil, fmt.Errorf("read answers: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	out := map[string]string{}
+	if len(doc.Content) == 0 {
+		return out, nil
+	}
+	if err := yamlbound.Check(path, &doc, yamlbound.Config); err != nil {
+		return nil, err
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s:%d: answers must be a mapping of prompt id to answer", path, root.Line)
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		if v.Kind == yaml.AliasNode {
+			v = v.Alias
+		}
+		if k.Kind != yaml.ScalarNode || !columnName.MatchString(k.Value) {
+			return nil, fmt.Errorf("%s:%d: a prompt id has only letters, digits, '_', '.' and '-'", path, k.Line)
+		}
+		if v.Kind != yaml.ScalarNode {
+			return nil, fmt.Errorf("%s:%d: the answer for %s must be a single value", path, k.Line, k.Value)
+		}
+		if v.Tag != "!!null" {
+			out[k.Value] = v.Value
+		}
+	}
+	return out, nil
+}

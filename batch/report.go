@@ -130,3 +130,36 @@ func (r *report) close() {
 		rf.f.Close()
 	}
 }
+
+// English glosses the codes a row can fail with, for the report's English column; the
+// run's own message (in its language) is beside it.
+func English(code string) string {
+	if s, ok := english[code]; ok {
+		return s
+	}
+	if strings.HasPrefix(code, "CA_") {
+		return "the certificate authority refused the request or could not be used"
+	}
+	return "the procedure failed (see the transcript)"
+}
+
+var english = map[string]string{
+	"PIN_INCORRECT":          "the token password is wrong",
+	"PIN_LOCKED":             "the token password is locked: unblock it (administrator)",
+	"PIN_INVALID":            "the token refuses the new password's length or characters",
+	"PIN_NOT_INITIALIZED":    "the token has no user password: unblock sets one",
+	"TOKEN_NOT_PRESENT":      "the token was unplugged",
+	"TOKEN_DAMAGED":          "the token's own state is damaged",
+	"SEVERAL_TOKENS":         "several tokens matched where one was expected",
+	"TOKEN_BUSY":             "another tokenrun run is using the token",
+	"REFUSED":                "refused for safety",
+	"CANCELLED":              "cancelled",
+	"TIMED_OUT":              "timed out",
+	"INVALID_INPUT":          "an answer in the list is not valid",
+	"NO_ANSWER":              "the list lacks an answer the procedure asks for",
+	"CA_WRONG_PASSWORD":      "the initial key container did not open: check the OTP PIN and the key file",
+	"CA_UNAVAILABLE":         "the certificate authority could not be reached",
+	"CA_REFUSED":             "the certificate authority refused the request",
+	"CA_PENDING":             "the certificate authority has not issued the certificate yet",
+	"CA_CERTIFICATE_REFUSED": "the issued certificate did not check out",
+}

@@ -76,6 +76,7 @@ func newApp(io stdio) *cli.App {
 			scriptsCommand(io),
 			diagnoseCommand(io),
 			replayCommand(io),
+			batchCommand(io),
 		),
 	}
 	for _, c := range app.Commands {

@@ -71,6 +71,10 @@ func exitCode(err error) int {
 	if errors.As(err, &ue) {
 		return exitUsage
 	}
+	var bf batchFailedError
+	if errors.As(err, &bf) {
+		return exitBatchFailed
+	}
 	var ve verifyError
 	if errors.As(err, &ve) {
 		return exitVerify

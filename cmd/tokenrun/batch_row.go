@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tokenrun/tokenrun/batch"
+	"github.com/tokenrun/tokenrun/bindings/errcode"
+	"github.com/tokenrun/tokenrun/journal"
+	"github.com/tokenrun/tokenrun/runtime"
+	"github.com/tokenrun/tokenrun/scripts"
+	"github.com/tokenrun/tokenrun/token"
+	"github.com/tokenrun/tokenrun/transcript"
+	"github.com/tokenrun/tokenrun/ui"
+)
+
+// batchRows runs one row of a batch: what every row shares (the procedure compiled once, the
+// region's configuration, the journal store, the one provider) is loaded once here.
+type batchRows struct {
+	p        procedure
+	set      *scripts.Set
+	script   *runtime.Script
+	cfg      map[string]any
+	policy   runtime.Module
+	store    *journal.Store
+	provider token.Provider
+	yes      bool
+	timeout  time.Duration
+	lockWait time.Duration
+	sets     []string
+}
+
+func newBatchRows(c *cli.Context, io stdio, p procedure) (*batchRows, error) {
+	set, err := loadSet(c, io)
+	if err != nil {
+		return nil, err
+	}
+	script, ok := set.Procedures[p.name]
+	if !ok {
+		return nil, usageError{fmt.Errorf("the scripts tree %s has no procedure %s", set.Source, p.name)}
+	}
+	cfg, policy, err := regionConfig(c, set)
+	if err != nil {
+		return nil, err
+	}
+	if m, ok := cfg["messages"].(map[string]string); ok {
+		setStoppingNotice(m["cancel_stopping"])
+	}
+	store, err := openJournal()
+	if err != nil {
+		return nil, err
+	}
+	return &batchRows{p: p, set: set, script: script, cfg: cfg, policy: policy, store: store, yes: c.Bool("yes"),
+		timeout: c.Duration("timeout"), lockWait: c.Duration("lock-wait"), sets: c.StringSlice("set")}, nil
+}
+
+func (b *batchRows) close() {}
+
+// holds: the token has a certificate, or an unfinished procedure in its journal.
+func (b *batchRows) holds(ctx context.Context, info token.Info) (bool, error) {
+	if _, err := b.store.Load(info.Serial); err == nil {
+		return true, nil
+	} else if !errors.Is(err, journal.ErrNotFound) {
+		return false, err
+	}
+	t, err := b.provider.Open(ctx, info)
+	if err != nil {
+		return false, err
+	}
+	defer t.Close()
+	certs, err := t.Certificates(ctx)
+	return len(certs) > 0, err
+}
+
+// run is the seam to the procedure runner: one row, one token.
+func (b *batchRows) run(ctx context.Context, job batch.Job) batch.Result {
+	uri, err := tokenURI(job.Token)
+	if err != nil {
+		return failed(err)
+	}
+	fe := ui.NewAnswers(job.Answers, ui.AnswersOptions{AllowConfirm: b.yes, Name: "row " + job.Row.ID})
+	args := map[string]any{"support_override": false, "scripts": b.set.Source, "scripts_version": b.set.Manifest.Version,
+		"batch_row": job.Row.ID}
+	h := transcript.Header{Procedure: b.p.name, ScriptsVersion: b.set.Manifest.Version, ScriptsSource: b.set.Source,
+		ScriptsDigest: b.set.Digest, Set: redactedSets(b.sets), Args: args, Command: "batch " + b.p.command}
+	if caCfg, ok := b.cfg["ca"].(map[string]any); ok {
+		h.CARoots, _ = caCfg["roots"].(string)
+	}
+	h.Region, _ = b.cfg["region"].(string)
+	h.Language, _ = b.cfg["language"].(string)
+	tr := &transcriptRun{file: job.Transcript}
+	h.RuntimeVersion, h.APILevel = runtime.Version, runtime.APILevel
+	tr.rec = transcript.NewRecorder(h)
+	tr.rec.SpillDir(filepath.Dir(job.Transcript))
+	tr.secrets = transcript.NewSecrets()
+	tr.addRegionPINs(b.cfg)
+	res, err := execute(ctx, runSpec{
+		script: b.script, libs: b.set.Libraries, provider: b.provider, uri: uri, frontend: fe, transcript: tr,
+		config: b.cfg, journal: b.store, stdio: stdio{in: strings.NewReader(""), out: io.Discard, err: io.Discard},
+		extra: []runtime.Module{b.policy}, args: args, command: "tokenrun batch " + b.p.command,
+		timeout: b.timeout, lockWait: b.lockWait,
+	})
+	if err != nil {
+		return failed(err)
+	}
+	out := batch.Result{Outcome: batch.Enrolled}
+	if res != nil && len(res.Values) > 0 {
+		if m, ok := res.Values[0].(map[string]any); ok {
+			if u, _ := m["unchanged"].(bool); u {
+				out.Outcome = batch.AlreadyEnrolled
+			}
+			out.KeyID, _ = m["key_id"].(string)
+		}
+	}
+	b.certificate(ctx, job.Token, &out)
+	return out
+}
+
+// certificate fills in the certificate next to the row's key (or the token's only one).
+func (b *batchRows) certificate(ctx context.Context, info token.Info, out *batch.Result) {
+	t, err := b.provider.Open(ctx, info)
+	if err != nil {
+		return
+	}
+	defer t.Close()
+	certs, err := t.Certificates(ctx)
+	if err != nil {
+		return
+	}
+	for _, c := range certs {
+		if c.X509 == nil || (out.KeyID != "" && hex.EncodeToString(c.ID) != out.KeyID) {
+			continue
+		}
+		if out.KeyID == "" {
+			out.KeyID = hex.EncodeToString(c.ID)
+		}
+		out.CertSerial = c.X509.SerialNumber.Text(16)
+		out.Subject = c.X509.Subject.String()
+		na := c.X509.NotAfter
+		out.NotAfter = &na
+		return
+	}
+}
+
+// failed is a row's failure: the script's code and message (in the run's language), and
+// the code's English gloss.
+func failed(err error) batch.Result {
+	code := ""
+	var c coded
+	if errors.As(err, &c) {
+		code = c.ErrorCode()
+	}
+	if code == "" {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			code = errcode.Cancelled
+		} else if cd := errcode.Of(err); cd != errcode.TokenError {
+			code = cd
+		} else if errors.Is(err, ui.ErrNoAnswer) {
+			code = "NO_ANSWER"
+		} else {
+			code = errcode.TokenError
+		}
+	}
+	msg := err.Error()
+	var se *runtime.ScriptError
+	if errors.As(err, &se) && se.Message != "" {
+		msg = se.Message
+	}
+	return batch.Result{Outcome: batch.Failed, Code: code, Message: msg, MessageEN: batch.English(code)}
+}
