@@ -126,5 +126,3 @@ func escapeURI(s string) string {
 	}
 	return b.String()
 }
-
-

@@ -364,7 +364,10 @@ func TestBatchKill9(t *testing.T) {
 		}
 		time.Sleep(time.Duration(rng.IntN(600)) * time.Millisecond)
 		_ = cmd.Process.Kill()
-		go func() { for sc.Scan() {} }()
+		go func() {
+			for sc.Scan() {
+			}
+		}()
 		_ = cmd.Wait()
 	}
 	r := tokenrun(t, "", args...)
