@@ -384,6 +384,7 @@ func TestBatchKill9(t *testing.T) {
 		}
 	}
 	assert.Len(t, users, n)
+	t.Logf("%d of %d rows were interrupted and resumed", len(resumed), n)
 	// The journal: exactly one enrolled end per row.
 	jb, err := os.ReadFile(batch.JournalPath([]string{e.report}, e.list))
 	require.NoError(t, err)
