@@ -39,6 +39,12 @@ type Result struct {
 	NotAfter   *time.Time    `json:"cert_not_after,omitempty"`
 	Duration   time.Duration `json:"-"`
 	Seconds    float64       `json:"duration_s"`
+	// Where the row's time went: key generation on the token and the CA step (request,
+	// waits, answer), as the run's call observer timed them. The rest is the host's.
+	Keygen        time.Duration `json:"-"`
+	CA            time.Duration `json:"-"`
+	KeygenSeconds float64       `json:"keygen_s,omitempty"`
+	CASeconds     float64       `json:"ca_s,omitempty"`
 	Transcript string        `json:"transcript,omitempty"`
 	// Resumed: the row was interrupted before (a kill, a crash, a CA outage) and continued
 	// from its enrollment journal. The CA may hold a certificate for it that never reached
@@ -100,6 +106,8 @@ func (r *report) write(res Result) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	res.Seconds = res.Duration.Round(time.Millisecond).Seconds()
+	res.KeygenSeconds = res.Keygen.Round(time.Millisecond).Seconds()
+	res.CASeconds = res.CA.Round(time.Millisecond).Seconds()
 	for _, rf := range r.files {
 		if rf.csv != nil {
 			if err := rf.csv.Write(res.csvRecord()); err != nil {

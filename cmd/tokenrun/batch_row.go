@@ -8,6 +8,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -102,16 +103,20 @@ func (b *batchRows) run(ctx context.Context, job batch.Job) batch.Result {
 	tr.rec.SpillDir(filepath.Dir(job.Transcript))
 	tr.secrets = transcript.NewSecrets()
 	tr.addRegionPINs(b.cfg)
+	var timing rowTiming
 	res, err := execute(ctx, runSpec{
+		observer: &timing,
 		script: b.script, libs: b.set.Libraries, provider: b.provider, uri: uri, frontend: fe, transcript: tr,
 		config: b.cfg, journal: b.store, stdio: stdio{in: strings.NewReader(""), out: io.Discard, err: io.Discard},
 		extra: []runtime.Module{b.policy}, args: args, command: "tokenrun batch " + b.p.command,
 		timeout: b.timeout, lockWait: b.lockWait,
 	})
 	if err != nil {
-		return failed(err)
+		out := failed(err)
+		out.Keygen, out.CA = timing.keygen, timing.ca
+		return out
 	}
-	out := batch.Result{Outcome: batch.Enrolled}
+	out := batch.Result{Outcome: batch.Enrolled, Keygen: timing.keygen, CA: timing.ca}
 	if res != nil && len(res.Values) > 0 {
 		if m, ok := res.Values[0].(map[string]any); ok {
 			if u, _ := m["unchanged"].(bool); u {
@@ -175,4 +180,28 @@ func failed(err error) batch.Result {
 		msg = se.Message
 	}
 	return batch.Result{Outcome: batch.Failed, Code: code, Message: msg, MessageEN: batch.English(code)}
+}
+
+// rowTiming sums the time a row spends generating its key and in the CA step, for the
+// report and the benchmark's per-row overhead.
+type rowTiming struct {
+	mu         sync.Mutex
+	keygen, ca time.Duration
+}
+
+// batchCallTimes, when set (by the benchmark), is told every call's time.
+var batchCallTimes func(name string, d time.Duration)
+
+func (r *rowTiming) Call(e runtime.CallEvent) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if batchCallTimes != nil && e.Depth == 0 {
+		batchCallTimes(e.Name(), e.Duration)
+	}
+	switch e.Name() {
+	case "token.Token:generate_key":
+		r.keygen += e.Duration
+	case "ca.enroll":
+		r.ca += e.Duration
+	}
 }

@@ -34,11 +34,14 @@ type batchEnv struct {
 	dir, home, root, list, common, report string
 	ca                                    *enrollCA
 	users                                 []string
+	key                                   []string // the key's --set flags
 }
 
-func newBatchEnv(t *testing.T, n int) *batchEnv {
+func newBatchEnv(t testing.TB, n int) *batchEnv {
 	t.Helper()
-	e := &batchEnv{dir: t.TempDir(), ca: newEnrollCA(t)}
+	c, err := newGoldenCA(t.TempDir())
+	require.NoError(t, err)
+	e := &batchEnv{dir: t.TempDir(), ca: &enrollCA{c}, key: []string{"--set", "key.type=ec", "--set", "key.curve=P-256"}}
 	e.home = filepath.Join(e.dir, "home")
 	e.root = filepath.Join(e.dir, "tokens")
 	require.NoError(t, os.MkdirAll(e.root, 0o700))
@@ -61,8 +64,8 @@ func newBatchEnv(t *testing.T, n int) *batchEnv {
 }
 
 func (e *batchEnv) args(extra ...string) []string {
-	a := []string{"batch", "enroll", "--list", e.list, "--answers", e.common, "--yes", "--report", e.report, "--lang", "en",
-		"--set", "key.type=ec", "--set", "key.curve=P-256"}
+	a := []string{"batch", "enroll", "--list", e.list, "--answers", e.common, "--yes", "--report", e.report, "--lang", "en"}
+	a = append(a, e.key...)
 	return append(append(a, e.ca.args()...), extra...)
 }
 
@@ -80,7 +83,7 @@ func (e *batchEnv) plugIn(t *testing.T, dir string) {
 	require.NoError(t, os.Rename(dir, filepath.Join(e.root, filepath.Base(dir))))
 }
 
-func readBatchReport(t *testing.T, path string) []batch.Result {
+func readBatchReport(t testing.TB, path string) []batch.Result {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
