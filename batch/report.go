@@ -45,7 +45,7 @@ type Result struct {
 	CA            time.Duration `json:"-"`
 	KeygenSeconds float64       `json:"keygen_s,omitempty"`
 	CASeconds     float64       `json:"ca_s,omitempty"`
-	Transcript string        `json:"transcript,omitempty"`
+	Transcript    string        `json:"transcript,omitempty"`
 	// Resumed: the row was interrupted before (a kill, a crash, a CA outage) and continued
 	// from its enrollment journal. The CA may hold a certificate for it that never reached
 	// the token (a request answered while the process died): support reconciles those.

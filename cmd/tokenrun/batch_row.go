@@ -106,7 +106,7 @@ func (b *batchRows) run(ctx context.Context, job batch.Job) batch.Result {
 	var timing rowTiming
 	res, err := execute(ctx, runSpec{
 		observer: &timing,
-		script: b.script, libs: b.set.Libraries, provider: b.provider, uri: uri, frontend: fe, transcript: tr,
+		script:   b.script, libs: b.set.Libraries, provider: b.provider, uri: uri, frontend: fe, transcript: tr,
 		config: b.cfg, journal: b.store, stdio: stdio{in: strings.NewReader(""), out: io.Discard, err: io.Discard},
 		extra: []runtime.Module{b.policy}, args: args, command: "tokenrun batch " + b.p.command,
 		timeout: b.timeout, lockWait: b.lockWait,
