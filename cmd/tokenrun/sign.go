@@ -354,18 +354,22 @@ func signFiles(ctx context.Context, s signSpec) (err error) {
 			fmt.Fprintf(s.stdio.out, "%s -> %s\n", j.in, j.out)
 		})
 		if err != nil {
-			ferr := group.Close() // report those done before it
-			if signed > 0 {
-				err = fmt.Errorf("%w (the %d document(s) before it are signed)", err, signed)
+			// Make durable and list those done before it; an error there is the earlier one.
+			if ferr := group.Close(); ferr != nil && !errors.Is(err, ferr) {
+				err = signWriteError(ferr)
 			}
-			if ferr != nil {
-				err = fmt.Errorf("%w; the signatures written but not listed may not survive a crash: %v", err, ferr)
+			if signed > 0 {
+				err = fmt.Errorf("%w (the %d document(s) listed before it are signed)", err, signed)
 			}
 			return err
 		}
 	}
 	if err := group.Close(); err != nil {
-		return fmt.Errorf("signed %d document(s), but the signatures not listed above may not survive a crash: %w", len(s.jobs)-signed, err)
+		err = signWriteError(err)
+		if signed > 0 {
+			err = fmt.Errorf("%w (the %d document(s) listed before it are signed)", err, signed)
+		}
+		return err
 	}
 	fmt.Fprintf(s.stdio.err, "signed %d document(s) with key %s on %s; certificate %s\n",
 		len(s.jobs), key.Name(), info.Name(), certSummary(cert))
@@ -413,12 +417,18 @@ func signOne(ctx context.Context, signer *cms.Signer, j signJob, force bool, gro
 		return fmt.Errorf("sign %s: %w", j.in, err)
 	}
 	if err := group.Commit(w, report); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("write the signature of %s: %s exists: give --force to overwrite it", j.in, j.out)
-		}
-		return fmt.Errorf("write the signature of %s: %w", j.in, err)
+		return signWriteError(err)
 	}
 	return nil
+}
+
+// signWriteError words a failure to make a signature durable; it names the signature file,
+// which may be an earlier document's, waiting for the same directory sync.
+func signWriteError(err error) error {
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%w: give --force to overwrite it", err)
+	}
+	return fmt.Errorf("write a signature: %w", err)
 }
 
 // ctxReader stops a long read (a gigabyte document) once ctx is done.

@@ -56,14 +56,17 @@ func TestGroupReportsAfterFlushInOrder(t *testing.T) {
 		w, err := Create(filepath.Join(dir, name), 0o644, false)
 		require.NoError(t, err)
 		w.Write([]byte(name))
-		require.NoError(t, g.Commit(w, func() { mu.Lock(); got = append(got, name); mu.Unlock() }))
-		mu.Lock()
-		// Reported in groups of three, never before the group's directory sync.
-		assert.Equal(t, (i+1)/3*3, len(got), "after %d commits", i+1)
-		mu.Unlock()
+		require.NoError(t, g.Commit(w, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			// Reported only once on disk under its name.
+			_, err := os.Stat(filepath.Join(dir, name))
+			assert.NoError(t, err)
+			got = append(got, name)
+		}))
 	}
 	require.NoError(t, g.Close())
-	assert.Equal(t, "abcdefg", strings.Join(got, ""))
+	assert.Equal(t, "abcdefg", strings.Join(got, ""), "all reported, in order, by Close")
 }
 
 func TestGroupTimerFlushes(t *testing.T) {
@@ -76,17 +79,51 @@ func TestGroupTimerFlushes(t *testing.T) {
 	require.NoError(t, g.Close())
 }
 
+// TestGroupCommitFailure: a name that cannot be placed stops the flush there: the files
+// before it are reported, it and those after it are removed, and the error stays.
 func TestGroupCommitFailure(t *testing.T) {
 	dir := t.TempDir()
-	p := filepath.Join(dir, "x")
-	require.NoError(t, os.WriteFile(p, []byte("old"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "c"), []byte("old"), 0o644))
 	g := NewGroup(10, time.Hour)
-	w, err := Create(p, 0o644, false)
-	require.NoError(t, err)
-	reported := false
-	require.ErrorIs(t, g.Commit(w, func() { reported = true }), fs.ErrExist)
-	require.NoError(t, g.Close())
-	assert.False(t, reported)
+	var got []string
+	for _, name := range []string{"a", "b", "c", "d"} {
+		w, err := Create(filepath.Join(dir, name), 0o644, false)
+		require.NoError(t, err)
+		w.Write([]byte("new"))
+		require.NoError(t, g.Commit(w, func() { got = append(got, name) }))
+	}
+	err := g.Close()
+	require.ErrorIs(t, err, fs.ErrExist)
+	assert.Contains(t, err.Error(), filepath.Join(dir, "c"))
+	assert.Equal(t, []string{"a", "b"}, got)
 	entries, _ := os.ReadDir(dir)
-	assert.Len(t, entries, 1)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	assert.Equal(t, []string{"a", "b", "c"}, names, "d removed, no temporary file left")
+	b, _ := os.ReadFile(filepath.Join(dir, "c"))
+	assert.Equal(t, "old", string(b))
+
+	require.ErrorIs(t, g.Flush(), fs.ErrExist, "the error stays")
+}
+
+// TestGroupManyFiles: a flush of many files (the syncfs path on Linux) in two directories
+// places and reports them all.
+func TestGroupManyFiles(t *testing.T) {
+	dirs := []string{t.TempDir(), t.TempDir()}
+	g := NewGroup(1000, time.Hour)
+	n := 0
+	for i := range 40 {
+		w, err := Create(filepath.Join(dirs[i%2], string(rune('A'+i))), 0o644, i%3 == 0)
+		require.NoError(t, err)
+		w.Write([]byte{byte(i)})
+		require.NoError(t, g.Commit(w, func() { n++ }))
+	}
+	require.NoError(t, g.Close())
+	assert.Equal(t, 40, n)
+	for _, d := range dirs {
+		entries, _ := os.ReadDir(d)
+		assert.Len(t, entries, 20, "no temporary file left in %s", d)
+	}
 }
