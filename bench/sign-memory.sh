@@ -59,11 +59,11 @@ peak() {
   awk -v l="$label" -F': ' '
     /Maximum resident set size/ { rss = $2 }
     /Elapsed \(wall clock\)/ { wall = $2 }
-    END { printf "%-34s %9.1f MiB %12s\n", l, rss / 1024, wall }' time.txt
+    END { printf "%-38s %9.1f MiB %12s\n", l, rss / 1024, wall }' time.txt
 }
 
 sign=(./tokenrun sign --module "$module" --token "pkcs11:token=BENCH;object=ec" --pin-file pin)
-printf 'document: %d MiB\n%-34s %13s %12s\n' "$mb" what "peak RSS" "wall"
+printf 'document: %d MiB\n%-38s %13s %12s\n' "$mb" what "peak RSS" "wall"
 peak "tokenrun sign --detached" "${sign[@]}" --detached --out det.p7s doc
 peak "tokenrun verify (detached)" ./tokenrun verify --in det.p7s --content doc --roots ca.pem
 peak "tokenrun sign (attached)" "${sign[@]}" --out att.p7s doc
