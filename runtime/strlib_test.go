@@ -52,35 +52,49 @@ var patterns = []string{
 }
 
 func TestPatternFunctionsMatchGopherLua(t *testing.T) {
+	var prog strings.Builder
+	prog.WriteString(luaSer)
+	prog.WriteString("local exprs = {\n")
+	for _, e := range patternExprs {
+		fmt.Fprintf(&prog, "  function(s, p) return ser(%s) end,\n", e)
+	}
+	prog.WriteString(`}
+local out = {}
+for _, s in ipairs(SUBJECTS) do
+  for _, p in ipairs(PATTERNS) do
+    for _, f in ipairs(exprs) do
+      local ok, r = pcall(f, s, p)
+      out[#out + 1] = tostring(ok) .. '|' .. (ok and r or 'error')
+    end
+  end
+end
+return out
+`)
+
 	bare := lua.NewState()
 	defer bare.Close()
-	var src strings.Builder
-	src.WriteString(luaSer)
-	src.WriteString("local cases = ...\nlocal out = {}\nfor i, c in ipairs(cases) do\n  local s, p = c[1], c[2]\n  local f = c[3]\n")
-	src.WriteString("  local ok, r = pcall(f, s, p)\n  out[i] = tostring(ok) .. '|' .. (ok and r or 'error')\nend\nreturn out\n")
-	// Each expression becomes a function of (s, p) in both states.
-	var fns strings.Builder
-	fns.WriteString("local exprs = {\n")
-	for _, e := range patternExprs {
-		fmt.Fprintf(&fns, "  function(s, p) return ser(%s) end,\n", e)
-	}
-	fns.WriteString("}\n")
-	var cases strings.Builder
-	cases.WriteString("local cases = {}\n")
-	for _, s := range patternSubjects {
-		for _, p := range patterns {
-			for i := range patternExprs {
-				fmt.Fprintf(&cases, "cases[#cases + 1] = {%q, %q, exprs[%d]}\n", s, p, i+1)
-			}
+	list := func(xs []string) *lua.LTable {
+		t := bare.NewTable()
+		for _, x := range xs {
+			t.Append(lua.LString(x))
 		}
+		return t
 	}
-	prog := luaSer + fns.String() + cases.String() + strings.Replace(src.String()[len(luaSer):], "local cases = ...\n", "", 1)
-
-	require.NoError(t, bare.DoString(prog))
+	bare.SetGlobal("SUBJECTS", list(patternSubjects))
+	bare.SetGlobal("PATTERNS", list(patterns))
+	require.NoError(t, bare.DoString(prog.String()))
 	var wl []string
 	bare.Get(-1).(*lua.LTable).ForEach(func(_, v lua.LValue) { wl = append(wl, v.String()) })
 
-	res, err := runSrc(t, prog, RunOptions{})
+	anyList := func(xs []string) []any {
+		out := make([]any, len(xs))
+		for i, x := range xs {
+			out[i] = x
+		}
+		return out
+	}
+	res, err := runSrc(t, "local SUBJECTS, PATTERNS = (...).args.s, (...).args.p\n"+prog.String(),
+		RunOptions{Args: map[string]any{"s": anyList(patternSubjects), "p": anyList(patterns)}})
 	require.NoError(t, err)
 	var gl []string
 	for _, v := range res.Values[0].([]any) {
