@@ -54,6 +54,9 @@ const (
 	// watchdogIdle is how long the watchdog goroutine waits without runs
 	// before it exits, so back-to-back runs do not each start one.
 	watchdogIdle = time.Second
+	// settleTime is how long a heap over the limit may wait for a
+	// collection to say whether it is garbage before the watchdog collects.
+	settleTime = 50 * time.Millisecond
 )
 
 // ErrMemoryLimit is the cause (errors.Is) of a run stopped by the watchdog.
@@ -81,7 +84,11 @@ func memoryLimit(n int64) (int64, error) {
 type watched struct {
 	limit  int64
 	cancel context.CancelCauseFunc
-	fired  atomic.Bool // cancelled already: no more collections on its behalf
+	fired  atomic.Bool // cancelled already
+	// overSince is when the heap went over limit without the live heap
+	// being over; overCycles the GC count then. Only the watchdog touches them.
+	overSince  time.Time
+	overCycles uint64
 }
 
 var watchdog struct {
@@ -130,9 +137,10 @@ func watchLoop() {
 	samples := []metrics.Sample{
 		{Name: "/memory/classes/heap/objects:bytes"},
 		{Name: "/gc/heap/live:bytes"},
+		{Name: "/gc/cycles/total:gc-cycles"},
 	}
 	idleSince := time.Now()
-	var over []*watched
+	var fire []*watched
 	for now := range t.C {
 		watchdog.Lock()
 		if len(watchdog.runs) == 0 {
@@ -148,38 +156,54 @@ func watchLoop() {
 		metrics.Read(samples)
 		heap := int64(samples[0].Value.Uint64())
 		live := int64(samples[1].Value.Uint64())
-		over = over[:0]
+		cycles := samples[2].Value.Uint64()
+		fire = fire[:0]
+		collect := false
 		for w := range watchdog.runs {
-			if heap > w.limit && !w.fired.Load() {
-				over = append(over, w)
+			if w.fired.Load() {
+				continue
+			}
+			switch {
+			case live > w.limit || heap > w.limit+w.limit/2:
+				// Live as of the last collection, or over by more than the
+				// garbage the soft limit lets pile up. Waiting for a
+				// collection here would let a doubling concatenation double
+				// again: the collector cannot stop the world while the VM
+				// copies a large string.
+				fire = append(fire, w)
+			case heap > w.limit:
+				// Perhaps garbage: the collector, paced by the soft limit,
+				// settles it within milliseconds. Still over after a
+				// collection is over; with none (a higher soft limit set
+				// elsewhere), collect here.
+				switch {
+				case w.overSince.IsZero():
+					w.overSince, w.overCycles = now, cycles
+				case cycles != w.overCycles:
+					fire = append(fire, w)
+				case now.Sub(w.overSince) > settleTime:
+					collect = true
+				}
+			default:
+				w.overSince = time.Time{}
 			}
 		}
 		watchdog.Unlock()
-		if len(over) == 0 {
-			continue
-		}
-		// The heap counts garbage not yet collected. The live heap of the last
-		// collection settles it when it is over too; otherwise collect now and
-		// look again.
-		if !anyOver(over, live) {
+		if collect {
 			goruntime.GC()
 			metrics.Read(samples)
 			heap = int64(samples[0].Value.Uint64())
-		}
-		for _, w := range over {
-			if heap > w.limit || live > w.limit {
-				w.fired.Store(true)
-				w.cancel(&memoryError{limit: w.limit})
+			watchdog.Lock()
+			for w := range watchdog.runs {
+				if !w.fired.Load() && heap > w.limit {
+					fire = append(fire, w)
+				}
 			}
+			watchdog.Unlock()
+		}
+		for _, w := range fire {
+			w.fired.Store(true)
+			w.cancel(&memoryError{limit: w.limit})
 		}
 	}
-}
-
-func anyOver(ws []*watched, n int64) bool {
-	for _, w := range ws {
-		if n > w.limit {
-			return true
-		}
-	}
-	return false
 }
