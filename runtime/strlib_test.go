@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -108,6 +109,40 @@ return out
 		if wl[i] != gl[i] && n < 40 {
 			n++
 			assert.Equal(t, wl[i], gl[i], "s=%q p=%q: %s", s, p, e)
+		}
+	}
+}
+
+// BenchmarkPatternFunctions compares the string functions the sandbox
+// installs with gopher-lua's own on the kind of work procedures do
+// (checking a user ID, trimming, splitting a URI, formatting): the cost of
+// the context checks and the copied matcher. One op is one call.
+func BenchmarkPatternFunctions(b *testing.B) {
+	calls := []struct{ name, expr string }{
+		{"find", `("pkcs11:token=KAZTOKEN;serial=0123abcd"):find("serial=(%x+)")`},
+		{"match", `("  123456789012  "):match("^%s*(%d+)%s*$")`},
+		{"gsub", `("a-b-c-d-e-f"):gsub("-", "_")`},
+		{"gmatch", `(function() local n = 0 for k, v in ("a=1;b=2;c=3"):gmatch("(%w+)=(%w+)") do n = n + 1 end return n end)()`},
+		{"format", `string.format("%s (%d tries left) %5.2f", "PIN", 3, 1.5)`},
+		{"rep", `("ab"):rep(10)`},
+	}
+	for _, impl := range []string{"gopher_lua", "sandbox"} {
+		for _, c := range calls {
+			b.Run(impl+"/"+c.name, func(b *testing.B) {
+				L := lua.NewState()
+				defer L.Close()
+				if impl == "sandbox" {
+					installStringLib(L)
+				}
+				L.SetContext(context.Background())
+				fn, err := L.LoadString("for i = 1, N do local _ = " + c.expr + " end")
+				require.NoError(b, err)
+				L.SetGlobal("N", lua.LNumber(b.N))
+				b.ReportAllocs()
+				b.ResetTimer()
+				L.Push(fn)
+				L.Call(0, 0)
+			})
 		}
 	}
 }

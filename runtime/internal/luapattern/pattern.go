@@ -716,6 +716,9 @@ func (p *Pattern) Anchored() bool { return p.mustHead }
 type Matcher struct {
 	p *Pattern
 	m machine
+	// spare is the MatchData of the last failed attempt, reused by the next:
+	// a scan tries every position of the subject.
+	spare *MatchData
 }
 
 // NewMatcher prepares p against src. done may be nil; when it is closed, a
@@ -742,10 +745,16 @@ func (mt *Matcher) MatchAt(sp int) (md *MatchData, err error) {
 			}
 		}
 	}()
-	md = &MatchData{}
+	md = mt.spare
+	if md == nil {
+		md = &MatchData{}
+	}
+	md.captures = md.captures[:0]
 	if ok, _ := mt.m.run(0, sp, 0, md); ok {
+		mt.spare = nil
 		return md, nil
 	}
+	mt.spare = md
 	return nil, nil
 }
 
