@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tokenrun/tokenrun/region"
+	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/token/pkcs11/p11test"
 )
@@ -65,6 +67,8 @@ func TestCLI(t *testing.T) {
 			want: []string{"--timeout -5s: a duration cannot be negative"}},
 		{name: "negative replay timeout", args: []string{"replay", "--timeout", "-1m", "nothere.jsonl"}, code: exitUsage,
 			want: []string{"--timeout -1m0s: a duration cannot be negative"}},
+		{name: "region memory over the ceiling", args: []string{"change-pin", "--soft", tok, "--set", "sandbox.memory_mib=2000"}, code: exitUsage,
+			want: []string{"sandbox.memory_mib: 2000 is out of range: give 1 to 1024 MiB"}},
 		{name: "script bug", args: []string{"run", "--soft", tok, td + "scripts/bug.lua"}, code: exitScript, want: []string{"bug.lua:3:"}, absent: []string{"goroutine", ".go:"}},
 		{name: "sandbox escape", args: []string{"run", "--soft", tok, td + "scripts/escape.lua"}, code: exitScript, want: []string{"escape.lua:2: os is not available"}},
 		{name: "api too new", args: []string{"run", "--soft", tok, td + "scripts/too_new.lua"}, code: exitScript, want: []string{"99", "1"}},
@@ -160,4 +164,9 @@ func TestDemo(t *testing.T) {
 	for _, secret := range []string{demoOTPPIN, "ab1cd0efg2h", "Kz7mWq9x", demoPIN} {
 		assert.NotContains(t, all, secret)
 	}
+}
+
+// region cannot import runtime (it has no Lua), so it keeps its own copy of the ceiling.
+func TestSandboxMemoryCeilingAgrees(t *testing.T) {
+	assert.Equal(t, int64(runtime.MaxMemoryLimit), int64(region.MaxSandboxMemoryMiB)<<20)
 }

@@ -140,6 +140,7 @@ type runSpec struct {
 	uri      *token.URI
 	frontend ui.Frontend
 	timeout  time.Duration
+	memory   int64 // RunOptions.MemoryLimit: 0 is the runtime's default
 	config   map[string]any
 	args     map[string]any
 	libs     map[string]*runtime.Script
@@ -179,13 +180,14 @@ func execute(ctx context.Context, s runSpec) (*runtime.Result, error) {
 		}
 	}
 	res, err := runtime.Run(ctx, s.script, runtime.RunOptions{
-		Registry:  reg,
-		Observer:  observer,
-		Timeout:   s.timeout,
-		Print:     s.stdio.err,
-		Config:    s.config,
-		Args:      s.args,
-		Libraries: s.libs,
+		Registry:    reg,
+		Observer:    observer,
+		Timeout:     s.timeout,
+		Print:       s.stdio.err,
+		Config:      s.config,
+		Args:        s.args,
+		Libraries:   s.libs,
+		MemoryLimit: s.memory,
 	})
 	if a, ok := s.frontend.(*ui.Answers); ok {
 		if unused := a.Unused(); len(unused) > 0 && err == nil {
