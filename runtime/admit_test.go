@@ -120,7 +120,7 @@ func FuzzAdmit(f *testing.F) {
 	f.Fuzz(func(t *testing.T, src []byte) {
 		start := time.Now()
 		err := Admit("f.lua", src)
-		if d := time.Since(start); d > time.Second {
+		if d := time.Since(start); d > 2*time.Second { // generous: the machine is shared
 			t.Fatalf("Admit took %s on %d bytes", d, len(src))
 		}
 		if err != nil {
