@@ -148,6 +148,8 @@ var timeAttacks = []struct {
 	{"gsub with backtracking", `return string.rep("a", 100000):gsub(".-.-.-.-b", "")`, "script stopped: timed out after 1s"},
 	{"balanced match over unbalanced input", `return string.rep("(", 300000):gsub("%b()", "")`, "script stopped: timed out after 1s"},
 	{"back-reference", `return string.rep("a", 300000):find("(a*)%1b")`, "script stopped: timed out after 1s"},
+	{"sorting two million strings", `local t = {} for i = 1, 2e6 do t[i] = tostring((i * 7919) % 1000003) end table.sort(t)`, "script stopped: timed out after 1s"},
+	{"sorting with a comparator", `local t = {} for i = 1, 5e4 do t[i] = (i * 7919) % 1000003 end table.sort(t, function(a, b) return a > b end)`, ""},
 	{"quadratic gsub now linear", `return #(('x'):rep(888810):gsub('x','%0%0'))`, ""},
 	{"gsub of every byte", `return #(string.rep("ab", 2^20):gsub(".", "%0"))`, ""},
 	{"deep pattern refused", `return string.find(string.rep("a", 20000), string.rep("a?", 20000))`, "pattern too complex"},

@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -41,7 +42,9 @@ func installStringLib(L *lua.LState) {
 	} {
 		set(str, name, capped("string."+name, fn))
 	}
-	set(g.RawGetString("table").(*lua.LTable), "concat", tableConcat)
+	tbl := g.RawGetString("table").(*lua.LTable)
+	set(tbl, "concat", tableConcat)
+	set(tbl, "sort", tableSort)
 }
 
 func raiseTooLong(L *lua.LState, fn string) {
@@ -207,6 +210,59 @@ func tableConcat(L *lua.LState) int {
 	}
 	L.Push(lua.LString(b.String()))
 	return 1
+}
+
+// tableSort is table.sort checking the run's context as it compares:
+// gopher-lua's sorts in one Go call, and sorting two million strings ran
+// seconds past the deadline. It sorts t[1..#t] (gopher-lua sorted the
+// table's array part, the same for a sequence) through a copy.
+func tableSort(L *lua.LState) int {
+	t := L.CheckTable(1)
+	s := &sorter{L: L, vals: make([]lua.LValue, t.Len())}
+	if L.GetTop() != 1 {
+		s.fn = L.CheckFunction(2)
+	}
+	if ctx := L.Context(); ctx != nil {
+		s.done = ctx.Done()
+	}
+	for i := range s.vals {
+		s.vals[i] = t.RawGetInt(i + 1)
+	}
+	sort.Sort(s)
+	for i, v := range s.vals {
+		t.RawSetInt(i+1, v)
+	}
+	return 0
+}
+
+type sorter struct {
+	L    *lua.LState
+	fn   *lua.LFunction
+	vals []lua.LValue
+	done <-chan struct{}
+	n    int
+}
+
+func (s *sorter) Len() int      { return len(s.vals) }
+func (s *sorter) Swap(i, j int) { s.vals[i], s.vals[j] = s.vals[j], s.vals[i] }
+func (s *sorter) Less(i, j int) bool {
+	if s.n++; s.n&1023 == 0 && s.done != nil {
+		select {
+		case <-s.done:
+			s.L.RaiseError("%s", s.L.Context().Err().Error())
+		default:
+		}
+	}
+	if s.fn == nil {
+		return s.L.LessThan(s.vals[i], s.vals[j])
+	}
+	s.L.Push(s.fn)
+	s.L.Push(s.vals[i])
+	s.L.Push(s.vals[j])
+	s.L.Call(2, 1)
+	less := lua.LVAsBool(s.L.Get(-1))
+	s.L.Pop(1)
+	return less
 }
 
 // subject is s as bytes without a copy: the matcher only reads it.

@@ -146,3 +146,15 @@ func BenchmarkPatternFunctions(b *testing.B) {
 		}
 	}
 }
+
+func TestTableSort(t *testing.T) {
+	res, err := runSrc(t, `
+local a = {5, 2, 8, 1, 9, 3}
+table.sort(a)
+local b = {"pear", "apple", "fig"}
+table.sort(b, function(x, y) return x > y end)
+local ok, msg = pcall(table.sort, {1, "x", 2})
+return table.concat(a, ","), table.concat(b, ","), ok, msg ~= nil`, RunOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, []any{"1,2,3,5,8,9", "pear,fig,apple", false, true}, res.Values)
+}
