@@ -170,3 +170,11 @@ func TestDemo(t *testing.T) {
 func TestSandboxMemoryCeilingAgrees(t *testing.T) {
 	assert.Equal(t, int64(runtime.MaxMemoryLimit), int64(region.MaxSandboxMemoryMiB)<<20)
 }
+
+// TOKENRUN_TIMEOUT is checked like the flag.
+func TestNegativeTimeoutFromEnvironment(t *testing.T) {
+	t.Setenv("TOKENRUN_TIMEOUT", "-5s")
+	r := tokenrun(t, "", "run", "--soft", filepath.Join(t.TempDir(), "tok"), td+"scripts/spin.lua")
+	assert.Equal(t, exitUsage, r.code, r.err)
+	assert.Contains(t, r.err, "--timeout -5s: a duration cannot be negative")
+}
