@@ -137,7 +137,8 @@ func maxU(a, b uint64) uint64 {
 }
 
 // timeAttacks are single Go calls that ran for minutes past the deadline.
-// Each must stop with the timeout within a second of it, or finish.
+// Each must stop with the timeout within a second of it, or (want "")
+// finish.
 var timeAttacks = []struct {
 	name, src, want string
 }{
@@ -160,10 +161,16 @@ var timeAttacks = []struct {
 func TestLongCallsHonourTheDeadline(t *testing.T) {
 	for _, tt := range timeAttacks {
 		t.Run(tt.name, func(t *testing.T) {
+			// What must finish gets room (the race detector is slow); what
+			// must stop, a second.
+			timeout := time.Second
+			if tt.want == "" {
+				timeout = 10 * time.Second
+			}
 			start := time.Now()
-			_, err := runSrc(t, tt.src, RunOptions{Timeout: time.Second})
+			_, err := runSrc(t, tt.src, RunOptions{Timeout: timeout})
 			elapsed := time.Since(start)
-			assert.Less(t, elapsed, 2*time.Second, "deadline 1s plus 1s")
+			assert.Less(t, elapsed, timeout+time.Second, "deadline plus 1s")
 			if tt.want == "" {
 				require.NoError(t, err)
 				return
