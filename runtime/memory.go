@@ -85,8 +85,11 @@ type watched struct {
 	limit  int64
 	cancel context.CancelCauseFunc
 	fired  atomic.Bool // cancelled already
-	// overSince is when the heap went over limit without the live heap
-	// being over; overCycles the GC count then. Only the watchdog touches them.
+	// Only the watchdog touches these. seenCycles is the GC count when it
+	// first saw the run; overSince is when the heap went over the limit
+	// without the live heap being over, overCycles the GC count then.
+	seen       bool
+	seenCycles uint64
 	overSince  time.Time
 	overCycles uint64
 }
@@ -139,6 +142,7 @@ func watchLoop() {
 		{Name: "/gc/heap/live:bytes"},
 		{Name: "/gc/cycles/total:gc-cycles"},
 	}
+	pace := debug.SetMemoryLimit(-1)
 	idleSince := time.Now()
 	var fire []*watched
 	for now := range t.C {
@@ -153,6 +157,9 @@ func watchLoop() {
 			continue
 		}
 		idleSince = now
+		if watchdog.soft > 0 {
+			pace = watchdog.soft
+		}
 		metrics.Read(samples)
 		heap := int64(samples[0].Value.Uint64())
 		live := int64(samples[1].Value.Uint64())
@@ -163,25 +170,28 @@ func watchLoop() {
 			if w.fired.Load() {
 				continue
 			}
+			if !w.seen {
+				w.seen, w.seenCycles = true, cycles
+			}
+			// The live heap counts once a collection has finished during
+			// the run: before, it may be an earlier run's.
+			liveOver := cycles > w.seenCycles && live > w.limit
+			// Garbage can pile up to about the soft limit the collector
+			// paces at; a quarter past it and past the run's limit, the heap
+			// is the run's. Waiting for a collection there would let a
+			// doubling concatenation double again: the collector cannot
+			// stop the world while the VM copies a large string.
+			hard := max(w.limit, pace) * 5 / 4
 			switch {
-			case live > w.limit || heap > w.limit+w.limit/2:
-				// Live as of the last collection, or over by more than the
-				// garbage the soft limit lets pile up. Waiting for a
-				// collection here would let a doubling concatenation double
-				// again: the collector cannot stop the world while the VM
-				// copies a large string.
+			case liveOver || heap > hard:
 				fire = append(fire, w)
 			case heap > w.limit:
-				// Perhaps garbage: the collector, paced by the soft limit,
-				// settles it within milliseconds. Still over after a
-				// collection is over; with none (a higher soft limit set
-				// elsewhere), collect here.
-				switch {
-				case w.overSince.IsZero():
+				// Perhaps garbage: a collection, paced by the soft limit,
+				// settles it within milliseconds. With none (a higher soft
+				// limit set elsewhere), collect here.
+				if w.overSince.IsZero() || cycles != w.overCycles {
 					w.overSince, w.overCycles = now, cycles
-				case cycles != w.overCycles:
-					fire = append(fire, w)
-				case now.Sub(w.overSince) > settleTime:
+				} else if now.Sub(w.overSince) > settleTime {
 					collect = true
 				}
 			default:
@@ -192,10 +202,10 @@ func watchLoop() {
 		if collect {
 			goruntime.GC()
 			metrics.Read(samples)
-			heap = int64(samples[0].Value.Uint64())
+			live = int64(samples[1].Value.Uint64())
 			watchdog.Lock()
 			for w := range watchdog.runs {
-				if !w.fired.Load() && heap > w.limit {
+				if !w.fired.Load() && live > w.limit {
 					fire = append(fire, w)
 				}
 			}
