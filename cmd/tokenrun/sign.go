@@ -387,11 +387,11 @@ func signCancelledNotice(signed, total int) string {
 		"Run the command again with the documents not yet signed, or with --force to sign them all again.", signed, total)
 }
 
-// signGroupFiles and signGroupDelay bound how long a signature waits for the sync that lets
-// it be reported: a flush per 64 files is a few per thousand small documents, and a person
-// watching sees lines within a fifth of a second. At most 4×64 signature files are open.
+// signGroupFiles and signGroupDelay bound how long a signature waits for the syncs that let
+// it be reported: a flush per 256 files is four per thousand small documents, and a person
+// watching sees lines within a fifth of a second. A signature waiting holds no descriptor.
 const (
-	signGroupFiles = 64
+	signGroupFiles = 256
 	signGroupDelay = 200 * time.Millisecond
 )
 

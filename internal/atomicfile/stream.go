@@ -19,6 +19,7 @@ type Writer struct {
 	path    string
 	replace bool
 	done    bool
+	shut    bool // f is closed, the content written (Group holds no descriptor per file)
 }
 
 // Create starts writing path. With replace, Commit replaces a file already there
@@ -59,7 +60,9 @@ func (w *Writer) Abort() {
 		return
 	}
 	w.done = true
-	w.f.Close()
+	if !w.shut {
+		w.f.Close()
+	}
 	os.Remove(w.f.Name())
 	untrack(w.f.Name())
 }
@@ -82,16 +85,42 @@ func (w *Writer) place() error {
 	return w.name()
 }
 
+// shutFile closes the temporary file once its content is all written, so that files
+// waiting in a Group hold no descriptor; syncData opens it again if it needs one.
+func (w *Writer) shutFile() error {
+	if w.done || w.shut {
+		return errors.New("atomicfile: Commit after Commit or Abort")
+	}
+	if err := w.f.Close(); err != nil {
+		w.Abort()
+		return fmt.Errorf("write %s: %w", w.path, err)
+	}
+	w.shut = true
+	return nil
+}
+
 // syncData makes the content durable and closes the temporary file.
 func (w *Writer) syncData() error {
 	if w.done {
 		return errors.New("atomicfile: Commit after Commit or Abort")
 	}
-	if err := w.f.Sync(); err != nil {
+	f := w.f
+	if w.shut {
+		// fsync syncs the file, whichever descriptor wrote it.
+		var err error
+		if f, err = os.OpenFile(w.f.Name(), os.O_RDWR, 0); err != nil {
+			w.Abort()
+			return fmt.Errorf("write %s: %w", w.path, err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
 		w.Abort()
 		return fmt.Errorf("write %s: %w", w.path, err)
 	}
-	if err := w.f.Close(); err != nil {
+	err := f.Close()
+	w.shut = true
+	if err != nil {
 		w.Abort()
 		return fmt.Errorf("write %s: %w", w.path, err)
 	}
@@ -141,7 +170,7 @@ func (e existsError) Is(target error) bool { return target == fs.ErrExist }
 // MaxPending files wait or the first has waited MaxDelay.
 //
 // Flushes run on the Group's own goroutine while the caller goes on writing the next files;
-// Commit waits for one only when 4×MaxPending files (and their open descriptors) wait.
+// Commit waits for one only when 4×MaxPending files wait. A file waiting holds no descriptor.
 //
 // A file whose name cannot be placed (without replace: one appeared meanwhile) stops the
 // flush there: the files before it are reported, it and those after it are removed, and that
@@ -216,6 +245,10 @@ func (g *Group) Commit(w *Writer, report func()) error {
 		err := g.err
 		g.mu.Unlock()
 		w.Abort()
+		return err
+	}
+	if err := w.shutFile(); err != nil {
+		g.mu.Unlock()
 		return err
 	}
 	g.pending = append(g.pending, pendingFile{w, report})

@@ -30,10 +30,11 @@ func syncAllData(writers []*Writer) []error {
 			errs[i] = fmt.Errorf("atomicfile: Commit after Commit or Abort")
 			continue
 		}
-		if err := w.f.Close(); err != nil {
-			errs[i] = fmt.Errorf("write %s: %w", w.path, err)
-			w.Abort()
-			continue
+		if !w.shut {
+			if err := w.shutFile(); err != nil {
+				errs[i] = err
+				continue
+			}
 		}
 		dirs[filepath.Dir(w.path)] = nil
 	}
