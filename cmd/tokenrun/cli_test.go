@@ -213,9 +213,10 @@ func TestCLIVersion(t *testing.T) {
 	assert.Empty(t, buildParts(&rdebug.BuildInfo{}))
 }
 
-// TestCLIVersionOfABuiltBinary builds tokenrun as a person would and reads its --version:
-// a build that embeds a VCS revision (go build in a git clone) shows it.
-func TestCLIVersionOfABuiltBinary(t *testing.T) {
+// TestCLIBuiltBinary builds tokenrun as a person would and reads its --version (a build
+// that embeds a VCS revision, as go build in a git clone does, shows it), completes words in
+// bash with the script it prints, and checks an unknown command's exit code.
+func TestCLIBuiltBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
@@ -244,6 +245,18 @@ func TestCLIVersionOfABuiltBinary(t *testing.T) {
 	c, err := exec.Command(bin, "sign", "--p", "--generate-bash-completion").Output()
 	require.NoError(t, err)
 	assert.Contains(t, strings.Fields(string(c)), "--pin-file")
+
+	// bash, with or without the bash-completion package, sourcing the printed script.
+	if bash, err := exec.LookPath("bash"); err == nil {
+		script := `source <(tokenrun completion bash)
+t() { COMP_WORDS=("$@"); COMP_CWORD=$(($#-1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; _tokenrun_bash_autocomplete; echo "${COMPREPLY[*]}"; }
+t tokenrun scr; t tokenrun scripts ins; t tokenrun enroll --reg; t tokenrun completion f`
+		sh := exec.Command(bash, "--norc", "--noprofile", "-c", script)
+		sh.Env = append(os.Environ(), "PATH="+filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+		got, err := sh.CombinedOutput()
+		require.NoError(t, err, "%s", got)
+		assert.Equal(t, "scripts\ninstall\n--region\nfish\n", string(got))
+	}
 
 	// Unknown commands exit 2 from the real binary too.
 	cmd := exec.Command(bin, "enrol")
