@@ -37,6 +37,7 @@ type batchRows struct {
 	timeout  time.Duration
 	lockWait time.Duration
 	sets     []string
+	memory   int64 // the region's sandbox.memory_mib
 }
 
 func newBatchRows(c *cli.Context, io stdio, p procedure) (*batchRows, error) {
@@ -48,7 +49,7 @@ func newBatchRows(c *cli.Context, io stdio, p procedure) (*batchRows, error) {
 	if !ok {
 		return nil, usageError{fmt.Errorf("the scripts tree %s has no procedure %s", set.Source, p.name)}
 	}
-	cfg, policy, err := regionConfig(c, set)
+	cfg, policy, reg, err := regionConfig(c, set)
 	if err != nil {
 		return nil, err
 	}
@@ -60,6 +61,7 @@ func newBatchRows(c *cli.Context, io stdio, p procedure) (*batchRows, error) {
 		return nil, err
 	}
 	return &batchRows{p: p, set: set, script: script, cfg: cfg, policy: policy, store: store, yes: c.Bool("yes"),
+		memory: int64(reg.Sandbox.MemoryMiB) << 20,
 		timeout: c.Duration("timeout"), lockWait: c.Duration("lock-wait"), sets: c.StringSlice("set")}, nil
 }
 
@@ -109,7 +111,7 @@ func (b *batchRows) run(ctx context.Context, job batch.Job) batch.Result {
 		script:   b.script, libs: b.set.Libraries, provider: b.provider, uri: uri, frontend: fe, transcript: tr,
 		config: b.cfg, journal: b.store, stdio: stdio{in: strings.NewReader(""), out: io.Discard, err: io.Discard},
 		extra: []runtime.Module{b.policy}, args: args, command: "tokenrun batch " + b.p.command,
-		timeout: b.timeout, lockWait: b.lockWait,
+		timeout: b.timeout, lockWait: b.lockWait, memory: b.memory,
 	})
 	if err != nil {
 		out := failed(err)
