@@ -62,6 +62,8 @@ type Options struct {
 	// certificate, or an unfinished procedure of someone else): such a token is never given
 	// a row. Nil: a token holding any certificate.
 	Holds func(ctx context.Context, info token.Info) (bool, error)
+	// Match narrows which tokens the batch may use (--token); nil for any.
+	Match *token.URI
 	// TranscriptDir holds each row's transcript; "" beside the journal.
 	TranscriptDir string
 	Out           io.Writer     // the operator's messages
@@ -296,11 +298,17 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 
 	dispatch := func(rr *rowRun, info token.Info) {
 		st := j.state(rr.row.ID)
+		// The answers first: a reference that does not resolve fails the row before it is
+		// bound to a token, which stays free for the next row.
+		answers, err := rr.row.Answers(o.Common)
+		if err != nil {
+			finish(rr, Result{Outcome: Failed, Code: "INVALID_INPUT", Message: err.Error(), MessageEN: English("INVALID_INPUT"), Ended: time.Now()})
+			return
+		}
 		if err := j.start(rr.row.ID, info.Serial, info.Label); err != nil {
 			fatal = err
 			return
 		}
-		answers, err := rr.row.Answers(o.Common)
 		rr.status = running
 		busy[info.Serial] = true
 		nrunning++
@@ -314,12 +322,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		go func() {
 			defer wg.Done()
 			t0 := time.Now()
-			var res Result
-			if err != nil {
-				res = Result{Outcome: Failed, Code: "INVALID_INPUT", Message: err.Error(), MessageEN: err.Error()}
-			} else {
-				res = o.Run(ctx, job)
-			}
+			res := o.Run(ctx, job)
 			if res.Duration == 0 {
 				res.Duration = time.Since(t0)
 			}
@@ -357,7 +360,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 				if nrunning >= parallel {
 					break
 				}
-				if !info.Initialized || busy[info.Serial] {
+				if !info.Initialized || busy[info.Serial] || (o.Match != nil && !o.Match.MatchToken(info)) {
 					continue
 				}
 				rr := pick(rows, j, info, byToken)

@@ -76,6 +76,7 @@ func runBatch(c *cli.Context, io stdio, p procedure) error {
 		return err
 	}
 	defer rows.close()
+	var match *token.URI
 	if root := c.String("soft-root"); root != "" {
 		if c.String("module") != "" || len(c.StringSlice("soft")) > 0 {
 			return usageError{errors.New("give one of --module, --soft or --soft-root")}
@@ -86,18 +87,18 @@ func runBatch(c *cli.Context, io stdio, p procedure) error {
 		}
 		rows.provider = prov
 	} else {
-		prov, _, err := openSource(c)
+		prov, uri, err := openSource(c)
 		if err != nil {
 			return err
 		}
-		rows.provider = prov
+		rows.provider, match = prov, uri
 	}
 	defer rows.provider.Close()
 	fmt.Fprintf(io.err, "batch %s: %d rows from %s\n", p.command, len(list.Rows), list.Path)
 	sum, err := batch.Run(c.Context, batch.Options{
 		Procedure: p.name, List: list, Common: common, Provider: rows.provider, Run: rows.run,
 		Reports: c.StringSlice("report"), Parallel: c.Int("parallel"), RetryFailed: c.Bool("retry-failed"),
-		Holds: rows.holds, Out: io.err, CAPause: c.Duration("ca-pause"), Idle: c.Duration("idle"),
+		Holds: rows.holds, Match: match, Out: io.err, CAPause: c.Duration("ca-pause"), Idle: c.Duration("idle"),
 	})
 	fmt.Fprintf(io.err, "batch %s: %s in %s (journal %s)\n", p.command, sum, sum.Elapsed.Round(time.Second), sum.Journal)
 	if err != nil {
