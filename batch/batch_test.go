@@ -209,3 +209,44 @@ func TestListFormats(t *testing.T) {
 	_, err = ReadList(c, nil)
 	assert.ErrorContains(t, err, "same id")
 }
+
+// TestResumeFromJournal: a row started on a token and never ended (a kill -9) runs again on
+// that token only, and is enrolled, not already_enrolled; a torn last journal line is
+// ignored; a token holding a profile that no row is bound to is passed over.
+func TestResumeFromJournal(t *testing.T) {
+	root := t.TempDir()
+	p, err := soft.OpenRoot(soft.Options{}, root)
+	require.NoError(t, err)
+	require.NoError(t, soft.Create(filepath.Join(root, "a"), soft.Options{Serial: "000000000000000a"}))
+	require.NoError(t, soft.Create(filepath.Join(root, "b"), soft.Options{Serial: "000000000000000b"}))
+	require.NoError(t, soft.Create(filepath.Join(root, "c"), soft.Options{Serial: "000000000000000c"}))
+	l := writeList(t, users(2))
+	rep := filepath.Join(t.TempDir(), "report.jsonl")
+	jpath := JournalPath([]string{rep}, l.Path)
+	// r1 was started on token b by a run that was killed, mid-way through its last record.
+	require.NoError(t, os.WriteFile(jpath, []byte(`{"event":"batch","procedure":"enroll","at":"2026-12-04T10:00:00Z"}
+{"event":"start","row":"r1","serial":"000000000000000b","label":"KAZTOKEN","at":"2026-12-04T10:00:01Z"}
+{"event":"end","row":"r1","resu`), 0o600))
+	// The run had got as far as the token (it holds the profile now); a holds the profile of
+	// someone else.
+	f := &fakeEnroll{enrolled: map[string]string{"000000000000000b": "r1", "000000000000000a": "other"}}
+	var out bytes.Buffer
+	sum, err := Run(context.Background(), Options{Procedure: "enroll", List: l, Provider: p, Run: f.run, Reports: []string{rep},
+		Holds: f.holds, Out: &out, Poll: 10 * time.Millisecond, Idle: 2 * time.Second})
+	require.NoError(t, err, out.String())
+	assert.Equal(t, 2, sum.Counts[Enrolled], out.String())
+	got := map[string]string{}
+	for _, r := range readReport(t, rep) {
+		got[r.Row] = r.Serial
+		if r.Row == "r1" {
+			assert.True(t, r.Resumed)
+		}
+	}
+	assert.Equal(t, map[string]string{"r1": "000000000000000b", "r2": "000000000000000c"}, got)
+	assert.Contains(t, out.String(), "already holds a profile")
+	// The journal reads whole again.
+	_, err = openJournal(jpath, "enroll")
+	require.NoError(t, err)
+	_, err = openJournal(jpath, "change_pin")
+	assert.ErrorContains(t, err, "not change_pin")
+}
