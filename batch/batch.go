@@ -371,8 +371,8 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 						}
 						continue
 					}
-					if byToken || !anyFree(rows, j) {
-						continue
+					if !anyFree(rows, j) || namedByRow(rows, info) {
+						continue // a token the list names is only ever its own row's
 					}
 					h, err := holds(ctx, info)
 					if err != nil {
@@ -492,6 +492,16 @@ func matchToken(want string, info token.Info) bool {
 		return err == nil && u.MatchToken(info)
 	}
 	return want == info.Serial
+}
+
+// namedByRow: some row's token column names info.
+func namedByRow(rows []*rowRun, info token.Info) bool {
+	for _, rr := range rows {
+		if rr.row.Token != "" && matchToken(rr.row.Token, info) {
+			return true
+		}
+	}
+	return false
 }
 
 // free rows take the next token plugged in: no token column, not bound to a token yet.

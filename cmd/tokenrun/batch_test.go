@@ -215,17 +215,28 @@ func TestBatch20TokensOneAfterAnother(t *testing.T) {
 // TestBatchFailuresStayLocal: a wrong OTP PIN and a user ID the CA refuses fail their rows
 // with their codes; the others are enrolled, and the batch exits 10.
 func TestBatchFailuresStayLocal(t *testing.T) {
-	e := newBatchEnv(t, 4)
+	e := newBatchEnv(t, 5)
 	e.ca.start(t, devca.ServerOptions{})
-	b, err := os.ReadFile(e.list)
-	require.NoError(t, err)
-	lines := strings.Split(string(b), "\n")
-	lines[2] = strings.Replace(lines[2], enrollOTP, "ZZ9ZZ9ZZ9ZZ", 1) // u02: wrong OTP PIN
-	lines[3] = strings.Replace(lines[3], e.users[2]+";", "qq999999_notauser;", 1)
-	require.NoError(t, os.WriteFile(e.list, []byte(strings.Join(lines, "\n")), 0o600))
 	for i := 0; i < 4; i++ {
 		e.plugIn(t, e.token(t, fmt.Sprintf("t%d", i)))
 	}
+	// u05's token is at its final try: the batch never spends it from a list.
+	final := e.token(t, "final")
+	require.NoError(t, soft.SetTries(final, token.User, 1))
+	serial, _, _ := softObjects(t, final, "12345678")
+	require.NoError(t, soft.SetTries(final, token.User, 1))
+	e.plugIn(t, final)
+	b, err := os.ReadFile(e.list)
+	require.NoError(t, err)
+	lines := strings.Split(string(b), "\n")
+	lines[0] += ";token"
+	for i := 1; i <= 5; i++ {
+		lines[i] += ";"
+	}
+	lines[2] = strings.Replace(lines[2], enrollOTP, "ZZ9ZZ9ZZ9ZZ", 1) // u02: wrong OTP PIN
+	lines[3] = strings.Replace(lines[3], e.users[2]+";", "qq999999_notauser;", 1)
+	lines[5] += serial
+	require.NoError(t, os.WriteFile(e.list, []byte(strings.Join(lines, "\n")), 0o600))
 	r := tokenrun(t, "", e.args("--soft-root", e.root, "--idle", "10s", "--report", filepath.Join(e.dir, "report.csv"))...)
 	assert.Equal(t, exitBatchFailed, r.code, r.err)
 	rs := readBatchReport(t, e.report)
@@ -237,7 +248,12 @@ func TestBatchFailuresStayLocal(t *testing.T) {
 			assert.NotEmpty(t, res.MessageEN)
 		}
 	}
-	assert.Equal(t, map[string]string{"u01": "enrolled ", "u02": "failed CA_WRONG_PASSWORD", "u03": "failed CA_REFUSED", "u04": "enrolled "}, got, r.err)
+	assert.Equal(t, map[string]string{"u01": "enrolled ", "u02": "failed CA_WRONG_PASSWORD", "u03": "failed CA_REFUSED", "u04": "enrolled ",
+		"u05": "failed REFUSED"}, got, r.err)
+	assert.Contains(t, r.err, "remove the token "+serial+": it was refused for safety")
+	st, err := os.ReadFile(filepath.Join(e.root, "final", "token.json"))
+	require.NoError(t, err)
+	assert.Contains(t, string(st), `"tries_left": 1,`, "the final try is not spent")
 	csvText, err := os.ReadFile(filepath.Join(e.dir, "report.csv"))
 	require.NoError(t, err)
 	assert.Contains(t, string(csvText), "u02,qq000002_batchusr")
