@@ -61,7 +61,7 @@ func newBatchRows(c *cli.Context, io stdio, p procedure) (*batchRows, error) {
 		return nil, err
 	}
 	return &batchRows{p: p, set: set, script: script, cfg: cfg, policy: policy, store: store, yes: c.Bool("yes"),
-		memory: int64(reg.Sandbox.MemoryMiB) << 20,
+		memory:  int64(reg.Sandbox.MemoryMiB) << 20,
 		timeout: c.Duration("timeout"), lockWait: c.Duration("lock-wait"), sets: c.StringSlice("set")}, nil
 }
 
