@@ -13,13 +13,17 @@ import (
 	"github.com/tokenrun/tokenrun/token/soft"
 )
 
-// exitBatchFailed: a batch ran to its end and at least one row failed (the report says which).
+// exitBatchFailed: a batch ended with a row failed, or left pending when no token came for
+// --idle (the report says which).
 const exitBatchFailed = 10
 
 // batchFailedError is a batch in which rows failed.
 type batchFailedError struct{ summary batch.Summary }
 
 func (e batchFailedError) Error() string {
+	if e.summary.Counts[batch.Failed] == 0 {
+		return fmt.Sprintf("%d row(s) not finished (rerun to continue): %s", e.summary.Counts[batch.Pending], e.summary)
+	}
 	return fmt.Sprintf("%d row(s) failed: %s", e.summary.Counts[batch.Failed], e.summary)
 }
 
@@ -104,7 +108,7 @@ func runBatch(c *cli.Context, io stdio, p procedure) error {
 	if err != nil {
 		return err
 	}
-	if sum.Failed() {
+	if sum.Failed() || sum.Counts[batch.Pending] > 0 {
 		return batchFailedError{sum}
 	}
 	return nil
