@@ -317,7 +317,11 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		rr.resumed = resumed
 		job := Job{Row: rr.row, Answers: answers, Token: info, Resumed: resumed,
 			Transcript: filepath.Join(tdir, fmt.Sprintf("%s-%s-%d.jsonl", safeName(rr.row.ID), safeName(info.Serial), st.started+1))}
-		fmt.Fprintf(out, "row %s (%d of %d, user %s) on token %s\n", rr.row.ID, rr.row.Num, total, rr.row.UserID(), info.Name())
+		who := ""
+		if u := rr.row.UserID(); u != "" {
+			who = ", user " + u
+		}
+		fmt.Fprintf(out, "row %s (%d of %d%s) on token %s\n", rr.row.ID, rr.row.Num, total, who, info.Name())
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -164,7 +164,7 @@ var english = map[string]string{
 	"CANCELLED":              "cancelled",
 	"TIMED_OUT":              "timed out",
 	"INVALID_INPUT":          "an answer in the list is not valid",
-	"NO_ANSWER":              "the list lacks an answer the procedure asks for",
+	"NO_ANSWER":              "the list lacks an answer the procedure asks for, or holds one it refuses",
 	"CA_WRONG_PASSWORD":      "the initial key container did not open: check the OTP PIN and the key file",
 	"CA_UNAVAILABLE":         "the certificate authority could not be reached",
 	"CA_REFUSED":             "the certificate authority refused the request",
