@@ -219,7 +219,8 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	busy := map[string]bool{} // serials running now
 	nrunning := 0
 	var pausedUntil time.Time
-	told := map[string]bool{} // what the operator was told, once each
+	told := map[string]bool{}    // what the operator was told, once each
+	holding := map[string]bool{} // tokens found holding someone else's profile
 	tell := func(key, format string, args ...any) {
 		if !told[key] {
 			told[key] = true
@@ -378,7 +379,11 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 					if !anyFree(rows, j) || namedByRow(rows, info) {
 						continue // a token the list names is only ever its own row's
 					}
+					if holding[info.Serial] {
+						continue
+					}
 					h, err := holds(ctx, info)
+					holding[info.Serial] = h && err == nil // a profile stays: not asked again
 					if err != nil {
 						tell("err-"+info.Serial, "the token %s cannot be read (%v): remove it", info.Name(), err)
 						continue
