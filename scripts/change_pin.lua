@@ -17,7 +17,8 @@ return {
     if not ok then return nil, err end
 
     local current = ui.secret { id = "current_pin", label = msg.text("user_pin_prompt") }
-    local new_pin = input.new_password()
+    local new_pin, perr = input.new_password(ctx)
+    if not new_pin then return nil, perr end
     if new_pin == current then
       return msg.fail("INVALID_INPUT", "password_same_as_old")
     end

@@ -27,7 +27,8 @@ return {
     if not ok then return nil, err end
 
     local so_pin = ui.secret { id = "so_pin", label = msg.text("so_pin_prompt") }
-    local new_pin = input.new_password()
+    local new_pin, perr = input.new_password(ctx)
+    if not new_pin then return nil, perr end
     ok, err = tokens.login(tok, "so", so_pin)
     if not ok then return nil, err end
     ok, err = tok:init_pin(new_pin)
