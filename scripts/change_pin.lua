@@ -8,6 +8,12 @@ return {
   name = "change_pin",
   version = "1.0.0",
   api = 1,
+  prompts = {
+    { id = "current_pin", kind = "secret" },
+    { id = "new_pin", kind = "secret" },
+    { id = "new_pin_confirm", kind = "secret" },
+    { id = "final_try", kind = "confirm", human_only = true, note = "spending the last try of a PIN" },
+  },
   description = "Change the token's user password",
   run = function(ctx)
     local tok, info = tokens.find(ctx)

@@ -187,6 +187,28 @@ return {
   name = "enroll",
   version = "1.0.0",
   api = 1,
+  -- The prompts it may ask: the contract with answers files, checked before the run starts
+  -- (the README's table of prompt ids is generated from these).
+  prompts = {
+    { id = "validity", kind = "choice", choices_from = "validity" },
+    { id = "user_id", kind = "text" },
+    { id = "key_file", kind = "text" },
+    { id = "otp_pin", kind = "secret" },
+    { id = "pin_is_password", kind = "choice", choices = { "true", "false" }, note = "when false also `key_password`" },
+    { id = "key_password", kind = "secret" },
+    { id = "profile_name", kind = "text", optional = true },
+    { id = "new_pin", kind = "secret" },
+    { id = "new_pin_confirm", kind = "secret" },
+    { id = "confirm", kind = "confirm" },
+    { id = "current_pin", kind = "secret", optional = true,
+      note = "left out or empty, the region's blank-token password is used" },
+    { id = "switch_user", kind = "confirm",
+      note = "a resumed registration whose answers name another user than the one it was started for" },
+    { id = "pin_unknown_go_on", kind = "confirm", human_only = true,
+      note = "after a run stopped during the password change with the outcome unknown" },
+    { id = "token_pin_now", kind = "secret", note = "after `pin_unknown_go_on`" },
+    { id = "final_try", kind = "confirm", human_only = true, note = "spending the last try of a PIN" },
+  },
   description = "First registration: key pair on the token, certificate from the CA, new token password",
   run = function(ctx)
     local cfg = ctx.config
@@ -275,8 +297,8 @@ return {
       local default = cfg.profile.default_name ~= "" and cfg.profile.default_name or user_id
       label = ui.ask { id = "profile_name", label = msg.text("token_name_prompt"), default = default }
     end
-    local new_pin, perr = input.new_password(ctx)
-    if not new_pin then return nil, perr end
+    local new_pin, pwerr = input.new_password(ctx)
+    if not new_pin then return nil, pwerr end
 
     if not entry then
       msg.say("enroll_summary", { user_id = user_id, validity = validity.label, token = tokens.describe(info),

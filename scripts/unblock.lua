@@ -10,6 +10,12 @@ return {
   name = "unblock",
   version = "1.0.0",
   api = 1,
+  prompts = {
+    { id = "so_pin", kind = "secret" },
+    { id = "new_pin", kind = "secret" },
+    { id = "new_pin_confirm", kind = "secret" },
+    { id = "final_try", kind = "confirm", human_only = true, note = "spending the last try of a PIN" },
+  },
   description = "Set a new user password as administrator (unblocks a locked one)",
   run = function(ctx)
     local tok, info = tokens.find(ctx)

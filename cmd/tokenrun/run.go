@@ -26,7 +26,7 @@ import (
 func runFlags() []cli.Flag {
 	return append(tokenFlags(),
 		&cli.StringFlag{Name: "answers", EnvVars: []string{"TOKENRUN_ANSWERS"},
-			Usage: "answer prompts from the YAML `FILE` (keys are prompt ids)"},
+			Usage: "answer prompts from the YAML `FILE` (keys are prompt ids; - reads standard input)"},
 		&cli.StringFlag{Name: "ui", EnvVars: []string{"TOKENRUN_UI"},
 			Usage: "front-end: terminal, answers (with --answers) or json (JSON lines on stdin/stdout)"},
 		&cli.BoolFlag{Name: "yes", EnvVars: []string{"TOKENRUN_YES"},
@@ -124,7 +124,7 @@ func frontend(c *cli.Context, io stdio) (ui.Frontend, error) {
 		if answers == "" {
 			return nil, usageError{errors.New("--ui answers needs --answers FILE")}
 		}
-		a, err := ui.LoadAnswers(answers, ui.AnswersOptions{Out: io.err, AllowConfirm: c.Bool("yes")})
+		a, err := ui.LoadAnswers(answers, ui.AnswersOptions{Out: io.err, AllowConfirm: c.Bool("yes"), Stdin: io.in})
 		if err != nil {
 			return nil, usageError{err}
 		}
@@ -202,6 +202,7 @@ func execute(ctx context.Context, s runSpec) (*runtime.Result, error) {
 		Config:    s.config,
 		Args:      s.args,
 		Libraries: s.libs,
+		BeforeRun: answersCheck(s.frontend, s.config, s.stdio.err),
 	})
 	if a, ok := s.frontend.(*ui.Answers); ok {
 		if unused := a.Unused(); len(unused) > 0 && err == nil {
