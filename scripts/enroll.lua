@@ -355,8 +355,10 @@ return {
         return nil, err
       end
       msg.say("try_again")
-      pin_now = ui.secret { id = "current_pin", label = msg.text("user_pin_prompt") }
-      is_default = false
+      pin_now = ui.secret { id = "current_pin", label = msg.text(default_pin == "" and "user_pin_prompt"
+        or "current_pin_prompt"), optional = default_pin ~= "" }
+      if pin_now == "" then pin_now = default_pin end
+      is_default = default_pin ~= "" and pin_now == default_pin
     end
     current = pin_now
 

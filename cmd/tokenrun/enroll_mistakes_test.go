@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -190,6 +191,63 @@ func TestEnrollAnswersFromStdinWithSources(t *testing.T) {
 	require.Equal(t, exitOK, r.code, r.err)
 	assert.NotContains(t, r.err, newPIN)
 	assert.NotContains(t, r.err, "can be read by other users")
+	keys, certs := objects(t, dir, newPIN)
+	assert.Equal(t, 1, keys)
+	assert.Equal(t, 1, certs)
+}
+
+// TestEnrollTerminalAsksAgain: a person at a terminal (the terminal front-end, Interactive, fed
+// through a pipe) is asked again for a missing key file, a wrong OTP PIN, both passwords after a
+// mismatch and a token password the token refused; the password rules come before the password,
+// and "does not accept the default password" does not appear for a password the person typed.
+func TestEnrollTerminalAsksAgain(t *testing.T) {
+	t.Setenv("TOKENRUN_HOME", t.TempDir())
+	terminalOptions.Interactive = true
+	t.Cleanup(func() { terminalOptions.Interactive = false })
+	ca := newEnrollCA(t)
+	ca.start(t, devca.ServerOptions{})
+	dir, _ := softToken(t)
+	home := t.TempDir() // where "~/Key.pfx" is
+	b, err := os.ReadFile(ca.keyFile)
+	require.NoError(t, err)
+	writeFile(t, filepath.Join(home, "Key.pfx"), string(b))
+	t.Setenv("HOME", home)
+	typed := []string{
+		"1y", enrollUser,
+		"~/tokenrun-no-such-dir/Key.pfx", // key_file: missing
+		"ZZZZZZZZZZZ",                    // otp_pin: wrong
+		"",                               // pin_is_password: the default, yes
+		"~/Key.pfx",                      // key_file again: under the home directory
+		enrollOTP,                        // otp_pin again
+		"",                               // profile_name: the default
+		newPIN, "Kx7mQ9pzz",              // a mismatch
+		newPIN, newPIN, // both again
+		"yes",
+		"Wrong1234", // current_pin: typed, wrong
+		"",          // current_pin again: the blank token's
+	}
+	r := tokenrun(t, strings.Join(typed, "\n")+"\n", append([]string{"enroll", "--soft", dir, "--lang", "en"}, ca.args()...)...)
+	require.Equal(t, exitOK, r.code, r.err)
+	out := r.err
+	for _, want := range []string{
+		"tokenrun-no-such-dir/Key.pfx cannot be found",
+		"cannot be opened: the password or the key container is wrong",
+		"The passwords do not match",
+		"Wrong token password",
+		"Try again.",
+		"Registration is complete",
+	} {
+		assert.Contains(t, out, want)
+	}
+	assert.Contains(t, out, "key container ~/Key.pfx cannot be opened", "the file as typed, found under the home directory")
+	assert.NotContains(t, out, "damaged")
+	assert.NotContains(t, out, "does not accept the default password")
+	assert.Equal(t, 3, strings.Count(out, "Try again."))
+	assert.Equal(t, 2, strings.Count(out, "Repeat the new token password"), "the mismatch asks both again")
+	rules := strings.Index(out, "The new token password: 8 to 16")
+	require.GreaterOrEqual(t, rules, 0)
+	assert.Less(t, rules, strings.Index(out, "New token password"), "the rules come before the password is asked")
+	assertNoSecrets(t, map[string]any{"otp_pin": enrollOTP, "new_pin": newPIN}, out)
 	keys, certs := objects(t, dir, newPIN)
 	assert.Equal(t, 1, keys)
 	assert.Equal(t, 1, certs)

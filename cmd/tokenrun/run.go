@@ -104,6 +104,10 @@ func loadScript(arg string, io stdio) (*runtime.Script, map[string]*runtime.Scri
 	return sc, nil, err
 }
 
+// terminalOptions are the terminal front-end's; tests set Interactive to feed a person's
+// typing through a pipe.
+var terminalOptions ui.TerminalOptions
+
 // frontend builds the prompt front-end the flags ask for.
 func frontend(c *cli.Context, io stdio) (ui.Frontend, error) {
 	mode := c.String("ui")
@@ -119,7 +123,7 @@ func frontend(c *cli.Context, io stdio) (ui.Frontend, error) {
 		if answers != "" {
 			return nil, usageError{errors.New("--answers goes with --ui answers (or leave --ui out)")}
 		}
-		return ui.NewTerminal(io.in, io.err, ui.TerminalOptions{}), nil
+		return ui.NewTerminal(io.in, io.err, terminalOptions), nil
 	case "answers":
 		if answers == "" {
 			return nil, usageError{errors.New("--ui answers needs --answers FILE")}
