@@ -290,6 +290,13 @@ func (a *Answers) Ask(ctx context.Context, p Prompt) (string, error) {
 	if err != nil {
 		var retry *retryError
 		if errors.As(err, &retry) {
+			if p.Kind == Choice {
+				vals := make([]string, len(p.Choices))
+				for i, c := range p.Choices {
+					vals[i] = c.Value
+				}
+				return "", noAnswerf("%s: answer for prompt '%s' is not valid: %s (allowed values: %s)", where, p.ID, retry.msg, strings.Join(vals, ", "))
+			}
 			return "", noAnswerf("%s: answer for prompt '%s' is not valid: %s", where, p.ID, retry.msg)
 		}
 		return "", promptErr(p.ID, err)
