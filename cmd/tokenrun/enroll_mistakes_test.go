@@ -252,3 +252,36 @@ func TestEnrollTerminalAsksAgain(t *testing.T) {
 	assert.Equal(t, 1, keys)
 	assert.Equal(t, 1, certs)
 }
+
+// TestEnrollSwitchUserWithYes: bank IT started user A on a token, then meant it for user B:
+// with --yes (switch_user confirmed) the registration continues for B with the key already
+// generated, and the token ends holding B's profile.
+func TestEnrollSwitchUserWithYes(t *testing.T) {
+	t.Setenv("TOKENRUN_HOME", t.TempDir())
+	ca := newEnrollCA(t)
+	const userB = "qq222222_someonex"
+	keyB := filepath.Join(t.TempDir(), "KeyB.pfx")
+	require.NoError(t, ca.a.AddUser(userB, enrollOTP, keyB))
+	addr := ca.ln.Addr().String()
+	ca.down(t)
+	dir, _ := softToken(t)
+	r := enrollFile(t, dir, ca, enrollAnswers(ca), false)
+	require.Equal(t, exitCA, r.code, r.err)
+
+	var err error
+	ca.ln, err = netListen(addr)
+	require.NoError(t, err)
+	ca.start(t, devca.ServerOptions{})
+	b := withAnswer(withAnswer(enrollAnswers(ca), "user_id", userB), "key_file", keyB)
+	r = enrollFile(t, dir, ca, b, false)
+	require.Equal(t, exitOK, r.code, r.err)
+	assert.Contains(t, r.err, "now the user "+userB+" is named")
+	assert.Contains(t, r.err, "no new key is made")
+	keys, certs := objects(t, dir, newPIN)
+	assert.Equal(t, 1, keys)
+	assert.Equal(t, 1, certs)
+
+	r = enrollFile(t, dir, ca, b, false)
+	require.Equal(t, exitOK, r.code, r.err)
+	assert.Contains(t, r.err, "registered profile of the user "+userB)
+}
