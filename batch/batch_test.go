@@ -179,7 +179,7 @@ func TestFailuresStayLocalAndCAOutagePauses(t *testing.T) {
 func TestListFormats(t *testing.T) {
 	dir := t.TempDir()
 	y := filepath.Join(dir, "users.yaml")
-	require.NoError(t, os.WriteFile(y, []byte("- {user_id: qq1, otp_pin: 'file:"+filepath.Join(dir, "pin")+"', token: '0123'}\n- {id: b, user_id: qq2, otp_pin: 'env:OTP2'}\n"), 0o644))
+	require.NoError(t, os.WriteFile(y, []byte("- {user_id: qq1, otp_pin: 'file:"+filepath.Join(dir, "pin")+"', token: '0123'}\n- {id: b, user_id: qq2, otp_pin: {env: OTP2}}\n"), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "pin"), []byte("AB1CD0EFG2H\n"), 0o600))
 	var warn bytes.Buffer
 	l, err := ReadList(y, &warn)

@@ -73,6 +73,9 @@ func openJournal(path, procedure string) (*batchJournal, error) {
 			case "end":
 				s := j.row(rec.Row)
 				s.end = rec.Result
+				if rec.Serial == "" {
+					s.serial, s.label = "", "" // failed before the token was touched: not bound
+				}
 			}
 		}
 	}
@@ -136,10 +139,18 @@ func (j *batchJournal) start(row, serial, label string) error {
 func (j *batchJournal) end(res Result) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if err := j.append(journalRecord{Event: "end", Row: res.Row, Serial: res.Serial, Result: &res}); err != nil {
+	serial := res.Serial
+	if res.Untouched {
+		serial = ""
+	}
+	if err := j.append(journalRecord{Event: "end", Row: res.Row, Serial: serial, Result: &res}); err != nil {
 		return err
 	}
-	j.row(res.Row).end = &res
+	s := j.row(res.Row)
+	s.end = &res
+	if serial == "" {
+		s.serial, s.label = "", ""
+	}
 	return nil
 }
 

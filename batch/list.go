@@ -190,8 +190,16 @@ func parseYAML(path string, data []byte) (*List, error) {
 			if k.Kind != yaml.ScalarNode || !columnName.MatchString(k.Value) {
 				return nil, fmt.Errorf("%s:%d: a column is a prompt id (letters, digits, '_', '.', '-')", path, k.Line)
 			}
+			// A secret as single runs' answers files give it: {file: PATH} or {env: NAME}.
+			if v.Kind == yaml.MappingNode && len(v.Content) == 2 && v.Content[0].Kind == yaml.ScalarNode &&
+				v.Content[1].Kind == yaml.ScalarNode && (v.Content[0].Value == "file" || v.Content[0].Value == "env") {
+				if !IsSecret(k.Value) {
+					return nil, fmt.Errorf("%s:%d: %s is a {%s: ...} source, which only a secret column takes", path, k.Line, k.Value, v.Content[0].Value)
+				}
+				v = &yaml.Node{Kind: yaml.ScalarNode, Value: v.Content[0].Value + ":" + v.Content[1].Value}
+			}
 			if v.Kind != yaml.ScalarNode {
-				return nil, fmt.Errorf("%s:%d: %s must be a single value", path, k.Line, k.Value)
+				return nil, fmt.Errorf("%s:%d: %s must be a single value, {file: PATH} or {env: NAME}", path, k.Line, k.Value)
 			}
 			val := v.Value
 			if v.Tag == "!!null" {
@@ -295,7 +303,8 @@ func (r Row) Answers(common map[string]string) (map[string]string, error) {
 			if err != nil {
 				return nil, fmt.Errorf("row %s: %s: %w", r.ID, k, err)
 			}
-			out[k] = strings.TrimRight(string(b), "\r\n")
+			line, _, _ := strings.Cut(string(b), "\n") // its first line, as single runs read a PIN file
+			out[k] = strings.TrimSuffix(line, "\r")
 		default:
 			name := strings.TrimPrefix(v, "env:")
 			val, ok := os.LookupEnv(name)

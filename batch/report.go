@@ -49,8 +49,11 @@ type Result struct {
 	// Resumed: the row was interrupted before (a kill, a crash, a CA outage) and continued
 	// from its enrollment journal. The CA may hold a certificate for it that never reached
 	// the token (a request answered while the process died): support reconciles those.
-	Resumed bool      `json:"resumed,omitempty"`
-	Ended   time.Time `json:"ended"`
+	Resumed bool `json:"resumed,omitempty"`
+	// Untouched: the row failed before its run touched the token (its answers did not fit
+	// the procedure): the token is not bound to the row and may take another.
+	Untouched bool      `json:"-"`
+	Ended     time.Time `json:"ended"`
 }
 
 var csvHeader = []string{"row", "user_id", "token_serial", "token_label", "outcome", "error_code", "error_message",

@@ -116,6 +116,11 @@ func (b *batchRows) run(ctx context.Context, job batch.Job) batch.Result {
 	if err != nil {
 		out := failed(err)
 		out.Keygen, out.CA = timing.keygen, timing.ca
+		var ue usageError
+		if errors.As(err, &ue) && !timing.touched {
+			// The answers check before the run: the row's answers do not fit the procedure.
+			out.Code, out.MessageEN, out.Untouched = "INVALID_INPUT", batch.English("INVALID_INPUT"), true
+		}
 		return out
 	}
 	out := batch.Result{Outcome: batch.Enrolled, Keygen: timing.keygen, CA: timing.ca}
@@ -191,6 +196,7 @@ func failed(err error) batch.Result {
 type rowTiming struct {
 	mu         sync.Mutex
 	keygen, ca time.Duration
+	touched    bool             // the run made a token call
 	stored     map[string]any   // the certificate the run stored
 	listed     []map[string]any // the certificates the run listed (a token already enrolled)
 }
@@ -230,6 +236,9 @@ func (r *rowTiming) Call(e runtime.CallEvent) {
 	defer r.mu.Unlock()
 	if batchCallTimes != nil && e.Depth == 0 {
 		batchCallTimes(e.Name(), e.Duration)
+	}
+	if e.Module == "token" {
+		r.touched = true
 	}
 	switch e.Name() {
 	case "token.Token:generate_key":
