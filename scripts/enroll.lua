@@ -64,7 +64,7 @@ local function open_container(ctx, user_id)
       for i, p in ipairs(positions) do list[i] = tostring(p) end
       msg.warn("otp_pin_confusable", { positions = table.concat(list, ", ") })
     end
-    return nil, { code = err.code, message = msg.text("container_open_failed",
+    return nil, { code = err.code, shown = true, detail = err.message, message = msg.text("container_open_failed",
       { file = file, user_id = user_id, length = ctx.config.otp_pin.length }) }
   elseif err.code == "CA_UNSUPPORTED_CONTAINER" then
     return msg.fail(err.code, "container_unsupported", { file = file })
@@ -113,17 +113,16 @@ local function pin_after_stop(entry, info)
   return "ask", ui.secret { id = "token_pin_now", label = msg.text("enroll_pin_now_prompt") }
 end
 
--- ca_failure tells the person what a CA error means; the journal keeps the key.
+-- ca_failure tells the person, once, what a CA error means; the journal keeps the key. The
+-- CA's own message (a Go error chain, in English) is kept for --debug and the transcript.
 local function ca_failure(serial, err)
   if err.code == "CA_PENDING" then
     journal.record(serial, "pending", { retry_after = err.retry_after })
-    return msg.fail("CA_PENDING", "enroll_pending", { seconds = err.retry_after or 60 })
+    return msg.fail("CA_PENDING", "enroll_pending", { seconds = err.retry_after or 60 }, err.message)
   elseif err.code == "CA_UNAVAILABLE" then
-    msg.warn("ca_unavailable", { reason = err.message })
-  else
-    msg.warn("ca_refused", { reason = err.message })
+    return msg.fail(err.code, "ca_unavailable", { reason = msg.reason(err) }, err.message)
   end
-  return msg.fail(err.code, "enroll_interrupted", { reason = err.code })
+  return msg.fail(err.code, "ca_refused", { reason = msg.reason(err) }, err.message)
 end
 
 return {
@@ -246,8 +245,8 @@ return {
       local kerr
       key, kerr = tok:generate_key(spec)
       if not key then
-        bar:done(false, kerr.message)
-        return msg.fail(kerr.code, "enroll_interrupted", { reason = kerr.message })
+        bar:done(false)
+        return msg.fail(kerr.code, "enroll_interrupted", { reason = msg.reason(kerr) }, kerr.message)
       end
       bar:done(true)
     end
@@ -283,7 +282,7 @@ return {
       cert, serr = tok:store_certificate(pem, { id = key.id, label = label })
       bar:done(cert ~= nil)
       if not cert then
-        return msg.fail(serr.code, "enroll_interrupted", { reason = serr.message })
+        return msg.fail(serr.code, "enroll_interrupted", { reason = msg.reason(serr) }, serr.message)
       end
     end
     journal.record(serial, "stored")
@@ -296,7 +295,7 @@ return {
     bar:done(verdict ~= nil and verdict.ok)
     if not (verdict and verdict.ok) then
       return msg.fail("CA_CERTIFICATE_REFUSED", "enroll_interrupted",
-        { reason = sgerr and sgerr.message or "verification" })
+        { reason = msg.reason({ code = "CA_CERTIFICATE_REFUSED" }) }, sgerr and sgerr.message)
     end
     journal.record(serial, "verified")
 
@@ -309,7 +308,7 @@ return {
     ok, perr = tok:set_pin(current, new_pin)
     bar:done(ok ~= nil)
     if not ok then
-      return msg.fail(perr.code, "enroll_interrupted", { reason = perr.message })
+      return msg.fail(perr.code, "enroll_interrupted", { reason = msg.reason(perr) }, perr.message)
     end
     journal.record(serial, "pin_set")
     tok:logout()
