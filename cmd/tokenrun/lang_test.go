@@ -16,6 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tokenrun/tokenrun/ca/devca"
+	"github.com/tokenrun/tokenrun/region"
+	"github.com/tokenrun/tokenrun/scripts"
 )
 
 // What may be Latin on a kk or ru screen: what is not a word of a language but a name, a code
@@ -171,4 +173,39 @@ func TestSignSpeaksTheRunLanguage(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestTerminalSpeaksTheRunLanguage: at the terminal front-end (answers typed into a pipe) a
+// wrong password, a refused answer and the run's end read in kk and ru, with no English chrome.
+func TestTerminalSpeaksTheRunLanguage(t *testing.T) {
+	for _, lang := range []string{"kk", "ru"} {
+		t.Run(lang, func(t *testing.T) {
+			t.Setenv("TOKENRUN_HOME", t.TempDir())
+			dir := filepath.Join(t.TempDir(), "tok")
+			for _, tt := range []struct {
+				stdin string
+				code  int
+			}{
+				{"11112222\nshort\nKx7mQ9pz\nKx7mQ9pz\n", exitToken}, // a refused new password, then a wrong current one
+				{"12345678\nKx7mQ9pz\nKx7mQ9pz\n", exitOK},
+			} {
+				r := tokenrun(t, tt.stdin, "change-pin", "--soft", dir, "--lang", lang, "--set", "token.wait=1s")
+				require.Equal(t, tt.code, r.code, r.err)
+				for _, line := range strings.Split(r.err, "\n") {
+					if bad := latinWords(line, []string{"short"}); len(bad) > 0 {
+						t.Errorf("%s: Latin words %q in: %s", lang, bad, line)
+					}
+				}
+				if tt.code != exitOK {
+					assert.Equal(t, 1, strings.Count(r.err, region.Text(mustCatalog(t, lang), "user_pin_incorrect", nil)), "the error once:\n%s", r.err)
+				}
+			}
+		})
+	}
+}
+
+func mustCatalog(t *testing.T, lang string) map[string]string {
+	m, err := region.Catalog(scripts.FS, lang, nil)
+	require.NoError(t, err)
+	return m
 }

@@ -285,7 +285,7 @@ type signSpec struct {
 	detached bool
 	force    bool
 	stdio    stdio
-	lockWait time.Duration // --lock-wait
+	lockWait time.Duration     // --lock-wait
 	messages map[string]string // what the person reads, in the --lang catalog; nil: English
 }
 
