@@ -568,7 +568,11 @@ func driveJSONUI(args []string, ans map[string]any) (tr []string, code int, stdo
 		case "say":
 			tr = append(tr, fmt.Sprintf("%s: %s", m["level"], m["text"]))
 		case "progress":
-			if m["fraction"] == nil {
+			switch note, _ := m["note"].(string); {
+			case m["fraction"] == nil && note != "":
+				// An update with words for the person (the CA's countdown).
+				tr = append(tr, fmt.Sprintf("progress %s note: %s", id, note))
+			case m["fraction"] == nil:
 				tr = append(tr, fmt.Sprintf("progress %s: %s", id, m["label"]))
 			}
 		case "progress_done":
