@@ -54,12 +54,13 @@ func (e *personError) Error() string { return e.err.Error() }
 func (e *personError) Unwrap() error { return e.err }
 
 // forPerson wraps a procedure's failure for the person; a cancellation by signal (its notice
-// is already the catalog's), and a mistake in how tokenrun was called (for whoever wrote the
-// command line or the answers file) pass through.
+// is already the catalog's), and a mistake in how tokenrun was called or in its answers file
+// (for whoever wrote the command line or the file: it names the flag, the prompt id, the
+// value) pass through.
 func forPerson(err error, messages map[string]string) error {
 	var ce *cancelledError
 	var ue usageError
-	if err == nil || messages == nil || errors.As(err, &ce) || errors.As(err, &ue) && !errors.Is(err, ui.ErrNoAnswer) {
+	if err == nil || messages == nil || errors.As(err, &ce) || errors.As(err, &ue) || errors.Is(err, ui.ErrNoAnswer) {
 		return err
 	}
 	pe := &personError{err: err}
@@ -93,11 +94,8 @@ func forPerson(err error, messages map[string]string) error {
 // failureCode is the error code a failure is known by: the script's, else the one its Go
 // error maps to.
 func failureCode(err error) string {
-	switch {
-	case errors.Is(err, ui.ErrCancelled):
+	if errors.Is(err, ui.ErrCancelled) {
 		return errcode.Cancelled
-	case errors.Is(err, ui.ErrNoAnswer):
-		return "NO_ANSWER"
 	}
 	var c coded
 	if errors.As(err, &c) && c.ErrorCode() != "" {
