@@ -21,6 +21,8 @@ type JSON struct {
 
 	mu  sync.Mutex // guards out, so that lines never interleave
 	out io.Writer
+
+	chrome Chrome // the words of refused answers (chrome.go)
 }
 
 // NewJSON returns a JSON-lines front-end reading answer lines from in and writing event
@@ -152,7 +154,7 @@ func (j *JSON) askSourced(ctx context.Context, p Prompt) (string, bool, error) {
 		if cancel {
 			return "", false, cancelledf("prompt '%s': cancelled by the driver", p.ID)
 		}
-		value, err := p.resolve(raw, false)
+		value, err := withChrome(p, j.chrome).resolve(raw, false)
 		if err == nil {
 			return value, person, nil
 		}

@@ -75,6 +75,10 @@ type Prompt struct {
 	// gets a default, which could not be shown ("the blank token's password, unless the
 	// answers say otherwise").
 	Optional bool
+
+	// Chrome renders the words of the answers the front-end itself refuses ("answer yes or
+	// no") in the run's language; nil is English. Front-ends given one (SetChrome) fill it.
+	Chrome Chrome
 }
 
 // Check reports whether the prompt is well formed. Front-ends call it before asking; a
@@ -220,15 +224,15 @@ func (p Prompt) resolve(raw string, numbered bool) (string, error) {
 		v, ok := p.matchChoice(raw, numbered)
 		if !ok {
 			if raw == "" {
-				return "", retryf("choose one of the options")
+				return "", retryf("%s", p.Chrome.text("ui_choose_option", nil))
 			}
-			return "", retryf("%q is not one of the options", raw)
+			return "", retryf("%s", p.Chrome.text("ui_not_an_option", map[string]any{"value": raw}))
 		}
 		value = v
 	case Confirm:
 		v, ok := parseConfirm(raw)
 		if !ok {
-			return "", retryf("answer yes or no")
+			return "", retryf("%s", p.Chrome.text("ui_answer_yes_no", nil))
 		}
 		value = v
 	}
