@@ -442,3 +442,59 @@ func TestBatchKill9(t *testing.T) {
 		assert.True(t, resumed[is.User], "certificate %s for %s is on no token and the report does not mark the row", is.Serial, is.User)
 	}
 }
+
+// TestBatchCtrlC: SIGINT in the middle of a batch stops the rows running at their safe point
+// (exit 6, the rows not finished pending); the rerun finishes them, each token ending with one
+// key and its certificate.
+func TestBatchCtrlC(t *testing.T) {
+	const n = 3
+	e := newBatchEnv(t, n)
+	e.ca.start(t, devca.ServerOptions{})
+	for i := 0; i < n; i++ {
+		e.plugIn(t, e.token(t, fmt.Sprintf("t%d", i)))
+	}
+	args := e.args("--soft-root", e.root, "--idle", "20s", "--parallel", "3")
+	cmd := exec.Command(tokenrunBinary(t), args...) // the real binary: main's signal handling
+	cmd.Env = append(os.Environ(), "TOKENRUN_HOME="+e.home)
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	sc := bufio.NewScanner(stderr)
+	var seen strings.Builder
+	for sc.Scan() {
+		seen.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), " on token ") {
+			break
+		}
+	}
+	time.Sleep(150 * time.Millisecond)
+	require.NoError(t, cmd.Process.Signal(os.Interrupt))
+	for sc.Scan() {
+		seen.WriteString(sc.Text() + "\n")
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if err != nil {
+		require.ErrorAs(t, err, &ee)
+		assert.Equal(t, exitCancelled, ee.ExitCode(), seen.String())
+	} // else: every row had finished before the signal
+	for _, l := range strings.Split(seen.String(), "\n") {
+		if strings.HasPrefix(l, "batch enroll: ") {
+			t.Log(l)
+		}
+	}
+	r := tokenrun(t, "", args...)
+	require.Equal(t, exitOK, r.code, r.err)
+	rs := readBatchReport(t, e.report)
+	require.Len(t, rs, n)
+	for _, res := range rs {
+		assert.Contains(t, []batch.Outcome{batch.Enrolled, batch.AlreadyEnrolled}, res.Outcome, "%+v", res)
+	}
+	entries, err := os.ReadDir(e.root)
+	require.NoError(t, err)
+	for _, d := range entries {
+		_, keys, certs := softObjects(t, filepath.Join(e.root, d.Name()), newPIN)
+		assert.Len(t, keys, 1, d.Name())
+		assert.Len(t, certs, 1, d.Name())
+	}
+}
