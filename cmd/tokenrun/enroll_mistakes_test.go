@@ -50,7 +50,7 @@ func TestEnrollTypoUserIDCorrectedByRerun(t *testing.T) {
 	r := enrollFile(t, dir, ca, withAnswer(enrollAnswers(ca), "user_id", typoUser), false)
 	require.Equal(t, exitCA, r.code, r.err)
 	assert.Contains(t, r.err, "refused the user ID "+typoUser)
-	assert.Contains(t, r.err, "belongs to user")
+	assert.Contains(t, r.err, "check the user ID and the key file", "the CA's refusal in catalog words; its own text is for --debug")
 	assert.Contains(t, r.err, "asks for the user ID again")
 	j, err := os.ReadFile(filepath.Join(os.Getenv("TOKENRUN_HOME"), "journal", serial+".json"))
 	require.NoError(t, err)
