@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/runtime"
 )
 
@@ -30,14 +31,14 @@ func runMainContext(ctx context.Context, args []string, in io.Reader, out, errOu
 	app := newApp(stdio{in: in, out: out, err: errOut})
 	err := app.RunContext(ctx, permuteCommandArgs(app, args))
 	if err == nil {
-		return exitOK
+		return runner.ExitOK
 	}
 	fmt.Fprintf(errOut, "tokenrun: %s\n", err)
 	var se *runtime.ScriptError
 	if debug(args) && errors.As(err, &se) && se.Traceback != "" {
 		fmt.Fprintln(errOut, se.Traceback)
 	}
-	return exitCode(err)
+	return runner.ExitCode(err)
 }
 
 func debug(args []string) bool {
@@ -65,7 +66,7 @@ func newApp(io stdio) *cli.App {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "debug", Usage: "show the Lua traceback of a script error"},
 		},
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err} },
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return runner.UsageError{Err: err} },
 		// The client's procedures first, then signing, then the tools of bank IT and support.
 		Commands: append(procedureCommands(io),
 			signCommand(io), verifyCommand(io),

@@ -16,6 +16,7 @@ import (
 	"github.com/tokenrun/tokenrun/internal/readfile"
 	"github.com/tokenrun/tokenrun/internal/termtext"
 	"github.com/tokenrun/tokenrun/region"
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/scripts"
 	"github.com/tokenrun/tokenrun/transcript"
@@ -41,10 +42,10 @@ func replayCommand(io stdio) *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return usageError{errors.New("replay takes one transcript: tokenrun replay [--scripts DIR] [--soft DIR] FILE")}
+				return runner.UsageError{Err: errors.New("replay takes one transcript: tokenrun replay [--scripts DIR] [--soft DIR] FILE")}
 			}
 			if c.String("soft") == "" && (c.String("answers") != "" || c.String("ui") != "" || c.IsSet("max-tries")) {
-				return usageError{errors.New("--answers, --ui and --max-tries are for a reproduction: they go with --soft DIR")}
+				return runner.UsageError{Err: errors.New("--answers, --ui and --max-tries are for a reproduction: they go with --soft DIR")}
 			}
 			return runReplay(c, io, c.Args().First())
 		},
@@ -54,29 +55,29 @@ func replayCommand(io stdio) *cli.Command {
 func runReplay(c *cli.Context, std stdio, file string) error {
 	f, err := readfile.Open(file, readfile.Transcript)
 	if err != nil {
-		return usageError{fmt.Errorf("replay: %w", err)}
+		return runner.UsageError{Err: fmt.Errorf("replay: %w", err)}
 	}
 	rec, err := replay.Read(f)
 	f.Close()
 	if err != nil {
-		return usageError{fmt.Errorf("replay %s: %w", file, err)}
+		return runner.UsageError{Err: fmt.Errorf("replay %s: %w", file, err)}
 	}
 	h := rec.Header
 	dir := c.String("scripts")
 	var set *scripts.Set
 	if dir != "" {
 		if set, err = scripts.Load(os.DirFS(dir), dir); err != nil {
-			return usageError{err}
+			return runner.UsageError{Err: err}
 		}
-	} else if set, err = installedOrEmbedded(std); err != nil {
+	} else if set, err = runner.InstalledOrEmbedded(std.err); err != nil {
 		return err
 	}
 	script, ok := set.Procedures[h.Procedure]
 	if !ok || h.Command == "run" {
-		return usageError{fmt.Errorf("replay %s: %q is no procedure of the scripts tree %s (only procedure runs replay)", file, h.Procedure, set.Source)}
+		return runner.UsageError{Err: fmt.Errorf("replay %s: %q is no procedure of the scripts tree %s (only procedure runs replay)", file, h.Procedure, set.Source)}
 	}
 	if v := set.Manifest.ProcedureVersions[h.Procedure].Version; dir == "" && v != "" && v != h.Version {
-		return usageError{versionMismatch(h.Procedure, h.Version, v, set.Source)}
+		return runner.UsageError{Err: versionMismatch(h.Procedure, h.Version, v, set.Source)}
 	}
 	if dir == "" && h.ScriptsDigest != "" && h.ScriptsDigest != set.Digest {
 		fmt.Fprintf(std.err, "note: the scripts (%s, digest %.12s) are not those of the recorded run (%s, digest %.12s), though the procedure version is the same\n",
@@ -151,9 +152,9 @@ func runReplay(c *cli.Context, std stdio, file string) error {
 			version = se.Version
 		}
 		if dir == "" && version != "" && version != h.Version {
-			return usageError{versionMismatch(h.Procedure, h.Version, version, set.Source)}
+			return runner.UsageError{Err: versionMismatch(h.Procedure, h.Version, version, set.Source)}
 		}
-		code := errorCode(runErr)
+		code := runner.ErrorCode(runErr)
 		if code == "" {
 			code = replay.RaisedCode(runErr)
 		}
@@ -196,7 +197,7 @@ func replayConfig(set *scripts.Set, h transcript.Header) (map[string]any, []stri
 	}
 	r, err := region.Load(set.FS, name)
 	if err != nil {
-		return nil, nil, usageError{fmt.Errorf("replay: %w", err)}
+		return nil, nil, runner.UsageError{Err: fmt.Errorf("replay: %w", err)}
 	}
 	var kept, notes []string
 	for _, kv := range h.Set {
@@ -212,11 +213,11 @@ func replayConfig(set *scripts.Set, h transcript.Header) (map[string]any, []stri
 		}
 	}
 	if err := r.Set(kept...); err != nil {
-		return nil, nil, usageError{fmt.Errorf("replay: %w", err)}
+		return nil, nil, runner.UsageError{Err: fmt.Errorf("replay: %w", err)}
 	}
 	if h.CARoots != "" {
 		if err := r.SetRootsPEM("the transcript's ca_roots", []byte(h.CARoots)); err != nil {
-			return nil, nil, usageError{fmt.Errorf("replay: %w", err)}
+			return nil, nil, runner.UsageError{Err: fmt.Errorf("replay: %w", err)}
 		}
 	}
 	lang := h.Language
@@ -225,7 +226,7 @@ func replayConfig(set *scripts.Set, h transcript.Header) (map[string]any, []stri
 	}
 	messages, err := r.Catalog(lang)
 	if err != nil {
-		return nil, nil, usageError{fmt.Errorf("replay: %w", err)}
+		return nil, nil, runner.UsageError{Err: fmt.Errorf("replay: %w", err)}
 	}
 	cfg := r.Map()
 	cfg["language"] = lang

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tokenrun/tokenrun/bindings/replay"
 	"github.com/tokenrun/tokenrun/internal/readfile"
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/token/soft"
 	"github.com/tokenrun/tokenrun/transcript"
@@ -73,10 +74,10 @@ const (
 func setupReproduction(ctx context.Context, dir string, rec *replay.Record, cfg map[string]any, fe ui.Frontend, maxTries int) (*reproduction, error) {
 	h := rec.Header
 	if maxTries < 1 {
-		return nil, usageError{fmt.Errorf("--max-tries %d: want a number of tries, 1 or more", maxTries)}
+		return nil, runner.UsageError{Err: fmt.Errorf("--max-tries %d: want a number of tries, 1 or more", maxTries)}
 	}
 	if err := checkEmptyDir(dir); err != nil {
-		return nil, usageError{fmt.Errorf("replay --soft %s: %w", dir, err)}
+		return nil, runner.UsageError{Err: fmt.Errorf("replay --soft %s: %w", dir, err)}
 	}
 	// An uninitialised token (SoftHSM2's spare slot, a token never set up) holds nothing
 	// and is not counted when a procedure picks its token; a software token cannot be one.
@@ -90,7 +91,7 @@ func setupReproduction(ctx context.Context, dir string, rec *replay.Record, cfg 
 		}
 	}
 	if len(toks) == 0 {
-		return nil, usageError{errors.New("replay --soft: the transcript records no initialised token present when the run started: replay it without --soft")}
+		return nil, runner.UsageError{Err: errors.New("replay --soft: the transcript records no initialised token present when the run started: replay it without --soft")}
 	}
 	userPIN, soPIN, err := reproductionPINs(ctx, cfg, fe)
 	if err != nil {
@@ -141,7 +142,7 @@ func reproductionPINs(ctx context.Context, cfg map[string]any, fe ui.Frontend) (
 			v, _ = tok[key].(string)
 		}
 		if v == "" {
-			return "", usageError{fmt.Errorf("replay --soft: %s: the region has no default password; give one", id)}
+			return "", runner.UsageError{Err: fmt.Errorf("replay --soft: %s: the region has no default password; give one", id)}
 		}
 		return v, nil
 	}
@@ -165,7 +166,7 @@ func (r *reproduction) build(ctx context.Context, sub string, t transcript.Token
 		// count would take another path than it did for the client.
 		FlagsOnly: t.UserPIN.RetriesLeft < 0 && t.SOPIN.RetriesLeft < 0}
 	if err := soft.Create(sub, opts); err != nil {
-		return usageError{fmt.Errorf("replay --soft: the reproduction of token %q: %w", t.Label, err)}
+		return runner.UsageError{Err: fmt.Errorf("replay --soft: the reproduction of token %q: %w", t.Label, err)}
 	}
 	p, err := soft.Open(soft.Options{}, sub)
 	if err != nil {
