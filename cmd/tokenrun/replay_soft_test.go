@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tokenrun/tokenrun/bindings/replay/reproduce"
 	"github.com/tokenrun/tokenrun/ca/devca"
 	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/token"
@@ -57,7 +58,7 @@ func TestReplaySoftChangePin(t *testing.T) {
 		{name: "stand-ins that do the same", answers: map[string]any{"current_pin": "12345678", "new_pin": standIn},
 			wantCode: runner.ExitOK, wantOut: []string{"reproduced on the software token", "change_pin 1.0.0", "outcome ok"},
 			loginPIN: standIn, triesLeft: 10},
-		{name: "the reproduction's own PIN chosen by support", answers: map[string]any{reproUserPINID: "Zz9yX8wv", "current_pin": "Zz9yX8wv", "new_pin": standIn},
+		{name: "the reproduction's own PIN chosen by support", answers: map[string]any{reproduce.UserPINID: "Zz9yX8wv", "current_pin": "Zz9yX8wv", "new_pin": standIn},
 			wantCode: runner.ExitOK, wantOut: []string{"outcome ok"}, loginPIN: standIn, triesLeft: 10},
 		{name: "a stand-in the token refuses", answers: map[string]any{"current_pin": "11112222", "new_pin": standIn},
 			wantCode: runner.ExitDiverged, wantOut: []string{"step 17", "token.Token:login", "the client's token gave [true]", "PIN_INCORRECT", "left as the diverging replay left it"},
