@@ -169,10 +169,11 @@ type Options struct {
 type CA struct {
 	Dir, URL, KeyFile, Roots string
 	Listener                 net.Listener
-	a                        *devca.CA
+	Authority                *devca.CA // the CA itself, for a test that serves it its own way
 	stop                     func()
 }
 
+// NewCA makes the CA in tmp with main (tokenrun ca init, ca add-user); Start serves it.
 func NewCA(tmp string, main Main) (*CA, error) {
 	c := &CA{Dir: filepath.Join(tmp, "ca"), KeyFile: filepath.Join(tmp, "Key.pfx"), stop: func() {}}
 	if _, err := main.run("ca", "init", c.Dir); err != nil {
@@ -185,7 +186,7 @@ func NewCA(tmp string, main Main) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("golden CA: %w", err)
 	}
-	c.a = a
+	c.Authority = a
 	if c.Listener, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		return nil, fmt.Errorf("golden CA: %w", err)
 	}
@@ -198,7 +199,7 @@ func NewCA(tmp string, main Main) (*CA, error) {
 func (c *CA) Start(opts devca.ServerOptions) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- c.a.ServeListener(ctx, c.Listener, opts) }()
+	go func() { done <- c.Authority.ServeListener(ctx, c.Listener, opts) }()
 	c.stop = func() { cancel(); <-done }
 }
 
@@ -581,7 +582,11 @@ func DriveJSON(main Main, args []string, ans map[string]any) (tr []string, code 
 		case "say":
 			tr = append(tr, fmt.Sprintf("%s: %s", m["level"], m["text"]))
 		case "progress":
-			if m["fraction"] == nil {
+			switch note, _ := m["note"].(string); {
+			case m["fraction"] == nil && note != "":
+				// An update with words for the person (the CA's countdown).
+				tr = append(tr, fmt.Sprintf("progress %s note: %s", id, note))
+			case m["fraction"] == nil:
 				tr = append(tr, fmt.Sprintf("progress %s: %s", id, m["label"]))
 			}
 		case "progress_done":
