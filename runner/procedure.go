@@ -157,17 +157,27 @@ func RegionConfig(set *scripts.Set, name string, sets []string, lang string) (ma
 	if err := r.Set(sets...); err != nil {
 		return nil, runtime.Module{}, UsageError{err}
 	}
+	cfg, messages, err := RegionMap(r, lang)
+	if err != nil {
+		return nil, runtime.Module{}, UsageError{err}
+	}
+	return cfg, bindpolicy.Module(r, messages), nil
+}
+
+// RegionMap is ctx.config of a run with region r in language lang ("": the region's), and
+// its message catalog.
+func RegionMap(r *region.Region, lang string) (map[string]any, map[string]string, error) {
 	if lang == "" {
 		lang = r.Language
 	}
 	messages, err := r.Catalog(lang)
 	if err != nil {
-		return nil, runtime.Module{}, UsageError{err}
+		return nil, nil, err
 	}
 	cfg := r.Map()
 	cfg["language"] = lang
 	cfg["messages"] = messages
-	return cfg, bindpolicy.Module(r, messages), nil
+	return cfg, messages, nil
 }
 
 // LoadScript reads FILE.lua, or a procedure by name from the verified installed bundle or the

@@ -207,17 +207,10 @@ func replayConfig(set *scripts.Set, h transcript.Header) (map[string]any, []stri
 			return nil, nil, runner.UsageError{Err: fmt.Errorf("replay: %w", err)}
 		}
 	}
-	lang := h.Language
-	if lang == "" {
-		lang = r.Language
-	}
-	messages, err := r.Catalog(lang)
+	cfg, _, err := runner.RegionMap(r, h.Language)
 	if err != nil {
 		return nil, nil, runner.UsageError{Err: fmt.Errorf("replay: %w", err)}
 	}
-	cfg := r.Map()
-	cfg["language"] = lang
-	cfg["messages"] = messages
 	return cfg, notes, nil
 }
 
