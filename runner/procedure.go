@@ -113,12 +113,13 @@ type ProcedureOptions struct {
 }
 
 // Procedure is a procedure ready to run: its script and libraries, the set it comes from,
-// its region's configuration (the script's ctx.config) and the policy module that checks
-// what people type against that region.
+// its region (with the overrides), the region's configuration (the script's ctx.config) and
+// the policy module that checks what people type against that region.
 type Procedure struct {
 	Name   string
 	Script *runtime.Script
 	Set    *scripts.Set
+	Region *region.Region
 	Config map[string]any
 	Policy runtime.Module
 }
@@ -133,11 +134,11 @@ func LoadProcedure(o ProcedureOptions) (*Procedure, error) {
 	if !ok {
 		return nil, UsageError{fmt.Errorf("the scripts tree %s has no procedure %s", set.Source, o.Name)}
 	}
-	cfg, policy, err := RegionConfig(set, o.Region, o.Set, o.Lang)
+	cfg, policy, r, err := RegionConfig(set, o.Region, o.Set, o.Lang)
 	if err != nil {
 		return nil, err
 	}
-	return &Procedure{Name: o.Name, Script: script, Set: set, Config: cfg, Policy: policy}, nil
+	return &Procedure{Name: o.Name, Script: script, Set: set, Region: r, Config: cfg, Policy: policy}, nil
 }
 
 // Messages is the procedure's message catalog, in the run's language.
@@ -147,21 +148,21 @@ func (p *Procedure) Messages() map[string]string {
 }
 
 // RegionConfig loads the region name of set with the overrides sets and the language lang
-// ("": the region's): the script's ctx.config, and the policy module that checks what people
-// type against it.
-func RegionConfig(set *scripts.Set, name string, sets []string, lang string) (map[string]any, runtime.Module, error) {
+// ("": the region's): the script's ctx.config, the policy module that checks what people
+// type against it, and the region itself.
+func RegionConfig(set *scripts.Set, name string, sets []string, lang string) (map[string]any, runtime.Module, *region.Region, error) {
 	r, err := region.Load(set.FS, name)
 	if err != nil {
-		return nil, runtime.Module{}, UsageError{err}
+		return nil, runtime.Module{}, nil, UsageError{err}
 	}
 	if err := r.Set(sets...); err != nil {
-		return nil, runtime.Module{}, UsageError{err}
+		return nil, runtime.Module{}, nil, UsageError{err}
 	}
 	cfg, messages, err := RegionMap(r, lang)
 	if err != nil {
-		return nil, runtime.Module{}, UsageError{err}
+		return nil, runtime.Module{}, nil, UsageError{err}
 	}
-	return cfg, bindpolicy.Module(r, messages), nil
+	return cfg, bindpolicy.Module(r, messages), r, nil
 }
 
 // RegionMap is ctx.config of a run with region r in language lang ("": the region's), and

@@ -32,6 +32,7 @@ type Spec struct {
 	URI       *token.URI // narrows which token counts; nil for any
 	Frontend  ui.Frontend
 	Timeout   time.Duration  // 0: no limit
+	Memory    int64          // the Lua heap's limit in bytes (runtime.RunOptions.MemoryLimit); 0: the runtime's default
 	Config    map[string]any // ctx.config: the region's values; nil for none (run FILE.lua)
 	Args      map[string]any // ctx.args
 	Journal   *journal.Store // nil: scripts get no journal module
@@ -101,13 +102,14 @@ func Run(ctx context.Context, s Spec) (*runtime.Result, error) {
 		}
 	}
 	res, err := runtime.Run(ctx, s.Script, runtime.RunOptions{
-		Registry:  reg,
-		Observer:  observer,
-		Timeout:   s.Timeout,
-		Print:     out,
-		Config:    s.Config,
-		Args:      s.Args,
-		Libraries: s.Libraries,
+		Registry:    reg,
+		Observer:    observer,
+		Timeout:     s.Timeout,
+		Print:       out,
+		Config:      s.Config,
+		Args:        s.Args,
+		Libraries:   s.Libraries,
+		MemoryLimit: s.Memory,
 	})
 	if a, ok := s.Frontend.(*ui.Answers); ok {
 		if unused := a.Unused(); len(unused) > 0 && err == nil {

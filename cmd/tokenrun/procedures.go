@@ -85,6 +85,7 @@ func runProcedure(c *cli.Context, io stdio, p procedure) error {
 			Header: proc.TranscriptHeader(p.command, c.StringSlice("set"), args)},
 		Timeout: c.Duration("timeout"), Config: proc.Config, Journal: store, Out: io.err, Extra: []runtime.Module{proc.Policy},
 		Args: args, Command: "tokenrun " + p.command, LockWait: c.Duration("lock-wait"),
+		Memory: int64(proc.Region.Sandbox.MemoryMiB) << 20,
 	})
 	if err != nil {
 		return err

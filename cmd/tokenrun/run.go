@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -20,7 +21,7 @@ func runFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "yes", EnvVars: []string{"TOKENRUN_YES"},
 			Usage: "let the answers file give confirmations (never the ones that need a person)"},
 		&cli.DurationFlag{Name: "timeout", EnvVars: []string{"TOKENRUN_TIMEOUT"},
-			Usage: "stop the procedure after this long (e.g. 5m); 0 means no limit"},
+			Usage: "stop the procedure after this long (e.g. 5m); 0 means no limit", Action: nonNegative("timeout")},
 		transcriptFlag(),
 		lockWaitFlag(),
 	)
@@ -68,5 +69,16 @@ func runCommand(io stdio) *cli.Command {
 func reportDone(io stdio, res *runtime.Result) {
 	if res.Procedure != nil {
 		fmt.Fprintf(io.err, "%s %s: done\n", res.Procedure.Name, res.Procedure.Version)
+	}
+}
+
+// nonNegative refuses a negative duration flag: Run reads any timeout <= 0
+// as no limit, so "--timeout -5s" would have meant the opposite of a short one.
+func nonNegative(name string) func(*cli.Context, time.Duration) error {
+	return func(_ *cli.Context, d time.Duration) error {
+		if d < 0 {
+			return runner.UsageError{Err: fmt.Errorf("--%s %s: a duration cannot be negative (0 means no limit)", name, d)}
+		}
+		return nil
 	}
 }
