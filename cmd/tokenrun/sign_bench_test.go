@@ -109,8 +109,10 @@ func BenchmarkSignPath(b *testing.B) {
 		})
 		b.Run(kc.name+"/file", func(b *testing.B) {
 			out := filepath.Join(b.TempDir(), "order.xml.p7s")
+			group := signing.NewGroup()
+			defer group.Close()
 			for b.Loop() {
-				if err := signing.SignDocument(ctx, signer, signing.Job{In: doc, Out: out}, true); err != nil {
+				if err := signing.SignDocument(ctx, signer, signing.Job{In: doc, Out: out}, true, group, nil); err != nil {
 					b.Fatal(err)
 				}
 			}
