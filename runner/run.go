@@ -110,6 +110,7 @@ func Run(ctx context.Context, s Spec) (*runtime.Result, error) {
 		Args:        s.Args,
 		Libraries:   s.Libraries,
 		MemoryLimit: s.Memory,
+		BeforeRun:   answersCheck(s.Frontend, s.Config, out),
 	})
 	if a, ok := s.Frontend.(*ui.Answers); ok {
 		if unused := a.Unused(); len(unused) > 0 && err == nil {
@@ -136,9 +137,12 @@ type FrontendOptions struct {
 	UI      string // terminal, answers or json; "": answers with an answers file, else terminal
 	Answers string // the answers file
 	Yes     bool   // the answers file may give confirmations
-	In      io.Reader
-	Out     io.Writer // the JSON front-end's output (stdout)
-	Err     io.Writer // the terminal's prompts and the answers file's warnings (stderr)
+	// Terminal are the terminal front-end's options (tests set Interactive to feed a
+	// person's typing through a pipe).
+	Terminal ui.TerminalOptions
+	In       io.Reader // the terminal's input, the JSON front-end's, and --answers -
+	Out      io.Writer // the JSON front-end's output (stdout)
+	Err      io.Writer // the terminal's prompts and the answers file's warnings (stderr)
 }
 
 // Frontend builds the prompt front-end o asks for.
@@ -155,12 +159,12 @@ func Frontend(o FrontendOptions) (ui.Frontend, error) {
 		if o.Answers != "" {
 			return nil, UsageError{errors.New("--answers goes with --ui answers (or leave --ui out)")}
 		}
-		return ui.NewTerminal(o.In, o.Err, ui.TerminalOptions{}), nil
+		return ui.NewTerminal(o.In, o.Err, o.Terminal), nil
 	case "answers":
 		if o.Answers == "" {
 			return nil, UsageError{errors.New("--ui answers needs --answers FILE")}
 		}
-		a, err := ui.LoadAnswers(o.Answers, ui.AnswersOptions{Out: o.Err, AllowConfirm: o.Yes})
+		a, err := ui.LoadAnswers(o.Answers, ui.AnswersOptions{Out: o.Err, AllowConfirm: o.Yes, Stdin: o.In})
 		if err != nil {
 			return nil, UsageError{err}
 		}

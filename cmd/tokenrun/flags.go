@@ -28,10 +28,14 @@ func openSource(c *cli.Context) (token.Provider, *token.URI, error) {
 	return runner.OpenSource(runner.Source{Module: c.String("module"), Soft: c.StringSlice("soft"), URI: c.String("token")})
 }
 
+// terminalOptions are the terminal front-end's; tests set Interactive to feed a person's
+// typing through a pipe.
+var terminalOptions ui.TerminalOptions
+
 // frontend builds the prompt front-end the flags ask for.
 func frontend(c *cli.Context, io stdio) (ui.Frontend, error) {
 	return runner.Frontend(runner.FrontendOptions{UI: c.String("ui"), Answers: c.String("answers"), Yes: c.Bool("yes"),
-		In: io.in, Out: io.out, Err: io.err})
+		Terminal: terminalOptions, In: io.in, Out: io.out, Err: io.err})
 }
 
 func lockWaitFlag() cli.Flag {

@@ -15,7 +15,7 @@ import (
 func runFlags() []cli.Flag {
 	return append(tokenFlags(),
 		&cli.StringFlag{Name: "answers", EnvVars: []string{"TOKENRUN_ANSWERS"},
-			Usage: "answer prompts from the YAML `FILE` (keys are prompt ids)"},
+			Usage: "answer prompts from the YAML `FILE` (keys are prompt ids; - reads standard input)"},
 		&cli.StringFlag{Name: "ui", EnvVars: []string{"TOKENRUN_UI"},
 			Usage: "front-end: terminal, answers (with --answers) or json (JSON lines on stdin/stdout)"},
 		&cli.BoolFlag{Name: "yes", EnvVars: []string{"TOKENRUN_YES"},
