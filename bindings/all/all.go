@@ -23,8 +23,8 @@ import (
 )
 
 // Modules returns every module, sorted by name. It is one explicit list, like the one
-// cmd/tokenrun's execute builds, so that a new binding is added here on purpose; the
-// test that compares it with the registry execute builds keeps the two in step.
+// runner.Run builds, so that a new binding is added here on purpose; the
+// test that compares it with the registry runner.Run builds keeps the two in step.
 func Modules() []runtime.Module {
 	return []runtime.Module{
 		bindca.Module(),

@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/runtime"
 )
 
@@ -50,14 +51,18 @@ func runMainContext(ctx context.Context, args []string, in io.Reader, out, errOu
 		err = app.RunContext(ctx, args)
 	}
 	if err == nil {
-		return exitOK
+		return runner.ExitOK
 	}
 	printFailure(errOut, err, debug(args)) // speak.go
 	var se *runtime.ScriptError
 	if debug(args) && errors.As(err, &se) && se.Traceback != "" {
 		fmt.Fprintln(errOut, se.Traceback)
 	}
-	return exitCode(err)
+	var bf batchFailedError
+	if errors.As(err, &bf) {
+		return exitBatchFailed // batch.go: a row failed or was left pending
+	}
+	return runner.ExitCode(err)
 }
 
 // internalError reports a recovered panic: one line, the stack only with --debug.
@@ -65,11 +70,11 @@ func internalError(errOut io.Writer, r any, withStack bool) int {
 	msg := strings.Join(strings.Fields(fmt.Sprint(r)), " ")
 	if !withStack {
 		fmt.Fprintf(errOut, "tokenrun: internal error: %s (a bug in tokenrun: please report it with the output of 'tokenrun --version' and of the same command with --debug)\n", escapeText(msg, 500))
-		return exitInternal
+		return runner.ExitInternal
 	}
 	fmt.Fprintf(errOut, "tokenrun: internal error: %s (a bug in tokenrun: please report it with the output of 'tokenrun --version' and the stack below)\n", escapeText(msg, 500))
 	_, _ = errOut.Write(rdebug.Stack())
-	return exitInternal
+	return runner.ExitInternal
 }
 
 // debug reports whether --debug was given, anywhere before "--".
@@ -105,7 +110,7 @@ func newApp(io stdio) *cli.App {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "debug", Usage: "show the Lua traceback of a script error and the stack of an internal error (also after the command)"},
 		},
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err} },
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return runner.UsageError{Err: err} },
 		// The client's procedures first, then signing, then the tools of bank IT and support.
 		Commands: append(procedureCommands(io),
 			signCommand(io), verifyCommand(io),

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,9 +10,11 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tokenrun/tokenrun/bindings/all"
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/scripts"
 	"github.com/tokenrun/tokenrun/scripts/check"
+	"github.com/tokenrun/tokenrun/scripts/golden"
 )
 
 // checkCommand is `tokenrun scripts check [DIR]`: everything about a scripts tree that can
@@ -25,14 +26,14 @@ func checkCommand(io stdio) *cli.Command {
 		ArgsUsage: "[DIR] (default: the shipped tree)",
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 1 {
-				return usageError{errors.New("scripts check takes at most one directory: tokenrun scripts check [DIR]")}
+				return runner.UsageError{Err: errors.New("scripts check takes at most one directory: tokenrun scripts check [DIR]")}
 			}
 			var fsys fs.FS = scripts.FS
 			name, dir := "the shipped scripts", ""
 			if c.NArg() == 1 {
 				dir = c.Args().First()
 				if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-					return usageError{fmt.Errorf("scripts check: %s is not a directory", dir)}
+					return runner.UsageError{Err: fmt.Errorf("scripts check: %s is not a directory", dir)}
 				}
 				abs, err := filepath.Abs(dir)
 				if err != nil {
@@ -40,7 +41,7 @@ func checkCommand(io stdio) *cli.Command {
 				}
 				fsys, name, dir = os.DirFS(abs), c.Args().First(), abs
 			}
-			rep, err := check.Tree(c.Context, fsys, check.Options{Modules: all.Modules(), Goldens: checkGoldens(dir, io)})
+			rep, err := check.Tree(c.Context, fsys, check.Options{Modules: all.Modules(), Goldens: golden.Check(dir, io.err, runMain)})
 			if err != nil {
 				return fmt.Errorf("scripts check: %w", err)
 			}
@@ -69,7 +70,7 @@ func typesCommand(io stdio) *cli.Command {
 		Flags: []cli.Flag{&cli.StringFlag{Name: "out", Required: true, Usage: "write the files into `DIR` (add it to Lua.workspace.library)"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return usageError{errors.New("scripts types takes no arguments: tokenrun scripts types --out DIR")}
+				return runner.UsageError{Err: errors.New("scripts types takes no arguments: tokenrun scripts types --out DIR")}
 			}
 			files, err := all.WriteTypes(c.String("out"))
 			if err != nil {
@@ -91,7 +92,7 @@ func docsCommand(io stdio) *cli.Command {
 		Flags: []cli.Flag{&cli.StringFlag{Name: "out", Required: true, Usage: "write the reference into `DIR`"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return usageError{errors.New("scripts docs takes no arguments: tokenrun scripts docs --out DIR")}
+				return runner.UsageError{Err: errors.New("scripts docs takes no arguments: tokenrun scripts docs --out DIR")}
 			}
 			dir := c.String("out")
 			if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -113,55 +114,4 @@ func docsCommand(io stdio) *cli.Command {
 			return nil
 		},
 	}
-}
-
-// checkGoldens is the golden runner of `scripts check`: every case of the tree's tests/
-// on a temporary software token against a development CA, with the procedures of the
-// scripts tree in dir ("" for the shipped one) and a temporary TOKENRUN_HOME. A case only
-// SoftHSM2 runs is skipped with a note; a transcript that differs from expected.golden is
-// a problem showing the first differing line.
-func checkGoldens(dir string, io stdio) func(ctx context.Context, tests fs.FS) ([]check.Problem, []string, error) {
-	return func(ctx context.Context, tests fs.FS) ([]check.Problem, []string, error) {
-		cases, err := loadGoldenCases(tests)
-		if err != nil {
-			return nil, nil, err
-		}
-		var problems []check.Problem
-		var notes []string
-		ran := 0
-		for _, gc := range cases {
-			file := "tests/" + gc.goldenFile(backendSoft)
-			if why := gc.skip(backendSoft); why != "" {
-				notes = append(notes, fmt.Sprintf("tests/%s: skipped: %s", gc.Path(), why))
-				continue
-			}
-			want, err := gc.expected(backendSoft)
-			if err != nil {
-				problems = append(problems, check.Problem{File: "tests/" + gc.Path(), Msg: err.Error()})
-				continue
-			}
-			fmt.Fprintf(io.err, "golden %s...\n", gc.Path())
-			got, err := runGolden(ctx, gc, dir)
-			ran++
-			switch {
-			case err != nil:
-				problems = append(problems, check.Problem{File: file, Msg: "golden case failed: " + err.Error()})
-			case got != want:
-				problems = append(problems, check.Problem{File: file,
-					Msg: "golden mismatch on the software token (- expected, + got) at " + goldenDiff(want, got)})
-			}
-		}
-		notes = append(notes, fmt.Sprintf("ran %d golden case(s) on a software token", ran))
-		return problems, notes, nil
-	}
-}
-
-// runGolden runs one case in a temporary directory it removes afterwards.
-func runGolden(ctx context.Context, gc goldenCase, dir string) (string, error) {
-	tmp, err := os.MkdirTemp("", "tokenrun-check-")
-	if err != nil {
-		return "", fmt.Errorf("golden %s: %w", gc.Path(), err)
-	}
-	defer os.RemoveAll(tmp)
-	return runGoldenCase(ctx, gc, goldenOptions{Backend: backendSoft, Scripts: dir, TempDir: tmp})
 }

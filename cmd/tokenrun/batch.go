@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tokenrun/tokenrun/batch"
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/token/soft"
 )
@@ -58,21 +59,21 @@ func batchFlags() []cli.Flag {
 
 func runBatch(c *cli.Context, io stdio, p procedure) error {
 	if c.NArg() > 0 {
-		return usageError{fmt.Errorf("batch %s takes no arguments (got %q)", p.command, c.Args().First())}
+		return runner.UsageError{Err: fmt.Errorf("batch %s takes no arguments (got %q)", p.command, c.Args().First())}
 	}
 	list, err := batch.ReadList(c.String("list"), io.err)
 	if err != nil {
-		return usageError{err}
+		return runner.UsageError{Err: err}
 	}
 	common := map[string]string{}
 	if f := c.String("answers"); f != "" {
 		if common, err = batch.ReadCommon(f); err != nil {
-			return usageError{err}
+			return runner.UsageError{Err: err}
 		}
 	}
 	for _, r := range c.StringSlice("report") {
 		if !strings.HasSuffix(r, ".csv") && !strings.HasSuffix(r, ".jsonl") {
-			return usageError{fmt.Errorf("--report %s: want a .csv or .jsonl file", r)}
+			return runner.UsageError{Err: fmt.Errorf("--report %s: want a .csv or .jsonl file", r)}
 		}
 	}
 	rows, err := newBatchRows(c, io, p)
@@ -83,11 +84,11 @@ func runBatch(c *cli.Context, io stdio, p procedure) error {
 	var match *token.URI
 	if root := c.String("soft-root"); root != "" {
 		if c.String("module") != "" || len(c.StringSlice("soft")) > 0 {
-			return usageError{errors.New("give one of --module, --soft or --soft-root")}
+			return runner.UsageError{Err: errors.New("give one of --module, --soft or --soft-root")}
 		}
 		prov, err := soft.OpenRoot(soft.Options{}, root)
 		if err != nil {
-			return usageError{err}
+			return runner.UsageError{Err: err}
 		}
 		rows.provider = prov
 	} else {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tokenrun/tokenrun/batch"
 	"github.com/tokenrun/tokenrun/ca/devca"
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/token/pkcs11/p11test"
 )
 
@@ -43,8 +44,8 @@ func BenchmarkBatch(b *testing.B) {
 					b.StopTimer()
 					e := newBatchEnv(b, rows)
 					e.key = []string{"--set", "key.type=" + kt.typ, "--set", kt.param}
-					e.ca.goldenCA.start(devca.ServerOptions{})
-					b.Cleanup(e.ca.stop)
+					e.ca.Start(devca.ServerOptions{})
+					b.Cleanup(e.ca.Stop)
 					module := p11test.SoftHSM(b)
 					for k := 0; k < rows; k++ {
 						p11test.SoftHSMToken(b, fmt.Sprintf("B%03d", k), "87654321", "12345678")
@@ -55,7 +56,7 @@ func BenchmarkBatch(b *testing.B) {
 					r := tokenrun(b, "", args...)
 					wall := time.Since(start)
 					b.StopTimer()
-					require.Equal(b, exitOK, r.code, r.err)
+					require.Equal(b, runner.ExitOK, r.code, r.err)
 					rs := readBatchReport(b, e.report)
 					require.Len(b, rs, rows)
 					var sum, kg, cs float64

@@ -4,10 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"fmt"
-	"io"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,52 +12,38 @@ import (
 	"github.com/tokenrun/tokenrun/batch"
 	"github.com/tokenrun/tokenrun/bindings/errcode"
 	"github.com/tokenrun/tokenrun/journal"
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/runtime"
-	"github.com/tokenrun/tokenrun/scripts"
 	"github.com/tokenrun/tokenrun/token"
-	"github.com/tokenrun/tokenrun/transcript"
 	"github.com/tokenrun/tokenrun/ui"
 )
 
-// batchRows runs one row of a batch: what every row shares (the procedure compiled once, the
-// region's configuration, the journal store, the one provider) is loaded once here.
+// batchRows runs one row of a batch through the runner: what every row shares (the
+// procedure compiled once, the region's configuration, the journal store, the one provider)
+// is loaded once here.
 type batchRows struct {
 	p        procedure
-	set      *scripts.Set
-	script   *runtime.Script
-	cfg      map[string]any
-	policy   runtime.Module
+	proc     *runner.Procedure
 	store    *journal.Store
 	provider token.Provider
 	yes      bool
 	timeout  time.Duration
 	lockWait time.Duration
 	sets     []string
-	memory   int64 // the region's sandbox.memory_mib
 }
 
 func newBatchRows(c *cli.Context, io stdio, p procedure) (*batchRows, error) {
-	set, err := loadSet(c, io)
+	proc, err := runner.LoadProcedure(runner.ProcedureOptions{Name: p.name, Scripts: c.String("scripts"),
+		Region: c.String("region"), Set: c.StringSlice("set"), Lang: c.String("lang"), Warn: io.err})
 	if err != nil {
 		return nil, err
 	}
-	script, ok := set.Procedures[p.name]
-	if !ok {
-		return nil, usageError{fmt.Errorf("the scripts tree %s has no procedure %s", set.Source, p.name)}
-	}
-	cfg, policy, reg, err := regionConfig(c, set)
+	runner.SetStoppingNotice(proc.Messages()["cancel_stopping"]) // the first Ctrl-C's line, in the run's language
+	store, err := runner.OpenJournal()
 	if err != nil {
 		return nil, err
 	}
-	if m, ok := cfg["messages"].(map[string]string); ok {
-		setStoppingNotice(m["cancel_stopping"])
-	}
-	store, err := openJournal()
-	if err != nil {
-		return nil, err
-	}
-	return &batchRows{p: p, set: set, script: script, cfg: cfg, policy: policy, store: store, yes: c.Bool("yes"),
-		memory:  int64(reg.Sandbox.MemoryMiB) << 20,
+	return &batchRows{p: p, proc: proc, store: store, yes: c.Bool("yes"),
 		timeout: c.Duration("timeout"), lockWait: c.Duration("lock-wait"), sets: c.StringSlice("set")}, nil
 }
 
@@ -90,33 +72,22 @@ func (b *batchRows) run(ctx context.Context, job batch.Job) batch.Result {
 		return failed(err)
 	}
 	fe := ui.NewAnswers(job.Answers, ui.AnswersOptions{AllowConfirm: b.yes, Name: "row " + job.Row.ID})
-	args := map[string]any{"support_override": false, "scripts": b.set.Source, "scripts_version": b.set.Manifest.Version,
+	set := b.proc.Set
+	args := map[string]any{"support_override": false, "scripts": set.Source, "scripts_version": set.Manifest.Version,
 		"batch_row": job.Row.ID}
-	h := transcript.Header{Procedure: b.p.name, ScriptsVersion: b.set.Manifest.Version, ScriptsSource: b.set.Source,
-		ScriptsDigest: b.set.Digest, Set: redactedSets(b.sets), Args: args, Command: "batch " + b.p.command}
-	if caCfg, ok := b.cfg["ca"].(map[string]any); ok {
-		h.CARoots, _ = caCfg["roots"].(string)
-	}
-	h.Region, _ = b.cfg["region"].(string)
-	h.Language, _ = b.cfg["language"].(string)
-	tr := &transcriptRun{file: job.Transcript}
-	h.RuntimeVersion, h.APILevel = runtime.Version, runtime.APILevel
-	tr.rec = transcript.NewRecorder(h)
-	tr.rec.SpillDir(filepath.Dir(job.Transcript))
-	tr.secrets = transcript.NewSecrets()
-	tr.addRegionPINs(b.cfg)
 	var timing rowTiming
-	res, err := execute(ctx, runSpec{
-		observer: &timing,
-		script:   b.script, libs: b.set.Libraries, provider: b.provider, uri: uri, frontend: fe, transcript: tr,
-		config: b.cfg, journal: b.store, stdio: stdio{in: strings.NewReader(""), out: io.Discard, err: io.Discard},
-		extra: []runtime.Module{b.policy}, args: args, command: "tokenrun batch " + b.p.command,
-		timeout: b.timeout, lockWait: b.lockWait, memory: b.memory,
+	res, err := runner.Run(ctx, runner.Spec{
+		Script: b.proc.Script, Libraries: set.Libraries, Provider: b.provider, URI: uri, Frontend: fe,
+		Transcript: &runner.TranscriptOptions{File: job.Transcript,
+			Header: b.proc.TranscriptHeader("batch "+b.p.command, b.sets, args)},
+		Timeout: b.timeout, Config: b.proc.Config, Journal: b.store, Extra: []runtime.Module{b.proc.Policy},
+		Args: args, Command: "tokenrun batch " + b.p.command, LockWait: b.lockWait, Observer: &timing,
+		Memory: int64(b.proc.Region.Sandbox.MemoryMiB) << 20,
 	})
 	if err != nil {
 		out := failed(err)
 		out.Keygen, out.CA = timing.keygen, timing.ca
-		var ue usageError
+		var ue runner.UsageError
 		if errors.As(err, &ue) && !timing.touched {
 			// The answers check before the run: the row's answers do not fit the procedure.
 			out.Code, out.MessageEN, out.Untouched = "INVALID_INPUT", batch.English("INVALID_INPUT"), true
@@ -167,11 +138,7 @@ func (b *batchRows) certificate(ctx context.Context, info token.Info, out *batch
 // failed is a row's failure: the script's code and message (in the run's language), and
 // the code's English gloss.
 func failed(err error) batch.Result {
-	code := ""
-	var c coded
-	if errors.As(err, &c) {
-		code = c.ErrorCode()
-	}
+	code := runner.ErrorCode(err)
 	if code == "" {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			code = errcode.Cancelled

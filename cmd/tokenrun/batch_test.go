@@ -23,6 +23,8 @@ import (
 
 	"github.com/tokenrun/tokenrun/batch"
 	"github.com/tokenrun/tokenrun/ca/devca"
+	"github.com/tokenrun/tokenrun/runner"
+	"github.com/tokenrun/tokenrun/scripts/golden"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/token/pkcs11/p11test"
 	"github.com/tokenrun/tokenrun/token/soft"
@@ -39,7 +41,7 @@ type batchEnv struct {
 
 func newBatchEnv(t testing.TB, n int) *batchEnv {
 	t.Helper()
-	c, err := newGoldenCA(t.TempDir())
+	c, err := golden.NewCA(t.TempDir(), runMain)
 	require.NoError(t, err)
 	e := &batchEnv{dir: t.TempDir(), ca: &enrollCA{c}, key: []string{"--set", "key.type=ec", "--set", "key.curve=P-256"}}
 	e.home = filepath.Join(e.dir, "home")
@@ -51,9 +53,9 @@ func newBatchEnv(t testing.TB, n int) *batchEnv {
 	for i := 1; i <= n; i++ {
 		u := fmt.Sprintf("qq%06d_batchusr", i)
 		pfx := filepath.Join(e.dir, u+".pfx")
-		require.NoError(t, e.ca.a.AddUser(u, enrollOTP, pfx))
+		require.NoError(t, e.ca.Authority.AddUser(u, golden.EnrollOTP, pfx))
 		e.users = append(e.users, u)
-		fmt.Fprintf(&list, "u%02d;%s;%s;%s\n", i, u, enrollOTP, pfx)
+		fmt.Fprintf(&list, "u%02d;%s;%s;%s\n", i, u, golden.EnrollOTP, pfx)
 	}
 	e.list = writeFile(t, filepath.Join(e.dir, "users.csv"), list.String())
 	require.NoError(t, os.Chmod(e.list, 0o600))
@@ -66,7 +68,7 @@ func newBatchEnv(t testing.TB, n int) *batchEnv {
 func (e *batchEnv) args(extra ...string) []string {
 	a := []string{"batch", "enroll", "--list", e.list, "--answers", e.common, "--yes", "--report", e.report, "--lang", "en"}
 	a = append(a, e.key...)
-	return append(append(a, e.ca.args()...), extra...)
+	return append(append(a, e.ca.Args()...), extra...)
 }
 
 // token makes a blank software token in a directory of its own, outside the root.
@@ -166,7 +168,7 @@ func TestBatch20TokensOneAfterAnother(t *testing.T) {
 	start := time.Now()
 	r := tokenrun(t, "", e.args("--soft-root", e.root, "--idle", "60s")...)
 	<-done
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	t.Logf("20 rows in %s", time.Since(start))
 	rs := readBatchReport(t, e.report)
 	require.Len(t, rs, n)
@@ -174,11 +176,11 @@ func TestBatch20TokensOneAfterAnother(t *testing.T) {
 	assert.Contains(t, r.err, "row 20 of 20")
 	assert.Contains(t, r.err, "remove the token")
 	assert.Contains(t, r.err, "enrolled 20, already_enrolled 0, skipped 0, failed 0, pending 0")
-	assert.NotContains(t, r.err+r.stdout, enrollOTP)
+	assert.NotContains(t, r.err+r.stdout, golden.EnrollOTP)
 	bySerial := map[string]batch.Result{}
 	for _, res := range rs {
 		bySerial[res.Serial] = res
-		assert.NotContains(t, fmt.Sprint(res), enrollOTP)
+		assert.NotContains(t, fmt.Sprint(res), golden.EnrollOTP)
 		assert.NotContains(t, fmt.Sprint(res), newPIN)
 	}
 	require.Len(t, bySerial, n, "each row on its own token")
@@ -193,21 +195,21 @@ func TestBatch20TokensOneAfterAnother(t *testing.T) {
 		assert.Equal(t, "CN="+res.UserID+",C=KZ", certs[0].X509.Subject.String())
 		assert.Equal(t, hex.EncodeToString(keys[0].ID), res.KeyID)
 		assert.Equal(t, certs[0].X509.SerialNumber.Text(16), res.CertSerial)
-		verifyCertOpenSSL(t, e.ca.roots, certs[0].DER)
+		verifyCertOpenSSL(t, e.ca.Roots, certs[0].DER)
 		states[dir], _ = os.ReadFile(filepath.Join(dir, "token.json"))
 	}
-	issued, err := e.ca.a.Issued()
+	issued, err := e.ca.Authority.Issued()
 	require.NoError(t, err)
 
 	r = tokenrun(t, "", e.args("--soft-root", e.root, "--idle", "5s")...)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	rs = readBatchReport(t, e.report)
 	assert.Equal(t, map[batch.Outcome]int{batch.AlreadyEnrolled: n}, outcomes(rs))
 	for dir, st := range states {
 		now, _ := os.ReadFile(filepath.Join(dir, "token.json"))
 		assert.Equal(t, st, now, "rerun changed %s", dir)
 	}
-	again, err := e.ca.a.Issued()
+	again, err := e.ca.Authority.Issued()
 	require.NoError(t, err)
 	assert.Len(t, again, len(issued), "a rerun asks the CA for nothing")
 }
@@ -233,7 +235,7 @@ func TestBatchFailuresStayLocal(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		lines[i] += ";"
 	}
-	lines[2] = strings.Replace(lines[2], enrollOTP, "ZZ9ZZ9ZZ9ZZ", 1) // u02: wrong OTP PIN
+	lines[2] = strings.Replace(lines[2], golden.EnrollOTP, "ZZ9ZZ9ZZ9ZZ", 1) // u02: wrong OTP PIN
 	lines[3] = strings.Replace(lines[3], e.users[2]+";", "qq999999_notauser;", 1)
 	lines[5] += serial
 	require.NoError(t, os.WriteFile(e.list, []byte(strings.Join(lines, "\n")), 0o600))
@@ -257,22 +259,22 @@ func TestBatchFailuresStayLocal(t *testing.T) {
 	csvText, err := os.ReadFile(filepath.Join(e.dir, "report.csv"))
 	require.NoError(t, err)
 	assert.Contains(t, string(csvText), "u02,qq000002_batchusr")
-	assert.NotContains(t, string(csvText), enrollOTP)
+	assert.NotContains(t, string(csvText), golden.EnrollOTP)
 }
 
 // TestBatchCAOutagePauses: the CA goes away in the middle; the row that meets the outage is
 // not failed, the batch pauses and goes on when the CA is back.
 func TestBatchCAOutagePauses(t *testing.T) {
 	e := newBatchEnv(t, 4)
-	addr := e.ca.ln.Addr().String()
+	addr := e.ca.Listener.Addr().String()
 	// The CA served here, not by e.ca.start: it stops and starts again on the same address.
 	serve := func(ln net.Listener) func() {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
-		go func() { _ = e.ca.a.ServeListener(ctx, ln, devca.ServerOptions{}); close(done) }()
+		go func() { _ = e.ca.Authority.ServeListener(ctx, ln, devca.ServerOptions{}); close(done) }()
 		return func() { cancel(); <-done }
 	}
-	stop := serve(e.ca.ln)
+	stop := serve(e.ca.Listener)
 	restarted := make(chan func(), 1)
 	t.Cleanup(func() {
 		select {
@@ -310,7 +312,7 @@ func TestBatchCAOutagePauses(t *testing.T) {
 		}
 	}()
 	r := tokenrun(t, "", e.args("--soft-root", e.root, "--idle", "30s", "--ca-pause", "1s", "--set", "ca.timeout=2s")...)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Contains(t, r.err, "the batch pauses")
 	assert.Equal(t, map[batch.Outcome]int{batch.Enrolled: 4}, outcomes(readBatchReport(t, e.report)), r.err)
 }
@@ -326,7 +328,7 @@ func TestBatchSoftHSM2Parallel(t *testing.T) {
 		tks = append(tks, p11test.SoftHSMToken(t, fmt.Sprintf("BATCH%d", i), "87654321", "12345678"))
 	}
 	r := tokenrun(t, "", e.args("--module", module, "--parallel", "5", "--idle", "10s")...)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	rs := readBatchReport(t, e.report)
 	assert.Equal(t, map[batch.Outcome]int{batch.Enrolled: 5}, outcomes(rs), r.err)
 	for _, tk := range tks {
@@ -347,7 +349,7 @@ func TestBatchSoftHSM2Parallel(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, res.UserID, c.Subject.CommonName)
 		assert.Contains(t, objs, "CN="+res.UserID)
-		verifyCertOpenSSL(t, e.ca.roots, out)
+		verifyCertOpenSSL(t, e.ca.Roots, out)
 	}
 }
 
@@ -390,7 +392,7 @@ func TestBatchKill9(t *testing.T) {
 		_ = cmd.Wait()
 	}
 	r := tokenrun(t, "", args...)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	rs := readBatchReport(t, e.report)
 	require.Len(t, rs, n)
 	resumed := map[string]bool{}
@@ -433,7 +435,7 @@ func TestBatchKill9(t *testing.T) {
 			onToken[c.X509.SerialNumber.Text(16)] = true
 		}
 	}
-	issued, err := e.ca.a.Issued()
+	issued, err := e.ca.Authority.Issued()
 	require.NoError(t, err)
 	for _, is := range issued {
 		if is.Op != "simpleenroll" || onToken[is.Serial] {
@@ -476,7 +478,7 @@ func TestBatchCtrlC(t *testing.T) {
 	var ee *exec.ExitError
 	if err != nil {
 		require.ErrorAs(t, err, &ee)
-		assert.Equal(t, exitCancelled, ee.ExitCode(), seen.String())
+		assert.Equal(t, runner.ExitCancelled, ee.ExitCode(), seen.String())
 	} // else: every row had finished before the signal
 	for _, l := range strings.Split(seen.String(), "\n") {
 		if strings.HasPrefix(l, "batch enroll: ") {
@@ -484,7 +486,7 @@ func TestBatchCtrlC(t *testing.T) {
 		}
 	}
 	r := tokenrun(t, "", args...)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	rs := readBatchReport(t, e.report)
 	require.Len(t, rs, n)
 	for _, res := range rs {

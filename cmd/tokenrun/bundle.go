@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	goio "io"
 	"sort"
 
 	"github.com/urfave/cli/v2"
@@ -13,7 +12,7 @@ import (
 	"github.com/tokenrun/tokenrun/internal/atomicfile"
 	"github.com/tokenrun/tokenrun/internal/readfile"
 	"github.com/tokenrun/tokenrun/internal/termtext"
-	"github.com/tokenrun/tokenrun/scripts"
+	"github.com/tokenrun/tokenrun/runner"
 )
 
 // Signed script bundles: keygen, pack, verify, install, rollback, list. The format and the
@@ -29,40 +28,40 @@ func trustedKeys(c *cli.Context, io stdio) (all, given bundle.Keyring, err error
 	for _, f := range c.StringSlice("trust") {
 		b, err := readfile.Read(f, readfile.Keys)
 		if err != nil {
-			return nil, nil, usageError{fmt.Errorf("--trust: %w", err)}
+			return nil, nil, runner.UsageError{Err: fmt.Errorf("--trust: %w", err)}
 		}
 		keys, err := bundle.ParsePublicKeys(b)
 		if err != nil {
-			return nil, nil, usageError{fmt.Errorf("--trust %s: %w", f, err)}
+			return nil, nil, runner.UsageError{Err: fmt.Errorf("--trust %s: %w", f, err)}
 		}
 		given.Add(keys...)
 	}
 	all.Add(given...)
 	all.Add(bundle.SystemKeys(io.err)...)
 	if len(all) == 0 {
-		return nil, nil, usageError{bundle.ErrNoTrust}
+		return nil, nil, runner.UsageError{Err: bundle.ErrNoTrust}
 	}
 	return all, given, nil
 }
 
-// readBundle reads and verifies FILE; a refusal is a verifyError (exit 8).
+// readBundle reads and verifies FILE; a refusal is a runner.VerifyError (exit 8).
 func readBundle(c *cli.Context, io stdio, keys bundle.Keyring) (*bundle.Bundle, string, error) {
 	if c.NArg() != 1 {
-		return nil, "", usageError{fmt.Errorf("%s takes one bundle file: tokenrun scripts %s --trust KEY.pub FILE", c.Command.Name, c.Command.Name)}
+		return nil, "", runner.UsageError{Err: fmt.Errorf("%s takes one bundle file: tokenrun scripts %s --trust KEY.pub FILE", c.Command.Name, c.Command.Name)}
 	}
 	file := c.Args().First()
 	f, err := readfile.Open(file, readfile.Bundle)
 	if err != nil {
-		return nil, "", usageError{err}
+		return nil, "", runner.UsageError{Err: err}
 	}
 	defer f.Close()
 	files, err := bundle.Read(f)
 	if err != nil {
-		return nil, "", verifyError{fmt.Errorf("%s: %w", file, err)}
+		return nil, "", runner.VerifyError{Err: fmt.Errorf("%s: %w", file, err)}
 	}
 	b, err := bundle.Verify(files, keys, file)
 	if err != nil {
-		return nil, "", verifyError{err}
+		return nil, "", runner.VerifyError{Err: err}
 	}
 	return b, file, nil
 }
@@ -83,10 +82,10 @@ func keygenCommand(io stdio) *cli.Command {
 			}
 			// Never over an existing key: losing a release key is not recoverable.
 			if err := atomicfile.WriteNew(out, []byte(k.String()), 0o600); err != nil {
-				return usageError{fmt.Errorf("%w (keys are never overwritten: choose another --out)", err)}
+				return runner.UsageError{Err: fmt.Errorf("%w (keys are never overwritten: choose another --out)", err)}
 			}
 			if err := atomicfile.WriteNew(out+".pub", []byte(k.Public().String()), 0o644); err != nil {
-				return usageError{fmt.Errorf("%w (keys are never overwritten: choose another --out)", err)}
+				return runner.UsageError{Err: fmt.Errorf("%w (keys are never overwritten: choose another --out)", err)}
 			}
 			fmt.Fprintf(io.out, "release key %s written: %s (private, keep it offline) and %s.pub (give it to --trust)\n", k.Public().ID(), out, out)
 			return nil
@@ -106,16 +105,16 @@ func packCommand(io stdio) *cli.Command {
 		Action: func(c *cli.Context) error {
 			kb, err := readfile.Read(c.String("key"), readfile.Keys)
 			if err != nil {
-				return usageError{fmt.Errorf("--key: %w", err)}
+				return runner.UsageError{Err: fmt.Errorf("--key: %w", err)}
 			}
 			key, err := bundle.ParsePrivateKey(kb)
 			if err != nil {
-				return usageError{fmt.Errorf("--key %s: %w", c.String("key"), err)}
+				return runner.UsageError{Err: fmt.Errorf("--key %s: %w", c.String("key"), err)}
 			}
 			var buf bytes.Buffer
 			m, err := bundle.Pack(c.String("dir"), key, &buf)
 			if err != nil {
-				return usageError{err}
+				return runner.UsageError{Err: err}
 			}
 			if err := atomicfile.WriteFile(c.String("out"), buf.Bytes(), 0o644); err != nil {
 				return err
@@ -163,13 +162,13 @@ func installCommand(io stdio) *cli.Command {
 			if err != nil {
 				return err
 			}
-			home, err := homeDir()
+			home, err := runner.Home()
 			if err != nil {
 				return err
 			}
 			m, err := bundle.OpenStore(home).Install(b, bundle.InstallOptions{Source: file, AllowDowngrade: c.Bool("allow-downgrade"), UserKeys: given})
 			if errors.Is(err, bundle.ErrDowngrade) {
-				return usageError{err}
+				return runner.UsageError{Err: err}
 			}
 			if err != nil {
 				return err
@@ -185,13 +184,13 @@ func rollbackCommand(io stdio) *cli.Command {
 		Name:  "rollback",
 		Usage: "make the previous installed scripts active again",
 		Action: func(c *cli.Context) error {
-			home, err := homeDir()
+			home, err := runner.Home()
 			if err != nil {
 				return err
 			}
 			from, to, err := bundle.OpenStore(home).Rollback()
 			if err != nil {
-				return usageError{err}
+				return runner.UsageError{Err: err}
 			}
 			fmt.Fprintf(io.out, "scripts %s active again (was %s)\n", to, from)
 			return nil
@@ -204,11 +203,11 @@ func listCommand(io stdio) *cli.Command {
 		Name:  "list",
 		Usage: "show the active scripts, where they came from, and every procedure's version",
 		Action: func(c *cli.Context) error {
-			b, set, err := installedBundle(io)
+			b, set, err := runner.InstalledBundle(io.err)
 			if err != nil {
 				return err
 			}
-			home, err := homeDir()
+			home, err := runner.Home()
 			if err != nil {
 				return err
 			}
@@ -246,52 +245,4 @@ func listCommand(io stdio) *cli.Command {
 			return nil
 		},
 	}
-}
-
-// installedOrEmbedded is the active installed bundle, verified against its signed manifest
-// before any of it is loaded; when it is refused, the previous one; else the embedded set.
-// Every refusal is a warning on stderr: a bank must notice that its scripts are not the
-// ones running.
-func installedOrEmbedded(io stdio) (*scripts.Set, error) {
-	_, set, err := installedBundle(io)
-	return set, err
-}
-
-// installedBundle is installedOrEmbedded with the verified bundle the set came from (nil for
-// the embedded set).
-func installedBundle(io stdio) (*bundle.Bundle, *scripts.Set, error) {
-	embedded := func() (*bundle.Bundle, *scripts.Set, error) {
-		set, err := scripts.Embedded()
-		return nil, set, err
-	}
-	home, err := homeDir()
-	if err != nil {
-		return embedded()
-	}
-	store := bundle.OpenStore(home)
-	if active, err := store.Active(); err == nil && active == "" {
-		return embedded() // nothing installed: no trust needed, no warning
-	}
-	keys, err := runKeys(store, io.err)
-	if err != nil {
-		fmt.Fprintf(io.err, "warning: %v\n", err)
-	}
-	b, err := store.LoadActive(keys, io.err)
-	if b != nil {
-		return b, b.Set, nil
-	}
-	if err != nil {
-		fmt.Fprintf(io.err, "warning: running the embedded scripts instead of the installed ones\n")
-	}
-	return embedded()
-}
-
-// runKeys is the keyring procedure runs check installed bundles against, as
-// installedOrEmbedded gathers it: the built-in and system keys (warnings on warn) and the
-// keys remembered from --trust at install.
-func runKeys(store *bundle.Store, warn goio.Writer) (bundle.Keyring, error) {
-	keys := bundle.SystemKeys(warn)
-	user, err := store.UserKeys()
-	keys.Add(user...)
-	return keys, err
 }

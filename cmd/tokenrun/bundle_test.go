@@ -9,13 +9,15 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/tokenrun/tokenrun/runner"
 )
 
 // bankTree exports the shipped tree with change_pin replaced by a probe saying its version.
 func bankTree(t *testing.T, version string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "bank")
-	require.Equal(t, exitOK, tokenrun(t, "", "scripts", "export", dir).code)
+	require.Equal(t, runner.ExitOK, tokenrun(t, "", "scripts", "export", dir).code)
 	probe := "local ui = require(\"ui\")\nreturn { name = \"change_pin\", description = \"probe\",\n  version = \"" + version + "\",\n  api = 1,\n" +
 		"  run = function() ui.say(\"probe " + version + " ran\") end }\n"
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "change_pin.lua"), []byte(probe), 0o644))
@@ -38,36 +40,36 @@ func TestBundleLifecycle(t *testing.T) {
 	soft := filepath.Join(work, "tok")
 
 	r := tokenrun(t, "", "scripts", "keygen", "--out", key, "--comment", "Test Bank 2025")
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	fi, err := os.Stat(key)
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
-	assert.Equal(t, exitUsage, tokenrun(t, "", "scripts", "keygen", "--out", key).code, "never over an existing key")
+	assert.Equal(t, runner.ExitUsage, tokenrun(t, "", "scripts", "keygen", "--out", key).code, "never over an existing key")
 
 	packed := func(version string) string {
 		out := filepath.Join(work, version+".bundle")
 		r := tokenrun(t, "", "scripts", "pack", "--dir", bankTree(t, version), "--key", key, "--out", out)
-		require.Equal(t, exitOK, r.code, r.err)
+		require.Equal(t, runner.ExitOK, r.code, r.err)
 		return out
 	}
 	v1, v2, v0 := packed("1.0.0"), packed("1.1.0"), packed("0.9.0")
 
 	r = tokenrun(t, "", "scripts", "verify", "--trust", key+".pub", v1)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Contains(t, r.stdout, "scripts 1.0.0")
 	assert.Contains(t, r.stdout, "OK")
 
 	// Unknown key and no key: refused before anything is installed.
 	other := filepath.Join(work, "other")
-	require.Equal(t, exitOK, tokenrun(t, "", "scripts", "keygen", "--out", other).code)
+	require.Equal(t, runner.ExitOK, tokenrun(t, "", "scripts", "keygen", "--out", other).code)
 	r = tokenrun(t, "", "scripts", "install", "--trust", other+".pub", v1)
-	assert.Equal(t, exitVerify, r.code)
+	assert.Equal(t, runner.ExitVerify, r.code)
 	assert.Contains(t, r.err, "not signed by any of the 1 trusted keys")
 	r = tokenrun(t, "", "scripts", "install", v1)
-	assert.Equal(t, exitUsage, r.code)
+	assert.Equal(t, runner.ExitUsage, r.code)
 	assert.Contains(t, r.err, "no trusted release key")
 	r = tokenrun(t, "", "scripts", "install", "--trust", key, v1)
-	assert.Equal(t, exitUsage, r.code)
+	assert.Equal(t, runner.ExitUsage, r.code)
 	assert.Contains(t, r.err, "private key where a tokenrun-ed25519-public key is needed")
 	_, err = os.Stat(filepath.Join(home, "scripts", "active"))
 	assert.ErrorIs(t, err, os.ErrNotExist)
@@ -76,16 +78,16 @@ func TestBundleLifecycle(t *testing.T) {
 	assert.NotContains(t, run().stdout+run().err, "probe", "nothing installed: the embedded set")
 
 	r = tokenrun(t, "", "scripts", "install", "--trust", key+".pub", v1)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	r = run()
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Contains(t, r.stdout+r.err, "probe 1.0.0 ran")
 	assert.NotContains(t, r.err, "warning", "a verified bundle runs without warnings")
 
 	r = tokenrun(t, "", "scripts", "install", "--trust", key+".pub", v2)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	r = tokenrun(t, "", "scripts", "list")
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Contains(t, r.stdout, "active: scripts 1.1.0")
 	assert.Contains(t, r.stdout, "from "+v2)
 	assert.Contains(t, r.stdout, "previous: 1.0.0-")
@@ -94,14 +96,14 @@ func TestBundleLifecycle(t *testing.T) {
 	assert.Contains(t, run().stdout+run().err, "probe 1.1.0 ran")
 
 	r = tokenrun(t, "", "scripts", "install", "--trust", key+".pub", v0)
-	assert.Equal(t, exitUsage, r.code)
+	assert.Equal(t, runner.ExitUsage, r.code)
 	assert.Contains(t, r.err, "is 0.9.0, the installed one is 1.1.0: give --allow-downgrade")
 	assert.Contains(t, run().stdout+run().err, "probe 1.1.0 ran", "a refused downgrade leaves the active version")
 
 	r = tokenrun(t, "", "scripts", "rollback")
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Contains(t, run().stdout+run().err, "probe 1.0.0 ran")
-	require.Equal(t, exitOK, tokenrun(t, "", "scripts", "rollback").code) // back to 1.1.0
+	require.Equal(t, runner.ExitOK, tokenrun(t, "", "scripts", "rollback").code) // back to 1.1.0
 
 	// Tamper with the active copy on disk: the next run refuses it, says why, and runs
 	// the previous version; with that one broken too, the embedded set.
@@ -111,7 +113,7 @@ func TestBundleLifecycle(t *testing.T) {
 	evil := "return { name = \"change_pin\", description = \"x\", version = \"6.6.6\", api = 1, run = function() require(\"ui\").say(\"EVIL\") end }"
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "change_pin.lua"), []byte(evil), 0o644))
 	r = run()
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	out := r.stdout + r.err
 	assert.NotContains(t, out, "EVIL")
 	assert.Contains(t, out, "probe 1.0.0 ran")
@@ -137,12 +139,12 @@ func TestListShowsTheVerifyingSigner(t *testing.T) {
 	t.Setenv("TOKENRUN_SYSTEM_TRUST", filepath.Join(t.TempDir(), "none"))
 	work := t.TempDir()
 	key := filepath.Join(work, "release")
-	require.Equal(t, exitOK, tokenrun(t, "", "scripts", "keygen", "--out", key, "--comment", "Real Bank").code)
+	require.Equal(t, runner.ExitOK, tokenrun(t, "", "scripts", "keygen", "--out", key, "--comment", "Real Bank").code)
 	out := filepath.Join(work, "b.bundle")
 	r := tokenrun(t, "", "scripts", "pack", "--dir", bankTree(t, "1.0.0"), "--key", key, "--out", out)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	r = tokenrun(t, "", "scripts", "install", "--trust", key+".pub", out)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 
 	records, err := filepath.Glob(filepath.Join(home, "scripts", "versions", "*.json"))
 	require.NoError(t, err)
@@ -159,7 +161,7 @@ func TestListShowsTheVerifyingSigner(t *testing.T) {
 	require.NoError(t, os.WriteFile(records[0], raw, 0o644))
 
 	r = tokenrun(t, "", "scripts", "list")
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Contains(t, r.stdout, "signed by "+realID+" Real Bank")
 	assert.NotContains(t, r.stdout, "FORGED")
 	assert.NotContains(t, r.stdout, "\x1b")

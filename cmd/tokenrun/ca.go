@@ -13,6 +13,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tokenrun/tokenrun/ca/devca"
+	"github.com/tokenrun/tokenrun/runner"
+	"github.com/tokenrun/tokenrun/signing"
 )
 
 // caCommand is the development CA: what the tests, the demo and a bank's staging use in
@@ -28,12 +30,12 @@ func caCommand(io stdio) *cli.Command {
 				ArgsUsage: "DIR",
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 {
-						return usageError{errors.New("ca init takes the CA directory: tokenrun ca init DIR")}
+						return runner.UsageError{Err: errors.New("ca init takes the CA directory: tokenrun ca init DIR")}
 					}
 					a, err := devca.Init(c.Args().First())
 					if err != nil {
 						if errors.Is(err, devca.ErrExists) {
-							return usageError{err}
+							return runner.UsageError{Err: err}
 						}
 						return err
 					}
@@ -59,7 +61,7 @@ func caCommand(io stdio) *cli.Command {
 					}
 					a, err := devca.Open(c.String("dir"))
 					if err != nil {
-						return usageError{err}
+						return runner.UsageError{Err: err}
 					}
 					if err := a.AddUser(c.String("user-id"), pin, c.String("out")); err != nil {
 						return err
@@ -79,11 +81,11 @@ func caCommand(io stdio) *cli.Command {
 				Action: func(c *cli.Context) error {
 					a, err := devca.Open(c.String("dir"))
 					if err != nil {
-						return usageError{err}
+						return runner.UsageError{Err: err}
 					}
 					ln, err := net.Listen("tcp", c.String("listen"))
 					if err != nil {
-						return usageError{fmt.Errorf("listen on %s: %w", c.String("listen"), err)}
+						return runner.UsageError{Err: fmt.Errorf("listen on %s: %w", c.String("listen"), err)}
 					}
 					ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 					defer stop()
@@ -109,15 +111,15 @@ func flagSecret(c *cli.Context, io stdio, name, fileFlag string) (string, error)
 	v, f := c.String(name), c.String(fileFlag)
 	switch {
 	case v != "" && f != "":
-		return "", usageError{fmt.Errorf("give --%s or --%s, not both", name, fileFlag)}
+		return "", runner.UsageError{Err: fmt.Errorf("give --%s or --%s, not both", name, fileFlag)}
 	case f != "":
-		pin, err := readPINFile(f, func(msg string) { fmt.Fprintf(io.err, "warning: %s\n", msg) })
+		pin, err := signing.ReadPINFile(f, func(msg string) { fmt.Fprintf(io.err, "warning: %s\n", msg) })
 		if err != nil {
-			return "", usageError{fmt.Errorf("--%s: %w", fileFlag, err)}
+			return "", runner.UsageError{Err: fmt.Errorf("--%s: %w", fileFlag, err)}
 		}
 		return pin, nil
 	case v != "":
 		return v, nil
 	}
-	return "", usageError{fmt.Errorf("give --%s or --%s", name, fileFlag)}
+	return "", runner.UsageError{Err: fmt.Errorf("give --%s or --%s", name, fileFlag)}
 }

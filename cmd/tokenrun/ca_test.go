@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tokenrun/tokenrun/ca/devca"
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/token/pkcs11/p11test"
 )
 
@@ -26,10 +27,10 @@ func devCA(t testing.TB, opts devca.ServerOptions) (dir, url, keyFile string) {
 	t.Helper()
 	dir = filepath.Join(t.TempDir(), "ca")
 	r := tokenrun(t, "", "ca", "init", dir)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	keyFile = filepath.Join(t.TempDir(), "Key.pfx")
 	r = tokenrun(t, "", "ca", "add-user", "--dir", dir, "--user-id", userID, "--pin", otpPIN, "--out", keyFile)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 
 	a, err := devca.Open(dir)
 	require.NoError(t, err)
@@ -64,7 +65,7 @@ func TestEnrollOnSoftHSM2AgainstDevCA(t *testing.T) {
 				"ca_url": url, "ca_roots": filepath.Join(dir, devca.RootCertFile),
 			})
 			r := tokenrun(t, "", "run", td+"scripts/enroll_min.lua", "--module", tk.Module, "--answers", ans)
-			require.Equal(t, exitOK, r.code, r.stdout+r.err)
+			require.Equal(t, runner.ExitOK, r.code, r.stdout+r.err)
 			assert.Contains(t, r.err, "enrolled CN="+userID)
 			assert.NotContains(t, r.stdout+r.err, otpPIN)
 
@@ -92,7 +93,7 @@ func TestEnrollOnSoftHSM2AgainstDevCA(t *testing.T) {
 
 			// Renewal with the token's own certificate and key.
 			r = tokenrun(t, "", "run", td+"scripts/reenroll_min.lua", "--module", tk.Module, "--answers", ans)
-			require.Equal(t, exitOK, r.code, r.stdout+r.err)
+			require.Equal(t, runner.ExitOK, r.code, r.stdout+r.err)
 			assert.Contains(t, r.err, "renewed: serial")
 		})
 	}
@@ -108,10 +109,10 @@ func TestEnrollRefusals(t *testing.T) {
 		code int
 		want string
 	}{
-		{name: "wrong OTP PIN", kv: map[string]string{"key_file": keyFile, "otp_pin": "ZZ1CD0EFG2H"}, code: exitCA, want: "the password does not open the key container"},
-		{name: "damaged container", kv: map[string]string{"key_file": roots, "otp_pin": otpPIN}, code: exitCA, want: "damaged"},
-		{name: "initial key of another CA", kv: map[string]string{"key_file": foreignKey, "otp_pin": otpPIN}, code: exitCA, want: "refused"},
-		{name: "untrusted CA server", kv: map[string]string{"key_file": keyFile, "otp_pin": otpPIN, "ca_roots": foreignRoots(t)}, code: exitCA, want: "not trusted"},
+		{name: "wrong OTP PIN", kv: map[string]string{"key_file": keyFile, "otp_pin": "ZZ1CD0EFG2H"}, code: runner.ExitCA, want: "the password does not open the key container"},
+		{name: "damaged container", kv: map[string]string{"key_file": roots, "otp_pin": otpPIN}, code: runner.ExitCA, want: "damaged"},
+		{name: "initial key of another CA", kv: map[string]string{"key_file": foreignKey, "otp_pin": otpPIN}, code: runner.ExitCA, want: "refused"},
+		{name: "untrusted CA server", kv: map[string]string{"key_file": keyFile, "otp_pin": otpPIN, "ca_roots": foreignRoots(t)}, code: runner.ExitCA, want: "not trusted"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,7 +127,7 @@ func TestEnrollRefusals(t *testing.T) {
 			assert.NotContains(t, r.err, otpPIN)
 			// No certificate reached the token.
 			r = tokenrun(t, "", "run", td+"scripts/count_certs.lua", "--soft", soft)
-			require.Equal(t, exitOK, r.code, r.err)
+			require.Equal(t, runner.ExitOK, r.code, r.err)
 			assert.Contains(t, r.err, "certificates: 0")
 		})
 	}
@@ -135,17 +136,17 @@ func TestEnrollRefusals(t *testing.T) {
 func foreignRoots(t *testing.T) string {
 	dir := filepath.Join(t.TempDir(), "other")
 	r := tokenrun(t, "", "ca", "init", dir)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	return filepath.Join(dir, devca.RootCertFile)
 }
 
 func TestCAInitRefusesExisting(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "ca")
-	require.Equal(t, exitOK, tokenrun(t, "", "ca", "init", dir).code)
+	require.Equal(t, runner.ExitOK, tokenrun(t, "", "ca", "init", dir).code)
 	before, err := os.ReadFile(filepath.Join(dir, devca.RootCertFile))
 	require.NoError(t, err)
 	r := tokenrun(t, "", "ca", "init", dir)
-	assert.Equal(t, exitUsage, r.code)
+	assert.Equal(t, runner.ExitUsage, r.code)
 	after, err := os.ReadFile(filepath.Join(dir, devca.RootCertFile))
 	require.NoError(t, err)
 	assert.Equal(t, before, after, "nothing is ever lost")
@@ -155,7 +156,7 @@ func TestCAInitRefusesExisting(t *testing.T) {
 // tokenrun sign reads its PIN file, and never reaches the output.
 func TestAddUserPINFile(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "ca")
-	require.Equal(t, exitOK, tokenrun(t, "", "ca", "init", dir).code)
+	require.Equal(t, runner.ExitOK, tokenrun(t, "", "ca", "init", dir).code)
 	tmp := t.TempDir()
 	good := filepath.Join(tmp, "otp.txt")
 	require.NoError(t, os.WriteFile(good, []byte(otpPIN+"\r\n"), 0o600))
@@ -165,12 +166,12 @@ func TestAddUserPINFile(t *testing.T) {
 	require.NoError(t, os.WriteFile(open, []byte(otpPIN+"\n"), 0o644))
 
 	r := tokenrun(t, "", "ca", "add-user", "--dir", dir, "--user-id", userID, "--pin-file", good, "--out", filepath.Join(tmp, "a.pfx"))
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	r = tokenrun(t, "", "ca", "add-user", "--dir", dir, "--user-id", "qq222222_qwertyui", "--pin-file", twoLines, "--out", filepath.Join(tmp, "b.pfx"))
-	assert.Equal(t, exitUsage, r.code)
+	assert.Equal(t, runner.ExitUsage, r.code)
 	assert.Contains(t, r.err, "more than one line")
 	r = tokenrun(t, "", "ca", "add-user", "--dir", dir, "--user-id", "qq333333_qwertyui", "--pin-file", open, "--out", filepath.Join(tmp, "c.pfx"))
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Contains(t, r.err, "can be read by other users")
 	for _, out := range []string{r.stdout, r.err} {
 		assert.NotContains(t, out, otpPIN)

@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/urfave/cli/v2"
+
+	"github.com/tokenrun/tokenrun/runner"
 )
 
 // A hidden command only compiled in tests: it panics in the main goroutine, as a bug in an
@@ -35,14 +37,14 @@ func init() {
 
 func TestCLIPanicExitsInternal(t *testing.T) {
 	r := tokenrun(t, "", "test-panic")
-	assert.Equal(t, exitInternal, r.code)
+	assert.Equal(t, runner.ExitInternal, r.code)
 	assert.Equal(t, 1, strings.Count(r.err, "\n"), "one line: %q", r.err)
 	assert.Contains(t, r.err, "tokenrun: internal error: boom second line")
 	assert.Contains(t, r.err, "please report it")
 	assert.NotContains(t, r.err, "goroutine")
 
 	r = tokenrun(t, "", "test-panic", "--what", "nil-map", "--debug")
-	assert.Equal(t, exitInternal, r.code)
+	assert.Equal(t, runner.ExitInternal, r.code)
 	assert.Contains(t, r.err, "assignment to entry in nil map")
 	assert.Contains(t, r.err, "goroutine", "--debug, even after the command, shows the stack")
 	assert.Contains(t, r.err, "cli_test.go")
@@ -62,19 +64,19 @@ func TestCLIHelpForEveryCommand(t *testing.T) {
 		name := strings.Join(p, " ")
 		t.Run(name, func(t *testing.T) {
 			help := tokenrun(t, "", append([]string{"help"}, p...)...)
-			require.Equal(t, exitOK, help.code, help.err)
+			require.Equal(t, runner.ExitOK, help.code, help.err)
 			assert.Contains(t, help.stdout, "tokenrun "+name+" - ")
 			flag := tokenrun(t, "", append(p, "--help")...)
-			require.Equal(t, exitOK, flag.code, flag.err)
+			require.Equal(t, runner.ExitOK, flag.code, flag.err)
 			assert.Equal(t, flag.stdout, help.stdout)
 		})
 	}
 	r := tokenrun(t, "", "scripts", "help", "install")
-	assert.Equal(t, exitOK, r.code, r.err)
+	assert.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Contains(t, r.stdout, "tokenrun scripts install - ")
 
 	r = tokenrun(t, "", "help")
-	assert.Equal(t, exitOK, r.code, r.err)
+	assert.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Contains(t, r.stdout, "enroll")
 	assert.Contains(t, r.stdout, "completion")
 	assert.NotContains(t, r.stdout, "test-panic")
@@ -98,7 +100,7 @@ func TestCLIUnknownCommand(t *testing.T) {
 	} {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			r := tokenrun(t, "", tt.args...)
-			assert.Equal(t, exitUsage, r.code, r.err)
+			assert.Equal(t, runner.ExitUsage, r.code, r.err)
 			assert.Contains(t, r.err, tt.want)
 			assert.NotContains(t, r.err, "\x1b")
 			assert.NotContains(t, r.err, "test-panic", "hidden commands are never suggested")
@@ -145,10 +147,10 @@ func TestCLIGlobalFlagsAfterTheCommand(t *testing.T) {
 	// In a real run: the traceback of a script error is shown with --debug after the command.
 	tok := filepath.Join(t.TempDir(), "tok")
 	r := tokenrun(t, "", "run", td+"scripts/bug.lua", "--soft", tok, "--debug")
-	assert.Equal(t, exitScript, r.code, r.err)
+	assert.Equal(t, runner.ExitScript, r.code, r.err)
 	assert.Contains(t, r.err, "stack traceback")
 	r = tokenrun(t, "", "tokens", "--soft", tok, "--debug")
-	assert.Equal(t, exitOK, r.code, r.err)
+	assert.Equal(t, runner.ExitOK, r.code, r.err)
 }
 
 func TestCLICompletion(t *testing.T) {
@@ -158,17 +160,17 @@ func TestCLICompletion(t *testing.T) {
 		"fish": {"complete -c tokenrun", "enroll", "change-pin", "install"},
 	} {
 		r := tokenrun(t, "", "completion", shell)
-		require.Equal(t, exitOK, r.code, r.err)
+		require.Equal(t, runner.ExitOK, r.code, r.err)
 		for _, w := range want {
 			assert.Contains(t, r.stdout, w, shell)
 		}
 		assert.NotContains(t, r.stdout, "test-panic", shell)
 	}
 	r := tokenrun(t, "", "completion", "tcsh")
-	assert.Equal(t, exitUsage, r.code)
+	assert.Equal(t, runner.ExitUsage, r.code)
 	assert.Contains(t, r.err, "bash, zsh or fish")
 	r = tokenrun(t, "", "completion")
-	assert.Equal(t, exitUsage, r.code)
+	assert.Equal(t, runner.ExitUsage, r.code)
 
 	// urfave/cli reads the word before the request from os.Args (as the real binary has it).
 	complete := func(args ...string) result {
@@ -178,7 +180,7 @@ func TestCLICompletion(t *testing.T) {
 		return tokenrun(t, "", args...)
 	}
 	r = complete("--generate-bash-completion")
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	lines := strings.Fields(r.stdout)
 	for _, c := range []string{"enroll", "change-pin", "unblock", "format", "sign", "verify", "tokens", "run", "scripts", "ca", "completion", "help"} {
 		assert.Contains(t, lines, c)
@@ -186,17 +188,17 @@ func TestCLICompletion(t *testing.T) {
 	assert.NotContains(t, lines, "test-panic")
 
 	r = complete("scripts", "--generate-bash-completion")
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Contains(t, strings.Fields(r.stdout), "install")
 
 	r = complete("completion", "--generate-bash-completion")
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Equal(t, []string{"bash", "zsh", "fish"}, strings.Fields(r.stdout))
 }
 
 func TestCLIVersion(t *testing.T) {
 	r := tokenrun(t, "", "--version")
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Regexp(t, `^tokenrun version \S+ \(.*script API \d+\)\n$`, r.stdout)
 
 	parts := buildParts(&rdebug.BuildInfo{
@@ -261,6 +263,6 @@ t tokenrun scr; t tokenrun scripts ins; t tokenrun enroll --reg; t tokenrun comp
 	// Unknown commands exit 2 from the real binary too.
 	cmd := exec.Command(bin, "enrol")
 	out, _ = cmd.CombinedOutput()
-	assert.Equal(t, exitUsage, cmd.ProcessState.ExitCode(), "%s", out)
+	assert.Equal(t, runner.ExitUsage, cmd.ProcessState.ExitCode(), "%s", out)
 	assert.Contains(t, string(out), "did you mean 'enroll'?")
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/tokenrun/tokenrun/runner"
 )
 
 // The command line is read once before urfave/cli sees it (urfave/cli v2 stops reading flags
@@ -160,7 +162,7 @@ func unknownCommand(names []string, word string, cmds []*cli.Command) error {
 		msg += fmt.Sprintf(": did you mean '%s'?", s)
 	}
 	help := strings.Join(append(append([]string{"tokenrun"}, names...), "--help"), " ")
-	return usageError{fmt.Errorf("%s (see '%s')", msg, help)}
+	return runner.UsageError{Err: fmt.Errorf("%s (see '%s')", msg, help)}
 }
 
 // escapeArg keeps a typed word short, on one line and free of terminal controls.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/runtime"
 )
 
@@ -95,7 +96,7 @@ func completionCommand(io stdio) *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return usageError{fmt.Errorf("completion takes one shell: bash, zsh or fish")}
+				return runner.UsageError{Err: fmt.Errorf("completion takes one shell: bash, zsh or fish")}
 			}
 			switch shell := c.Args().First(); shell {
 			case "bash":
@@ -112,7 +113,7 @@ func completionCommand(io stdio) *cli.Command {
 				_, err = fmt.Fprint(io.out, s)
 				return err
 			default:
-				return usageError{fmt.Errorf("completion: unknown shell '%s' (bash, zsh or fish)", escapeArg(shell))}
+				return runner.UsageError{Err: fmt.Errorf("completion: unknown shell '%s' (bash, zsh or fish)", escapeArg(shell))}
 			}
 		},
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tokenrun/tokenrun/ca/devca"
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/scripts"
 )
 
@@ -46,7 +47,7 @@ func demoCommand(io stdio) *cli.Command {
 				defer os.RemoveAll(tmp)
 				dir = tmp
 			} else if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
-				return usageError{fmt.Errorf("--dir %s is not empty: the demo starts from nothing", dir)}
+				return runner.UsageError{Err: fmt.Errorf("--dir %s is not empty: the demo starts from nothing", dir)}
 			}
 			return runDemo(c.Context, io, dir, c.String("lang"))
 		},

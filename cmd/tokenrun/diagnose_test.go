@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tokenrun/tokenrun/diagnose"
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/scripts"
 
 	"github.com/tokenrun/tokenrun/bundle"
@@ -23,7 +25,7 @@ func TestDiagnoseBundles(t *testing.T) {
 	work := t.TempDir()
 	key := filepath.Join(work, "release")
 	r := tokenrun(t, "", "scripts", "keygen", "--out", key, "--comment", "Test Bank 2025")
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	pubText, err := os.ReadFile(key + ".pub")
 	require.NoError(t, err)
 	pub, err := bundle.ParsePublicKeys(pubText)
@@ -38,14 +40,14 @@ func TestDiagnoseBundles(t *testing.T) {
 	packed := func(version string) string {
 		out := filepath.Join(work, version+".bundle")
 		r := tokenrun(t, "", "scripts", "pack", "--dir", bankTree(t, version), "--key", key, "--out", out)
-		require.Equal(t, exitOK, r.code, r.err)
+		require.Equal(t, runner.ExitOK, r.code, r.err)
 		return out
 	}
 	v12, v13 := packed("1.2.0"), packed("1.3.0")
 	install := func(file string) func(t *testing.T, home string) {
 		return func(t *testing.T, home string) {
 			r := tokenrun(t, "", "scripts", "install", "--trust", key+".pub", file)
-			require.Equal(t, exitOK, r.code, r.err)
+			require.Equal(t, runner.ExitOK, r.code, r.err)
 		}
 	}
 	activeDir := func(t *testing.T, home string) string {
@@ -53,8 +55,8 @@ func TestDiagnoseBundles(t *testing.T) {
 		require.NoError(t, err)
 		return filepath.Join(home, "scripts", "versions", strings.TrimSpace(string(id)))
 	}
-	running := func(d Diagnosis) ScriptsDiagnosis {
-		var runs []ScriptsDiagnosis
+	running := func(d diagnose.Report) diagnose.Scripts {
+		var runs []diagnose.Scripts
 		for _, s := range d.Scripts {
 			if s.Runs {
 				runs = append(runs, s)
@@ -67,12 +69,12 @@ func TestDiagnoseBundles(t *testing.T) {
 	tests := []struct {
 		name  string
 		setup []func(t *testing.T, home string)
-		check func(t *testing.T, home string, d Diagnosis)
+		check func(t *testing.T, home string, d diagnose.Report)
 		text  []string // in the --text report
 	}{
 		{
 			name: "nothing installed",
-			check: func(t *testing.T, home string, d Diagnosis) {
+			check: func(t *testing.T, home string, d diagnose.Report) {
 				assert.Empty(t, d.Bundles)
 				assert.Empty(t, d.BundlesError)
 				assert.Equal(t, filepath.Join(home, "scripts"), d.BundleStore)
@@ -86,7 +88,7 @@ func TestDiagnoseBundles(t *testing.T) {
 		{
 			name:  "installed and verified",
 			setup: []func(*testing.T, string){install(v12)},
-			check: func(t *testing.T, home string, d Diagnosis) {
+			check: func(t *testing.T, home string, d diagnose.Report) {
 				assert.Empty(t, d.BundlesError)
 				require.Len(t, d.Bundles, 1)
 				b := d.Bundles[0]
@@ -102,19 +104,19 @@ func TestDiagnoseBundles(t *testing.T) {
 				assert.True(t, b.Verified)
 				assert.Empty(t, b.VerifyError)
 				assert.Empty(t, b.RecordError)
-				assert.Equal(t, []KeyDiagnosis{{ID: keyID, Comment: "Test Bank 2025"}}, d.TrustedKeys)
+				assert.Equal(t, []diagnose.Key{{ID: keyID, Comment: "Test Bank 2025"}}, d.TrustedKeys)
 				// The installed bundle has the digest of the tree it was packed from: the
 				// same scripts, the same digest, whatever the manifest says.
 				tree, err := scripts.Load(os.DirFS(bankTree(t, "1.2.0")), "tree")
 				require.NoError(t, err)
-				assert.Equal(t, ScriptsDiagnosis{Source: "installed scripts " + b.ID, Version: "1.2.0", Digest: tree.Digest, Runs: true}, running(d))
+				assert.Equal(t, diagnose.Scripts{Source: "installed scripts " + b.ID, Version: "1.2.0", Digest: tree.Digest, Runs: true}, running(d))
 			},
 			text: []string{"1.2.0 (1.2.0-", "active", "signed by " + keyID, "verification: OK"},
 		},
 		{
 			name:  "upgrade keeps the previous version",
 			setup: []func(*testing.T, string){install(v12), install(v13)},
-			check: func(t *testing.T, home string, d Diagnosis) {
+			check: func(t *testing.T, home string, d diagnose.Report) {
 				require.Len(t, d.Bundles, 2)
 				assert.Equal(t, "1.3.0", d.Bundles[0].Version)
 				assert.True(t, d.Bundles[0].Active)
@@ -133,7 +135,7 @@ func TestDiagnoseBundles(t *testing.T) {
 				evil := "return { name = \"change_pin\", description = \"x\", version = \"6.6.6\", api = 1, run = function() end }"
 				require.NoError(t, os.WriteFile(filepath.Join(activeDir(t, home), "change_pin.lua"), []byte(evil), 0o644))
 			}},
-			check: func(t *testing.T, home string, d Diagnosis) {
+			check: func(t *testing.T, home string, d diagnose.Report) {
 				require.Len(t, d.Bundles, 1)
 				b := d.Bundles[0]
 				assert.Equal(t, "1.2.0", b.Version)
@@ -149,7 +151,7 @@ func TestDiagnoseBundles(t *testing.T) {
 			setup: []func(*testing.T, string){install(v12), func(t *testing.T, home string) {
 				require.NoError(t, os.Remove(filepath.Join(home, "scripts", "trusted-keys")))
 			}},
-			check: func(t *testing.T, home string, d Diagnosis) {
+			check: func(t *testing.T, home string, d diagnose.Report) {
 				require.Len(t, d.Bundles, 1)
 				assert.False(t, d.Bundles[0].Verified)
 				assert.Contains(t, d.Bundles[0].VerifyError, "no trusted release key")
@@ -164,7 +166,7 @@ func TestDiagnoseBundles(t *testing.T) {
 				require.NoError(t, os.MkdirAll(filepath.Join(home, "scripts"), 0o755))
 				require.NoError(t, os.WriteFile(filepath.Join(home, "scripts", "active"), []byte("../../etc\n"), 0o644))
 			}},
-			check: func(t *testing.T, home string, d Diagnosis) {
+			check: func(t *testing.T, home string, d diagnose.Report) {
 				assert.Contains(t, d.BundlesError, "not a version directory")
 				assert.Empty(t, d.Bundles)
 				assert.Equal(t, "embedded", running(d).Source)
@@ -181,8 +183,8 @@ func TestDiagnoseBundles(t *testing.T) {
 			}
 
 			r := tokenrun(t, "", "diagnose", "--probe=false")
-			require.Equal(t, exitOK, r.code, r.err)
-			var d Diagnosis
+			require.Equal(t, runner.ExitOK, r.code, r.err)
+			var d diagnose.Report
 			require.NoError(t, json.Unmarshal([]byte(r.stdout), &d), r.stdout)
 			tt.check(t, home, d)
 			for _, m := range material {
@@ -191,7 +193,7 @@ func TestDiagnoseBundles(t *testing.T) {
 
 			out := filepath.Join(t.TempDir(), "diag.txt")
 			r = tokenrun(t, "", "diagnose", "--probe=false", "--text", "--out", out)
-			require.Equal(t, exitOK, r.code, r.err)
+			require.Equal(t, runner.ExitOK, r.code, r.err)
 			text, err := os.ReadFile(out)
 			require.NoError(t, err, "diagnose always writes its file")
 			for _, want := range tt.text {

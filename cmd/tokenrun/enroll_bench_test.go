@@ -14,6 +14,7 @@ import (
 	"github.com/tokenrun/tokenrun/ca/devca"
 	"github.com/tokenrun/tokenrun/journal"
 	"github.com/tokenrun/tokenrun/region"
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/scripts"
 	"github.com/tokenrun/tokenrun/token"
@@ -76,14 +77,14 @@ func BenchmarkEnroll(b *testing.B) {
 						inside[2] += e.Duration
 					}
 				})
-				spec := runSpec{
-					script: set.Procedures["enroll"], libs: set.Libraries, provider: prov, uri: &token.URI{Token: tk.Label},
-					frontend: ui.NewAnswers(answers, ui.AnswersOptions{AllowConfirm: true}), config: cfg, journal: store,
-					extra: []runtime.Module{bindpolicy.Module(r, cat)}, observer: obs, stdio: stdio{},
+				spec := runner.Spec{
+					Script: set.Procedures["enroll"], Libraries: set.Libraries, Provider: prov, URI: &token.URI{Token: tk.Label},
+					Frontend: ui.NewAnswers(answers, ui.AnswersOptions{AllowConfirm: true}), Config: cfg, Journal: store,
+					Extra: []runtime.Module{bindpolicy.Module(r, cat)}, Observer: obs,
 				}
 				b.StartTimer()
 				start := time.Now()
-				_, err = execute(context.Background(), spec)
+				_, err = runner.Run(context.Background(), spec)
 				d := time.Since(start)
 				b.StopTimer()
 				require.NoError(b, err)

@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tokenrun/tokenrun/ca/devca"
+	"github.com/tokenrun/tokenrun/runner"
+	"github.com/tokenrun/tokenrun/scripts/golden"
 )
 
 // typoUser is well formed (it passes the region's pattern) but is not the user the bank's
@@ -20,7 +22,7 @@ const typoUser = "qq111111_qwertyuu"
 // in dir.
 func enrollFile(t *testing.T, dir string, ca *enrollCA, ans map[string]any, noYes bool) result {
 	t.Helper()
-	args := append([]string{"enroll", "--soft", dir, "--lang", "en", "--answers", writeAnswers(t, ans)}, ca.args()...)
+	args := append([]string{"enroll", "--soft", dir, "--lang", "en", "--answers", writeAnswers(t, ans)}, ca.Args()...)
 	if !noYes {
 		args = append(args, "--yes")
 	}
@@ -48,9 +50,9 @@ func TestEnrollTypoUserIDCorrectedByRerun(t *testing.T) {
 	dir, serial := softToken(t)
 
 	r := enrollFile(t, dir, ca, withAnswer(enrollAnswers(ca), "user_id", typoUser), false)
-	require.Equal(t, exitCA, r.code, r.err)
+	require.Equal(t, runner.ExitCA, r.code, r.err)
 	assert.Contains(t, r.err, "refused the user ID "+typoUser)
-	assert.Contains(t, r.err, "belongs to user")
+	assert.Contains(t, r.err, "check the user ID and the key file", "the CA's refusal in catalog words; its own text is for --debug")
 	assert.Contains(t, r.err, "asks for the user ID again")
 	j, err := os.ReadFile(filepath.Join(os.Getenv("TOKENRUN_HOME"), "journal", serial+".json"))
 	require.NoError(t, err)
@@ -58,7 +60,7 @@ func TestEnrollTypoUserIDCorrectedByRerun(t *testing.T) {
 	assert.Contains(t, string(j), `"user_id_refused": "`+typoUser+`"`)
 
 	r = enrollFile(t, dir, ca, enrollAnswers(ca), false)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Contains(t, r.err, "refused the user ID "+typoUser+" last time")
 	assert.Contains(t, r.err, "no new key is made")
 	assert.NotContains(t, r.err, "misspelt id")
@@ -73,20 +75,20 @@ func TestEnrollTypoUserIDCorrectedByRerun(t *testing.T) {
 func TestEnrollOtherUserOnHalfDoneToken(t *testing.T) {
 	t.Setenv("TOKENRUN_HOME", t.TempDir())
 	ca := newEnrollCA(t)
-	addr := ca.ln.Addr().String()
+	addr := ca.Listener.Addr().String()
 	ca.down(t)
 	dir, _ := softToken(t)
 	r := enrollFile(t, dir, ca, enrollAnswers(ca), false)
-	require.Equal(t, exitCA, r.code, r.err)
+	require.Equal(t, runner.ExitCA, r.code, r.err)
 
 	var err error
-	ca.ln, err = netListen(addr)
+	ca.Listener, err = netListen(addr)
 	require.NoError(t, err)
 	ca.start(t, devca.ServerOptions{})
 	const userB = "qq222222_someonex"
 	r = enrollFile(t, dir, ca, withAnswer(enrollAnswers(ca), "user_id", userB), true)
-	require.Equal(t, exitUsage, r.code, r.err)
-	assert.Contains(t, r.err, "for the user "+enrollUser)
+	require.Equal(t, runner.ExitUsage, r.code, r.err)
+	assert.Contains(t, r.err, "for the user "+golden.EnrollUser)
 	assert.Contains(t, r.err, "now the user "+userB+" is named")
 	assert.Contains(t, r.err, "run it again with that user's answers")
 	assert.Contains(t, r.err, "--yes")
@@ -96,7 +98,7 @@ func TestEnrollOtherUserOnHalfDoneToken(t *testing.T) {
 	assert.Equal(t, 0, certs)
 
 	r = enrollFile(t, dir, ca, enrollAnswers(ca), false)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	keys, certs = objects(t, dir, newPIN)
 	assert.Equal(t, 1, keys)
 	assert.Equal(t, 1, certs)
@@ -110,16 +112,16 @@ func TestEnrollEnrolledTokenOtherUser(t *testing.T) {
 	ca.start(t, devca.ServerOptions{})
 	dir, _ := softToken(t)
 	r := enrollFile(t, dir, ca, enrollAnswers(ca), false)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 
 	r = enrollFile(t, dir, ca, enrollAnswers(ca), false)
-	require.Equal(t, exitOK, r.code, r.err)
-	assert.Contains(t, r.err, "registered profile of the user "+enrollUser)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
+	assert.Contains(t, r.err, "registered profile of the user "+golden.EnrollUser)
 	assert.NotContains(t, r.err, "misspelt id")
 
 	r = enrollFile(t, dir, ca, withAnswer(enrollAnswers(ca), "user_id", "qq222222_someonex"), false)
-	require.Equal(t, exitRefused, r.code, r.err)
-	assert.Contains(t, r.err, "name the user qq222222_someonex, but this token holds the registered profile of the user "+enrollUser)
+	require.Equal(t, runner.ExitRefused, r.code, r.err)
+	assert.Contains(t, r.err, "name the user qq222222_someonex, but this token holds the registered profile of the user "+golden.EnrollUser)
 }
 
 // dirDigest is every file under dir with its contents, to see that nothing changed.
@@ -152,7 +154,7 @@ func TestEnrollAnswersCheckedUpFront(t *testing.T) {
 	}{
 		{"validity out of range", withAnswer(enrollAnswers(ca), "validity", 1),
 			[]string{"answer for prompt 'validity' is \"1\", which is not one of the allowed values: 1y, 3y"}},
-		{"misspelt id", withAnswer(enrollAnswers(ca), "user_idd", enrollUser),
+		{"misspelt id", withAnswer(enrollAnswers(ca), "user_idd", golden.EnrollUser),
 			[]string{"'user_idd' is no prompt of enroll (did you mean 'user_id'?)"}},
 		{"all at once", withAnswer(withAnswer(withAnswer(enrollAnswers(ca), "validity", "2y"), "confirm", "perhaps"), "otp_pin", []string{"A"}),
 			[]string{"'validity' is \"2y\"", "'confirm' is \"perhaps\"", "'otp_pin' must be a single value"}},
@@ -162,7 +164,7 @@ func TestEnrollAnswersCheckedUpFront(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := enrollFile(t, dir, ca, tt.ans, false)
-			require.Equal(t, exitUsage, r.code, r.err)
+			require.Equal(t, runner.ExitUsage, r.code, r.err)
 			assert.Contains(t, r.err, "does not fit the procedure enroll")
 			for _, w := range tt.want {
 				assert.Contains(t, r.err, w)
@@ -182,13 +184,13 @@ func TestEnrollAnswersFromStdinWithSources(t *testing.T) {
 	ca := newEnrollCA(t)
 	ca.start(t, devca.ServerOptions{})
 	dir, _ := softToken(t)
-	otpFile := writeFile(t, filepath.Join(t.TempDir(), "otp"), enrollOTP+"\n")
+	otpFile := writeFile(t, filepath.Join(t.TempDir(), "otp"), golden.EnrollOTP+"\n")
 	require.NoError(t, os.Chmod(otpFile, 0o600))
 	t.Setenv("TOKENRUN_TEST_NEW_PIN", newPIN)
-	yaml := "validity: 1y\nuser_id: " + enrollUser + "\notp_pin: {file: " + otpFile + "}\nkey_file: " + ca.keyFile +
+	yaml := "validity: 1y\nuser_id: " + golden.EnrollUser + "\notp_pin: {file: " + otpFile + "}\nkey_file: " + ca.KeyFile +
 		"\npin_is_password: true\nprofile_name: Main\nnew_pin: {env: TOKENRUN_TEST_NEW_PIN}\nnew_pin_confirm: {env: TOKENRUN_TEST_NEW_PIN}\nconfirm: yes\n"
-	r := tokenrun(t, yaml, append([]string{"enroll", "--soft", dir, "--lang", "en", "--answers", "-", "--yes"}, ca.args()...)...)
-	require.Equal(t, exitOK, r.code, r.err)
+	r := tokenrun(t, yaml, append([]string{"enroll", "--soft", dir, "--lang", "en", "--answers", "-", "--yes"}, ca.Args()...)...)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.NotContains(t, r.err, newPIN)
 	assert.NotContains(t, r.err, "can be read by other users")
 	keys, certs := objects(t, dir, newPIN)
@@ -208,17 +210,17 @@ func TestEnrollTerminalAsksAgain(t *testing.T) {
 	ca.start(t, devca.ServerOptions{})
 	dir, _ := softToken(t)
 	home := t.TempDir() // where "~/Key.pfx" is
-	b, err := os.ReadFile(ca.keyFile)
+	b, err := os.ReadFile(ca.KeyFile)
 	require.NoError(t, err)
 	writeFile(t, filepath.Join(home, "Key.pfx"), string(b))
 	t.Setenv("HOME", home)
 	typed := []string{
-		"1y", enrollUser,
+		"1y", golden.EnrollUser,
 		"~/tokenrun-no-such-dir/Key.pfx", // key_file: missing
 		"ZZZZZZZZZZZ",                    // otp_pin: wrong
 		"",                               // pin_is_password: the default, yes
 		"~/Key.pfx",                      // key_file again: under the home directory
-		enrollOTP,                        // otp_pin again
+		golden.EnrollOTP,                 // otp_pin again
 		"",                               // profile_name: the default
 		newPIN, "Kx7mQ9pzz",              // a mismatch
 		newPIN, newPIN, // both again
@@ -226,8 +228,8 @@ func TestEnrollTerminalAsksAgain(t *testing.T) {
 		"Wrong1234", // current_pin: typed, wrong
 		"",          // current_pin again: the blank token's
 	}
-	r := tokenrun(t, strings.Join(typed, "\n")+"\n", append([]string{"enroll", "--soft", dir, "--lang", "en"}, ca.args()...)...)
-	require.Equal(t, exitOK, r.code, r.err)
+	r := tokenrun(t, strings.Join(typed, "\n")+"\n", append([]string{"enroll", "--soft", dir, "--lang", "en"}, ca.Args()...)...)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	out := r.err
 	for _, want := range []string{
 		"tokenrun-no-such-dir/Key.pfx cannot be found",
@@ -247,7 +249,7 @@ func TestEnrollTerminalAsksAgain(t *testing.T) {
 	rules := strings.Index(out, "The new token password: 8 to 16")
 	require.GreaterOrEqual(t, rules, 0)
 	assert.Less(t, rules, strings.Index(out, "New token password"), "the rules come before the password is asked")
-	assertNoSecrets(t, map[string]any{"otp_pin": enrollOTP, "new_pin": newPIN}, out)
+	assertNoSecrets(t, map[string]any{"otp_pin": golden.EnrollOTP, "new_pin": newPIN}, out)
 	keys, certs := objects(t, dir, newPIN)
 	assert.Equal(t, 1, keys)
 	assert.Equal(t, 1, certs)
@@ -261,20 +263,20 @@ func TestEnrollSwitchUserWithYes(t *testing.T) {
 	ca := newEnrollCA(t)
 	const userB = "qq222222_someonex"
 	keyB := filepath.Join(t.TempDir(), "KeyB.pfx")
-	require.NoError(t, ca.a.AddUser(userB, enrollOTP, keyB))
-	addr := ca.ln.Addr().String()
+	require.NoError(t, ca.Authority.AddUser(userB, golden.EnrollOTP, keyB))
+	addr := ca.Listener.Addr().String()
 	ca.down(t)
 	dir, _ := softToken(t)
 	r := enrollFile(t, dir, ca, enrollAnswers(ca), false)
-	require.Equal(t, exitCA, r.code, r.err)
+	require.Equal(t, runner.ExitCA, r.code, r.err)
 
 	var err error
-	ca.ln, err = netListen(addr)
+	ca.Listener, err = netListen(addr)
 	require.NoError(t, err)
 	ca.start(t, devca.ServerOptions{})
 	b := withAnswer(withAnswer(enrollAnswers(ca), "user_id", userB), "key_file", keyB)
 	r = enrollFile(t, dir, ca, b, false)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Contains(t, r.err, "now the user "+userB+" is named")
 	assert.Contains(t, r.err, "no new key is made")
 	keys, certs := objects(t, dir, newPIN)
@@ -282,6 +284,6 @@ func TestEnrollSwitchUserWithYes(t *testing.T) {
 	assert.Equal(t, 1, certs)
 
 	r = enrollFile(t, dir, ca, b, false)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Contains(t, r.err, "registered profile of the user "+userB)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tokenrun/tokenrun/ca/devca"
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/token/floor"
 	"github.com/tokenrun/tokenrun/token/pkcs11/p11test"
@@ -106,7 +107,7 @@ func TestWrongPINsFromFilesNeverLock(t *testing.T) {
 		{"enroll", token.User, func(t *testing.T, b floorBackend, ca *enrollCA) []string {
 			ans := enrollAnswers(ca)
 			ans["current_pin"] = wrong
-			return append([]string{"enroll", "--answers", writeAnswers(t, ans), "--yes"}, ca.args()...)
+			return append([]string{"enroll", "--answers", writeAnswers(t, ans), "--yes"}, ca.Args()...)
 		}},
 		{"unblock", token.SO, func(t *testing.T, b floorBackend, _ *enrollCA) []string {
 			return []string{"unblock", "--answers", writeAnswers(t, map[string]any{"so_pin": wrong, "new_pin": newPIN, "new_pin_confirm": newPIN})}
@@ -142,11 +143,11 @@ return nil, { code = "PIN_INCORRECT", message = "still not in" }
 				for i := range 20 {
 					r := tokenrun(t, "", args...)
 					codes[r.code]++
-					require.Contains(t, []int{exitToken, exitRefused}, r.code, "run %d: %s", i+1, r.err)
+					require.Contains(t, []int{runner.ExitToken, runner.ExitRefused}, r.code, "run %d: %s", i+1, r.err)
 					assert.NotContains(t, r.stdout+r.err, wrong)
 				}
 				if proc.name != "careless-script" { // it ends with its own code whatever happened
-					assert.Positive(t, codes[exitRefused], "the floor kept the last tries: %v", codes)
+					assert.Positive(t, codes[runner.ExitRefused], "the floor kept the last tries: %v", codes)
 				}
 				pin := b.userPIN
 				if proc.role == token.SO {
@@ -177,7 +178,7 @@ func TestConcurrentEnrollsLeaveOneProfile(t *testing.T) {
 				if be == "soft" {
 					dir := filepath.Join(t.TempDir(), "tok")
 					args = []string{"--soft", dir}
-					require.Equal(t, exitOK, tokenrun(t, "", "tokens", "--soft", dir).code)
+					require.Equal(t, runner.ExitOK, tokenrun(t, "", "tokens", "--soft", dir).code)
 					count = func() (int, []*x509.Certificate, []any) {
 						p, err := soft.Open(soft.Options{}, dir)
 						require.NoError(t, err)
@@ -192,7 +193,7 @@ func TestConcurrentEnrollsLeaveOneProfile(t *testing.T) {
 					}
 				}
 				answers := writeAnswers(t, enrollAnswers(ca))
-				full := append(append([]string{"enroll", "--lang", "en", "--answers", answers, "--yes"}, ca.args()...), args...)
+				full := append(append([]string{"enroll", "--lang", "en", "--answers", answers, "--yes"}, ca.Args()...), args...)
 				outs := make([]string, 2)
 				codes := make([]int, 2)
 				var wg sync.WaitGroup
@@ -208,7 +209,7 @@ func TestConcurrentEnrollsLeaveOneProfile(t *testing.T) {
 				}
 				wg.Wait()
 				for i := range 2 {
-					require.Equal(t, exitOK, codes[i], "trial %d run %d:\n%s", trial, i, outs[i])
+					require.Equal(t, runner.ExitOK, codes[i], "trial %d run %d:\n%s", trial, i, outs[i])
 				}
 				keys, certs, pubs := count()
 				require.Equal(t, 1, keys, "trial %d: keys on the token\n%s\n%s", trial, outs[0], outs[1])
@@ -238,7 +239,7 @@ func TestConcurrentWrongPINSignsNeverLock(t *testing.T) {
 			label := "KAZTOKEN"
 			if be == "soft" {
 				dir := filepath.Join(t.TempDir(), "tok")
-				require.Equal(t, exitOK, tokenrun(t, "", "tokens", "--soft", dir).code)
+				require.Equal(t, runner.ExitOK, tokenrun(t, "", "tokens", "--soft", dir).code)
 				args = []string{"--soft", dir}
 				prepare = func() { require.NoError(t, soft.SetTries(dir, token.User, 2)) }
 				locked = func() bool {
@@ -277,7 +278,7 @@ func TestConcurrentWrongPINSignsNeverLock(t *testing.T) {
 				wg.Wait()
 				require.False(t, locked(), "trial %d locked the token (exit codes %v)", trial, codes)
 				for _, c := range codes {
-					require.Contains(t, []int{exitToken, exitRefused}, c, "trial %d: %v", trial, codes)
+					require.Contains(t, []int{runner.ExitToken, runner.ExitRefused}, c, "trial %d: %v", trial, codes)
 				}
 			}
 		})
@@ -371,15 +372,15 @@ func TestBusyTokenFailsAfterTheWait(t *testing.T) {
 
 	ans := writeAnswers(t, map[string]any{"current_pin": "12345678", "new_pin": newPIN, "new_pin_confirm": newPIN})
 	r := tokenrun(t, "", "change-pin", "--soft", dir, "--lang", "en", "--answers", ans, "--lock-wait", "1s")
-	assert.Equal(t, exitToken, r.code, r.err)
+	assert.Equal(t, runner.ExitToken, r.code, r.err)
 	assert.Contains(t, r.err, fmt.Sprintf("is in use by tokenrun sign (pid %d, since ", os.Getpid()))
 	assert.Contains(t, r.err, "in use by another tokenrun run, which has not finished")
 	require.NoError(t, held.Close())
 
 	r = tokenrun(t, "", "change-pin", "--soft", dir, "--lang", "en", "--answers", ans, "--lock-wait", "1s")
-	require.Equal(t, exitOK, r.code, "the old password still opened it: nothing was changed while busy\n%s", r.err)
+	require.Equal(t, runner.ExitOK, r.code, "the old password still opened it: nothing was changed while busy\n%s", r.err)
 	r = tokenrun(t, "", "change-pin", "--soft", dir, "--answers", ans, "--lock-wait", "-1s")
-	assert.Equal(t, exitUsage, r.code, r.err)
+	assert.Equal(t, runner.ExitUsage, r.code, r.err)
 }
 
 // TestUserPINNotInitializedNamesTheWayOut: a token formatted without a user PIN (a format
@@ -402,17 +403,17 @@ func TestUserPINNotInitializedNamesTheWayOut(t *testing.T) {
 
 	for _, args := range [][]string{
 		{"change-pin", "--answers", writeAnswers(t, map[string]any{"current_pin": "12345678", "new_pin": newPIN, "new_pin_confirm": newPIN})},
-		append([]string{"enroll", "--answers", writeAnswers(t, enrollAnswers(ca)), "--yes"}, ca.args()...),
+		append([]string{"enroll", "--answers", writeAnswers(t, enrollAnswers(ca)), "--yes"}, ca.Args()...),
 	} {
 		r := tokenrun(t, "", append(args, "--soft", dir, "--lang", "en")...)
-		assert.Equal(t, exitToken, r.code, r.err)
+		assert.Equal(t, runner.ExitToken, r.code, r.err)
 		assert.Contains(t, r.err, "has no user password set", args[0])
 		assert.Contains(t, r.err, "run tokenrun unblock", args[0])
 		assert.NotContains(t, r.err, "CKR_USER_PIN_NOT_INITIALIZED", args[0])
 	}
 	r := tokenrun(t, "", "unblock", "--soft", dir, "--lang", "en",
 		"--answers", writeAnswers(t, map[string]any{"so_pin": "87654321", "new_pin": newPIN, "new_pin_confirm": newPIN}))
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	keys, certs := objects(t, dir, newPIN)
 	assert.Zero(t, keys+certs)
 }

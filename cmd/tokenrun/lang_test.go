@@ -17,7 +17,9 @@ import (
 
 	"github.com/tokenrun/tokenrun/ca/devca"
 	"github.com/tokenrun/tokenrun/region"
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/scripts"
+	"github.com/tokenrun/tokenrun/scripts/golden"
 )
 
 // What may be Latin on a kk or ru screen: what is not a word of a language but a name, a code
@@ -108,26 +110,26 @@ func answerWords(ans map[string]any) []string {
 // on any Latin-script word on the person's screen that is not a name, a code, a path or what
 // the person typed: English chrome, a Go error chain, a developer's word.
 func TestGoldensSpeakTheRunLanguage(t *testing.T) {
-	cases, err := loadGoldenCases(os.DirFS(goldenTree))
+	cases, err := golden.LoadCases(os.DirFS(goldenTree))
 	require.NoError(t, err)
 	for _, lang := range []string{"kk", "ru"} {
 		for _, c := range cases {
-			be := backendSoft
-			if c.skip(be) != "" {
-				be = backendSoftHSM2
+			be := golden.BackendSoft
+			if c.Skip(be) != "" {
+				be = golden.BackendSoftHSM2
 			}
-			if c.skip(be) != "" {
+			if c.Skip(be) != "" {
 				continue
 			}
 			t.Run(lang+"/"+c.Path(), func(t *testing.T) {
 				c := c
 				c.Setup.Lang = lang
-				ans, err := loadAnswers(c.fsys, c.Path()+"/answers.yaml", map[string]string{})
+				ans, err := c.Answers()
 				require.NoError(t, err)
 				typed := answerWords(ans)
 				var screen []string
-				_, err = runGoldenCase(context.Background(), c, goldenOptions{
-					Backend: be, TempDir: t.TempDir(), Plug: softHSMBackend(t),
+				_, err = golden.Run(context.Background(), c, golden.Options{
+					Backend: be, TempDir: t.TempDir(), Plug: softHSMBackend(t), Main: runMain,
 					Screen: func(stdout, stderr string) { screen = screenText(stdout, stderr) }})
 				require.NoError(t, err)
 				require.NotEmpty(t, screen)
@@ -145,23 +147,23 @@ func TestGoldensSpeakTheRunLanguage(t *testing.T) {
 // checks what the person reads the same way.
 func TestSignSpeaksTheRunLanguage(t *testing.T) {
 	tmp := t.TempDir()
-	defer isolateEnv(filepath.Join(tmp, "home"))()
-	ca, err := newGoldenCA(tmp)
+	defer golden.IsolateEnv(filepath.Join(tmp, "home"))()
+	ca, err := golden.NewCA(tmp, runMain)
 	require.NoError(t, err)
-	ca.start(devca.ServerOptions{})
-	defer ca.stop()
-	b, err := softBackend(tmp, caseSetup{})
+	ca.Start(devca.ServerOptions{})
+	defer ca.Stop()
+	b, err := golden.SoftBackend(tmp, runMain)
 	require.NoError(t, err)
-	require.NoError(t, enrollOnce(tmp, b, ca))
+	require.NoError(t, golden.EnrollOnce(tmp, b, ca, runMain))
 	doc := filepath.Join(tmp, "order.txt")
 	require.NoError(t, os.WriteFile(doc, []byte("payment order 1\n"), 0o644))
 	for _, lang := range []string{"kk", "ru"} {
 		for _, tt := range []struct {
 			name, stdin string
 			code        int
-		}{{"ok", "Kx7mQ9pz\n", exitOK}, {"wrong", "Wrong9pin\n", exitToken}} {
+		}{{"ok", "Kx7mQ9pz\n", runner.ExitOK}, {"wrong", "Wrong9pin\n", runner.ExitToken}} {
 			t.Run(lang+"/"+tt.name, func(t *testing.T) {
-				r := tokenrun(t, tt.stdin, "sign", "--soft", b.dir, "--token", "pkcs11:token=KAZTOKEN;object=Main", "--lang", lang,
+				r := tokenrun(t, tt.stdin, "sign", "--soft", b.Dir, "--token", "pkcs11:token=KAZTOKEN;object=Main", "--lang", lang,
 					"--force", "--out", filepath.Join(tmp, "order-"+lang+".p7s"), doc)
 				assert.Equal(t, tt.code, r.code, r.err)
 				assert.NotContains(t, r.err, "Password", "the prompt is in %s", lang)
@@ -186,8 +188,8 @@ func TestTerminalSpeaksTheRunLanguage(t *testing.T) {
 				stdin string
 				code  int
 			}{
-				{"11112222\nshort\nKx7mQ9pz\nKx7mQ9pz\n", exitToken}, // a refused new password, then a wrong current one
-				{"12345678\nKx7mQ9pz\nKx7mQ9pz\n", exitOK},
+				{"11112222\nshort\nKx7mQ9pz\nKx7mQ9pz\n", runner.ExitToken}, // a refused new password, then a wrong current one
+				{"12345678\nKx7mQ9pz\nKx7mQ9pz\n", runner.ExitOK},
 			} {
 				r := tokenrun(t, tt.stdin, "change-pin", "--soft", dir, "--lang", lang, "--set", "token.wait=1s")
 				require.Equal(t, tt.code, r.code, r.err)
@@ -196,7 +198,7 @@ func TestTerminalSpeaksTheRunLanguage(t *testing.T) {
 						t.Errorf("%s: Latin words %q in: %s", lang, bad, line)
 					}
 				}
-				if tt.code != exitOK {
+				if tt.code != runner.ExitOK {
 					assert.Equal(t, 1, strings.Count(r.err, region.Text(mustCatalog(t, lang), "user_pin_incorrect", nil)), "the error once:\n%s", r.err)
 				}
 			}

@@ -4,11 +4,13 @@ package main
 import (
 	"context"
 	"os"
+
+	"github.com/tokenrun/tokenrun/runner"
 )
 
 func main() {
-	// SIGINT, SIGTERM and Ctrl-C on Windows cancel the run through its context (signals.go).
-	ctx, stop := signalContext(context.Background(), os.Stderr)
+	// SIGINT, SIGTERM and Ctrl-C on Windows cancel the run through its context (runner/signals.go).
+	ctx, stop := runner.SignalContext(context.Background(), os.Stderr)
 	code := runMainContext(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

@@ -4,14 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
-	bindpolicy "github.com/tokenrun/tokenrun/bindings/policy"
-
-	"github.com/tokenrun/tokenrun/journal"
 	"github.com/tokenrun/tokenrun/region"
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/scripts"
 	"github.com/tokenrun/tokenrun/ui"
@@ -58,65 +55,17 @@ func procedureCommands(io stdio) []*cli.Command {
 	return cmds
 }
 
-// loadSet is --scripts DIR with a warning that it is unsigned, else the verified active
-// installed bundle (see bundle.go), else the shipped scripts tree.
-func loadSet(c *cli.Context, io stdio) (*scripts.Set, error) {
-	dir := c.String("scripts")
-	if dir == "" {
-		return installedOrEmbedded(io)
-	}
-	fmt.Fprintf(io.err, "warning: running unsigned scripts from %s\n", dir)
-	s, err := scripts.Load(os.DirFS(dir), dir)
-	if err != nil {
-		return nil, usageError{err}
-	}
-	return s, nil
-}
-
-// regionConfig loads the region with --set overrides and --lang: the script's ctx.config,
-// the policy module that checks what people type against it, and the region itself.
-func regionConfig(c *cli.Context, set *scripts.Set) (map[string]any, runtime.Module, *region.Region, error) {
-	r, err := region.Load(set.FS, c.String("region"))
-	if err != nil {
-		return nil, runtime.Module{}, nil, usageError{err}
-	}
-	if err := r.Set(c.StringSlice("set")...); err != nil {
-		return nil, runtime.Module{}, nil, usageError{err}
-	}
-	lang := c.String("lang")
-	if lang == "" {
-		lang = r.Language
-	}
-	messages, err := r.Catalog(lang)
-	if err != nil {
-		return nil, runtime.Module{}, nil, usageError{err}
-	}
-	cfg := r.Map()
-	cfg["language"] = lang
-	cfg["messages"] = messages
-	return cfg, bindpolicy.Module(r, messages), r, nil
-}
-
 func runProcedure(c *cli.Context, io stdio, p procedure) error {
 	if c.NArg() > 0 {
-		return usageError{fmt.Errorf("%s takes no arguments (got %q)", p.command, c.Args().First())}
+		return runner.UsageError{Err: fmt.Errorf("%s takes no arguments (got %q)", p.command, c.Args().First())}
 	}
-	set, err := loadSet(c, io)
+	proc, err := runner.LoadProcedure(runner.ProcedureOptions{Name: p.name, Scripts: c.String("scripts"),
+		Region: c.String("region"), Set: c.StringSlice("set"), Lang: c.String("lang"), Warn: io.err})
 	if err != nil {
 		return err
 	}
-	script, ok := set.Procedures[p.name]
-	if !ok {
-		return usageError{fmt.Errorf("the scripts tree %s has no procedure %s", set.Source, p.name)}
-	}
-	cfg, policy, reg, err := regionConfig(c, set)
-	if err != nil {
-		return err
-	}
-	if m, ok := cfg["messages"].(map[string]string); ok {
-		setStoppingNotice(m["cancel_stopping"]) // the first Ctrl-C's line, in the run's language
-	}
-	store, err := openJournal()
+	runner.SetStoppingNotice(proc.Messages()["cancel_stopping"]) // the first Ctrl-C's line, in the run's language
+	store, err := runner.OpenJournal()
 	if err != nil {
 		return err
 	}
@@ -129,44 +78,22 @@ func runProcedure(c *cli.Context, io stdio, p procedure) error {
 	if err != nil {
 		return err
 	}
-	ui.SetChrome(fe, catalogChrome(runMessages(cfg))) // speak.go
+	ui.SetChrome(fe, catalogChrome(runMessages(proc.Config))) // speak.go
+	set := proc.Set
 	args := map[string]any{"support_override": c.Bool("support-override"), "scripts": set.Source, "scripts_version": set.Manifest.Version}
-	tr, err := procedureTranscript(c, p, set, cfg, args)
-	if err != nil {
-		return err
-	}
-	res, err := execute(c.Context, runSpec{
-		script: script, libs: set.Libraries, provider: prov, uri: uri, frontend: fe, transcript: tr,
-		timeout: c.Duration("timeout"), config: cfg, journal: store, stdio: io, extra: []runtime.Module{policy},
-		args: args, command: "tokenrun " + p.command, lockWait: c.Duration("lock-wait"),
-		memory: int64(reg.Sandbox.MemoryMiB) << 20,
+	res, err := runner.Run(c.Context, runner.Spec{
+		Script: proc.Script, Libraries: set.Libraries, Provider: prov, URI: uri, Frontend: fe,
+		Transcript: &runner.TranscriptOptions{File: c.String("transcript"), Keep: !c.Bool("no-transcript"),
+			Header: proc.TranscriptHeader(p.command, c.StringSlice("set"), args)},
+		Timeout: c.Duration("timeout"), Config: proc.Config, Journal: store, Out: io.err, Extra: []runtime.Module{proc.Policy},
+		Args: args, Command: "tokenrun " + p.command, LockWait: c.Duration("lock-wait"),
+		Memory: int64(proc.Region.Sandbox.MemoryMiB) << 20,
 	})
 	if err != nil {
-		return forPerson(err, runMessages(cfg)) // speak.go
+		return forPerson(err, runMessages(proc.Config)) // speak.go
 	}
-	reportProcedureDone(io, res, "tokenrun "+p.command, runMessages(cfg))
+	reportProcedureDone(io, res, "tokenrun "+p.command, runMessages(proc.Config))
 	return nil
-}
-
-// homeDir is TOKENRUN_HOME, or tokenrun under the user's config directory.
-func homeDir() (string, error) {
-	if h := os.Getenv("TOKENRUN_HOME"); h != "" {
-		return h, nil
-	}
-	cfg, err := os.UserConfigDir()
-	if err != nil {
-		return "", usageError{fmt.Errorf("no data directory: set TOKENRUN_HOME: %w", err)}
-	}
-	return filepath.Join(cfg, "tokenrun"), nil
-}
-
-// openJournal opens the enrollment journals under the data directory.
-func openJournal() (*journal.Store, error) {
-	home, err := homeDir()
-	if err != nil {
-		return nil, err
-	}
-	return journal.Open(filepath.Join(home, "journal"))
 }
 
 func scriptsCommand(io stdio) *cli.Command {
@@ -179,11 +106,11 @@ func scriptsCommand(io stdio) *cli.Command {
 			ArgsUsage: "DIR",
 			Action: func(c *cli.Context) error {
 				if c.NArg() != 1 {
-					return usageError{errors.New("scripts export takes the target directory: tokenrun scripts export DIR")}
+					return runner.UsageError{Err: errors.New("scripts export takes the target directory: tokenrun scripts export DIR")}
 				}
 				dir := c.Args().First()
 				if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
-					return usageError{fmt.Errorf("%s is not empty: export into a new directory (nothing is ever overwritten)", dir)}
+					return runner.UsageError{Err: fmt.Errorf("%s is not empty: export into a new directory (nothing is ever overwritten)", dir)}
 				}
 				if err := os.CopyFS(dir, scripts.FS); err != nil {
 					return err

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tokenrun/tokenrun/ca/devca"
 	"github.com/tokenrun/tokenrun/journal"
+	"github.com/tokenrun/tokenrun/runner"
 )
 
 // The CA step's budget (ca.timeout) against a CA that hangs, drips its answer or asks to wait.
@@ -47,9 +48,9 @@ func (f *faultyCA) set(mode string) {
 // startFaulty serves the CA on its listener behind a faultyCA in mode.
 func (c *enrollCA) startFaulty(t *testing.T, mode string, opts devca.ServerOptions) *faultyCA {
 	t.Helper()
-	est := c.a.Server(opts)
+	est := c.Authority.Server(opts)
 	f := &faultyCA{mode: mode, stop: make(chan struct{})}
-	srv := &http.Server{TLSConfig: c.a.TLSConfig(), ErrorLog: log.New(io.Discard, "", 0),
+	srv := &http.Server{TLSConfig: c.Authority.TLSConfig(), ErrorLog: log.New(io.Discard, "", 0),
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			f.mu.Lock()
 			mode := f.mode
@@ -86,7 +87,7 @@ func (c *enrollCA) startFaulty(t *testing.T, mode string, opts devca.ServerOptio
 			}
 		})}
 	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.ServeTLS(c.ln, "", "") }()
+	go func() { defer close(done); _ = srv.ServeTLS(c.Listener, "", "") }()
 	t.Cleanup(func() {
 		close(f.stop)
 		srv.Close()
@@ -159,7 +160,7 @@ assert(sign.cms { key = keys[1], cert = certs[1].pem, data = "pair", detached = 
 ui.say("one matching pair")
 `)
 	r := tokenrun(t, "", "run", script, "--soft", dir, "--answers", writeAnswers(t, map[string]any{"current_pin": pin}))
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Contains(t, r.err, "one matching pair")
 }
 
@@ -177,7 +178,7 @@ func TestEnrollCAHangsOrDrips(t *testing.T) {
 			dir, serial := softToken(t)
 
 			out, code := enrollJSON(t, dir, ca, "--set", "ca.timeout="+budget.String())
-			require.Equal(t, exitCA, code, out)
+			require.Equal(t, runner.ExitCA, code, out)
 			assert.Contains(t, out, "cannot be reached")
 			assert.Contains(t, out, "run the registration again: it continues where it stopped")
 			e := enrollJournal(t, serial)
@@ -194,13 +195,13 @@ func TestEnrollCAHangsOrDrips(t *testing.T) {
 			assert.Equal(t, "simpleenroll", first["op"])
 			assert.NotEmpty(t, first["sent"])
 			assert.NotEmpty(t, first["failed"])
-			issued, err := ca.a.Issued()
+			issued, err := ca.Authority.Issued()
 			require.NoError(t, err)
 			assert.Len(t, issued, len(unanswered), "every certificate the CA issued and never delivered is in the journal")
 
 			f.set("")
 			out, code = enrollJSON(t, dir, ca)
-			require.Equal(t, exitOK, code, out)
+			require.Equal(t, runner.ExitOK, code, out)
 			assert.Contains(t, out, "Continuing the registration")
 			assert.Contains(t, out, "no new key is made")
 			done := enrollJournal(t, serial)
@@ -223,7 +224,7 @@ func TestEnrollCAPendingWaitedOut(t *testing.T) {
 		ca.startFaulty(t, "", devca.ServerOptions{PendingFirst: 2, RetryAfter: time.Second})
 		dir, serial := softToken(t)
 		out, code := enrollJSON(t, dir, ca, "--set", "ca.timeout=10s")
-		require.Equal(t, exitOK, code, out)
+		require.Equal(t, runner.ExitOK, code, out)
 		assert.Equal(t, 2, strings.Count(out, "asked to wait: asking again in 1 s"), out)
 		assert.NotContains(t, out, "Continuing the registration")
 		e := enrollJournal(t, serial)
@@ -245,7 +246,7 @@ func TestEnrollCAPendingWaitedOut(t *testing.T) {
 		ca.startFaulty(t, "", devca.ServerOptions{PendingFirst: 4, RetryAfter: time.Second})
 		dir, serial := softToken(t)
 		out, code := enrollJSON(t, dir, ca, "--set", "ca.timeout=3s")
-		require.Equal(t, exitCA, code, out)
+		require.Equal(t, runner.ExitCA, code, out)
 		assert.Contains(t, out, "asked to wait: asking again in 1 s")
 		assert.Contains(t, out, "Run the registration again in 1 second or later")
 		e := enrollJournal(t, serial)
@@ -257,7 +258,7 @@ func TestEnrollCAPendingWaitedOut(t *testing.T) {
 		assert.LessOrEqual(t, steps[0].Seconds, 3+caSlack.Seconds())
 
 		out, code = enrollJSON(t, dir, ca)
-		require.Equal(t, exitOK, code, out)
+		require.Equal(t, runner.ExitOK, code, out)
 		assert.Contains(t, out, "Continuing the registration")
 		steps = caSteps(t, enrollJournal(t, serial))
 		require.Len(t, steps, 2)

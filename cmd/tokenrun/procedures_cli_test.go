@@ -7,19 +7,21 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/tokenrun/tokenrun/runner"
 )
 
 func TestScriptsExport(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "bank")
 	r := tokenrun(t, "", "scripts", "export", dir)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	for _, f := range []string{"manifest.yaml", "tour.lua", "regions/default.yaml", "messages/kk.yaml"} {
 		_, err := os.Stat(filepath.Join(dir, f))
 		assert.NoError(t, err, f)
 	}
 	// Never over an existing tree.
 	r = tokenrun(t, "", "scripts", "export", dir)
-	assert.Equal(t, exitUsage, r.code)
+	assert.Equal(t, runner.ExitUsage, r.code)
 	assert.Contains(t, r.err, "not empty")
 }
 
@@ -27,7 +29,7 @@ func TestScriptsExport(t *testing.T) {
 // region, --set and --lang reach the script, and mistakes are usage errors naming the key.
 func TestProcedureConfiguration(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "bank")
-	require.Equal(t, exitOK, tokenrun(t, "", "scripts", "export", dir).code)
+	require.Equal(t, runner.ExitOK, tokenrun(t, "", "scripts", "export", dir).code)
 	probe := `local ui = require("ui")
 return { name = "change_pin", version = "9.9.9", api = 1, description = "probe",
   run = function(ctx)
@@ -45,7 +47,7 @@ return { name = "change_pin", version = "9.9.9", api = 1, description = "probe",
 	soft := filepath.Join(t.TempDir(), "tok")
 	roots := filepath.Join(t.TempDir(), "roots.pem")
 	caDir := filepath.Join(t.TempDir(), "ca")
-	require.Equal(t, exitOK, tokenrun(t, "", "ca", "init", caDir).code)
+	require.Equal(t, runner.ExitOK, tokenrun(t, "", "ca", "init", caDir).code)
 	b, err := os.ReadFile(filepath.Join(caDir, "ca.pem"))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(roots, b, 0o644))
@@ -56,13 +58,13 @@ return { name = "change_pin", version = "9.9.9", api = 1, description = "probe",
 		code int
 		want []string
 	}{
-		{name: "defaults", args: nil, code: exitOK, want: []string{"url=https://127.0.0.1:8443 lang=ru wait=60 roots=false", "unsigned scripts from " + dir}},
-		{name: "set and lang", args: []string{"--set", "ca.url=https://ca.example.kz", "--set", "ca.roots=" + roots, "--lang", "en"}, code: exitOK,
+		{name: "defaults", args: nil, code: runner.ExitOK, want: []string{"url=https://127.0.0.1:8443 lang=ru wait=60 roots=false", "unsigned scripts from " + dir}},
+		{name: "set and lang", args: []string{"--set", "ca.url=https://ca.example.kz", "--set", "ca.roots=" + roots, "--lang", "en"}, code: runner.ExitOK,
 			want: []string{"url=https://ca.example.kz lang=en wait=60 roots=true"}},
-		{name: "unknown key named", args: []string{"--set", "ca.ulr=x"}, code: exitUsage, want: []string{"ca.ulr", "url"}},
-		{name: "wrong type named", args: []string{"--set", "token.wait=soon"}, code: exitUsage, want: []string{"token.wait", "duration"}},
-		{name: "unknown region lists the known", args: []string{"--region", "atlantis"}, code: exitUsage, want: []string{"atlantis", "default"}},
-		{name: "bad language", args: []string{"--lang", "de"}, code: exitUsage, want: []string{"de"}},
+		{name: "unknown key named", args: []string{"--set", "ca.ulr=x"}, code: runner.ExitUsage, want: []string{"ca.ulr", "url"}},
+		{name: "wrong type named", args: []string{"--set", "token.wait=soon"}, code: runner.ExitUsage, want: []string{"token.wait", "duration"}},
+		{name: "unknown region lists the known", args: []string{"--region", "atlantis"}, code: runner.ExitUsage, want: []string{"atlantis", "default"}},
+		{name: "bad language", args: []string{"--lang", "de"}, code: runner.ExitUsage, want: []string{"de"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

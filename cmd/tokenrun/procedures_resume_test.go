@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tokenrun/tokenrun/ca/devca"
+	"github.com/tokenrun/tokenrun/runner"
+	"github.com/tokenrun/tokenrun/scripts/golden"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/token/pkcs11/p11test"
 )
@@ -23,7 +25,7 @@ const newPIN = "Kx7mQ9pz"
 
 // enrollAnswers are a complete enrollment's answers.
 func enrollAnswers(ca *enrollCA) map[string]any {
-	return map[string]any{"validity": "1y", "user_id": enrollUser, "otp_pin": enrollOTP, "key_file": ca.keyFile,
+	return map[string]any{"validity": "1y", "user_id": golden.EnrollUser, "otp_pin": golden.EnrollOTP, "key_file": ca.KeyFile,
 		"pin_is_password": true, "profile_name": "Main", "new_pin": newPIN, "new_pin_confirm": newPIN, "confirm": true}
 }
 
@@ -32,7 +34,7 @@ func softToken(t *testing.T) (dir, serial string) {
 	t.Helper()
 	dir = filepath.Join(t.TempDir(), "tok")
 	r := tokenrun(t, "", "tokens", "--json", "--soft", dir)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	var infos []token.Info
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &infos))
 	require.Len(t, infos, 1)
@@ -50,7 +52,7 @@ assert(tok:login(ui.secret { id = "current_pin", label = "pin" }))
 ui.say(("objects: %d keys, %d certs"):format(#tok:keys(), #tok:certificates()))
 `)
 	r := tokenrun(t, "", "run", script, "--soft", dir, "--answers", writeAnswers(t, map[string]any{"current_pin": pin}))
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	_, err := fmt.Sscanf(r.err[strings.Index(r.err, "objects:"):], "objects: %d keys, %d certs", &keys, &certs)
 	require.NoError(t, err, r.err)
 	return keys, certs
@@ -60,7 +62,7 @@ ui.say(("objects: %d keys, %d certs"):format(#tok:keys(), #tok:certificates()))
 // are more flags (--set ca.timeout=3s).
 func enrollJSON(t *testing.T, dir string, ca *enrollCA, extra ...string) (string, int) {
 	t.Helper()
-	args := append([]string{"enroll", "--soft", dir, "--lang", "en", "--ui", "json"}, ca.args()...)
+	args := append([]string{"enroll", "--soft", dir, "--lang", "en", "--ui", "json"}, ca.Args()...)
 	args = append(args, extra...)
 	tr, code, stdout, stderr := driveJSON(t, args, enrollAnswers(ca))
 	assertNoSecrets(t, enrollAnswers(ca), stdout+stderr)
@@ -72,20 +74,20 @@ func enrollJSON(t *testing.T, dir string, ca *enrollCA, extra ...string) (string
 func TestEnrollResumesAfterCAOutage(t *testing.T) {
 	t.Setenv("TOKENRUN_HOME", t.TempDir())
 	ca := newEnrollCA(t)
-	addr := ca.ln.Addr().String()
+	addr := ca.Listener.Addr().String()
 	ca.down(t)
 	dir, _ := softToken(t)
 	out, code := enrollJSON(t, dir, ca)
-	require.Equal(t, exitCA, code, out)
+	require.Equal(t, runner.ExitCA, code, out)
 	assert.Contains(t, out, "cannot be reached")
 	assert.Contains(t, out, "Never format the token")
 
 	var err error
-	ca.ln, err = netListen(addr)
+	ca.Listener, err = netListen(addr)
 	require.NoError(t, err)
 	ca.start(t, devca.ServerOptions{})
 	out, code = enrollJSON(t, dir, ca)
-	require.Equal(t, exitOK, code, out)
+	require.Equal(t, runner.ExitOK, code, out)
 	assert.Contains(t, out, "Continuing the registration")
 	assert.Contains(t, out, "no new key is made")
 	assert.NotContains(t, out, "progress generate_key")
@@ -103,14 +105,14 @@ func TestEnrollPendingThenIssued(t *testing.T) {
 	ca.start(t, devca.ServerOptions{PendingFirst: 1})
 	dir, serial := softToken(t)
 	out, code := enrollJSON(t, dir, ca, "--set", "ca.timeout=1s")
-	require.Equal(t, exitCA, code, out)
+	require.Equal(t, runner.ExitCA, code, out)
 	assert.Contains(t, out, "has not issued the certificate yet")
 	j, err := os.ReadFile(filepath.Join(os.Getenv("TOKENRUN_HOME"), "journal", serial+".json"))
 	require.NoError(t, err)
 	assert.Contains(t, string(j), `"pending"`)
 
 	out, code = enrollJSON(t, dir, ca)
-	require.Equal(t, exitOK, code, out)
+	require.Equal(t, runner.ExitOK, code, out)
 	assert.Contains(t, out, "Continuing the registration")
 	keys, certs := objects(t, dir, newPIN)
 	assert.Equal(t, 1, keys)
@@ -135,8 +137,8 @@ func TestEnrollTokenPulled(t *testing.T) {
 	})
 	require.NoError(t, os.Rename(pulled, dir))
 	out, rerun := enrollJSON(t, dir, ca)
-	require.Equal(t, exitOK, rerun, out)
-	if code != exitOK {
+	require.Equal(t, runner.ExitOK, rerun, out)
+	if code != runner.ExitOK {
 		assert.Contains(t, out, "Continuing the registration")
 	}
 	keys, certs := objects(t, dir, newPIN)
@@ -149,7 +151,7 @@ func TestEnrollTokenPulled(t *testing.T) {
 func runEnrollBinary(t *testing.T, home, dir string, ca *enrollCA, stop func(line string) bool) int {
 	t.Helper()
 	ans := enrollAnswers(ca)
-	args := append([]string{"enroll", "--soft", dir, "--lang", "en", "--ui", "json"}, ca.args()...)
+	args := append([]string{"enroll", "--soft", dir, "--lang", "en", "--ui", "json"}, ca.Args()...)
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "TOKENRUN_TEST_AS_MAIN=1", "TOKENRUN_HOME="+home)
 	stdin, err := cmd.StdinPipe()
@@ -169,7 +171,7 @@ func runEnrollBinary(t *testing.T, home, dir string, ca *enrollCA, stop func(lin
 		var m map[string]any
 		require.NoError(t, json.Unmarshal([]byte(line), &m))
 		if m["type"] == "ask" {
-			b, _ := json.Marshal(map[string]any{"id": m["id"], "value": answerText(ans[m["id"].(string)], m["kind"].(string))})
+			b, _ := json.Marshal(map[string]any{"id": m["id"], "value": golden.AnswerText(ans[m["id"].(string)], m["kind"].(string))})
 			_, err := stdin.Write(append(b, '\n'))
 			require.NoError(t, err)
 		}
@@ -202,7 +204,7 @@ func TestEnrollKilledAndResumed(t *testing.T) {
 			require.Equal(t, -1, code, "the run never reached %s", at)
 
 			out, code := enrollJSON(t, dir, ca)
-			require.Equal(t, exitOK, code, out)
+			require.Equal(t, runner.ExitOK, code, out)
 			assert.Contains(t, out, "Continuing the registration")
 			keys, certs := objects(t, dir, newPIN)
 			assert.Equal(t, 1, keys, "exactly one key")
@@ -219,22 +221,22 @@ func TestEnrollThenSign(t *testing.T) {
 	ca.start(t, devca.ServerOptions{})
 	dir, _ := softToken(t)
 	out, code := enrollJSON(t, dir, ca)
-	require.Equal(t, exitOK, code, out)
+	require.Equal(t, runner.ExitOK, code, out)
 
 	doc := writeFile(t, filepath.Join(t.TempDir(), "order.txt"), "payment order 42\n")
 	pin := writeFile(t, filepath.Join(t.TempDir(), "pin"), newPIN)
 	r := tokenrun(t, "", "sign", "--soft", dir, "--token", "pkcs11:token=KAZTOKEN;object=Main", "--pin-file", pin, "--in", doc)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.NotContains(t, r.stdout+r.err, newPIN)
-	r = tokenrun(t, "", "verify", "--in", doc+".p7s", "--roots", ca.roots)
-	require.Equal(t, exitOK, r.code, r.stdout+r.err)
-	assert.Contains(t, r.stdout+r.err, enrollUser)
-	assert.Equal(t, "payment order 42\n", string(opensslVerify(t, doc+".p7s", "", ca.roots)))
+	r = tokenrun(t, "", "verify", "--in", doc+".p7s", "--roots", ca.Roots)
+	require.Equal(t, runner.ExitOK, r.code, r.stdout+r.err)
+	assert.Contains(t, r.stdout+r.err, golden.EnrollUser)
+	assert.Equal(t, "payment order 42\n", string(opensslVerify(t, doc+".p7s", "", ca.Roots)))
 
 	// The old default password no longer opens the token.
 	r = tokenrun(t, "", "sign", "--soft", dir, "--token", "pkcs11:token=KAZTOKEN;object=Main",
 		"--pin-file", writeFile(t, filepath.Join(t.TempDir(), "old"), "12345678"), "--force", "--in", doc)
-	assert.Equal(t, exitToken, r.code, r.err)
+	assert.Equal(t, runner.ExitToken, r.code, r.err)
 }
 
 // TestFormatOverrideLeavesTokenBlank: support formats an enrolled token with a ticket; the
@@ -246,15 +248,15 @@ func TestFormatOverrideLeavesTokenBlank(t *testing.T) {
 	ca.start(t, devca.ServerOptions{})
 	dir, serial := softToken(t)
 	_, code := enrollJSON(t, dir, ca)
-	require.Equal(t, exitOK, code)
+	require.Equal(t, runner.ExitOK, code)
 
 	ans := map[string]any{"so_pin": "87654321", "token_label": "KAZTOKEN", "support_ticket": "SUP-4711"}
 	r := tokenrun(t, "", "format", "--soft", dir, "--lang", "en", "--answers", writeAnswers(t, ans), "--yes")
-	require.Equal(t, exitRefused, r.code, r.err)
+	require.Equal(t, runner.ExitRefused, r.code, r.err)
 	assert.Contains(t, r.err, "Contact the bank's support")
 
 	r = tokenrun(t, "", "format", "--soft", dir, "--lang", "en", "--answers", writeAnswers(t, ans), "--yes", "--support-override")
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Contains(t, r.err, "close the bank's client applet")
 	assert.Contains(t, r.err, "SUP-4711")
 	assert.NotContains(t, r.err, "87654321")
@@ -272,7 +274,7 @@ func TestFormatOverrideLeavesTokenBlank(t *testing.T) {
 	keys, certs := objects(t, dir, "12345678")
 	assert.Zero(t, keys+certs, "blank, user password back to the default")
 	out, code := enrollJSON(t, dir, ca)
-	require.Equal(t, exitOK, code, out)
+	require.Equal(t, runner.ExitOK, code, out)
 	assert.NotContains(t, out, "Continuing")
 }
 
@@ -298,9 +300,9 @@ func TestBatchOfWrongPINsNeverLocks(t *testing.T) {
 				codes[r.code]++
 				assert.NotContains(t, r.err, "11112222")
 			}
-			assert.Equal(t, map[int]int{exitToken: 9, exitRefused: 3}, codes)
+			assert.Equal(t, map[int]int{runner.ExitToken: 9, runner.ExitRefused: 3}, codes)
 			r := tokenrun(t, "", "tokens", "--soft", dir)
-			require.Equal(t, exitOK, r.code, r.err)
+			require.Equal(t, runner.ExitOK, r.code, r.err)
 			assert.NotContains(t, r.stdout, "LOCKED")
 		})
 	}
@@ -322,12 +324,12 @@ func TestUnblockOnOpenCryptoki(t *testing.T) {
 	// change-pin names the way out.
 	r = tokenrun(t, "", "change-pin", "--module", tk.Module, "--lang", "en",
 		"--answers", writeAnswers(t, map[string]any{"current_pin": tk.UserPIN, "new_pin": newPIN, "new_pin_confirm": newPIN}))
-	require.Equal(t, exitToken, r.code, r.err)
+	require.Equal(t, runner.ExitToken, r.code, r.err)
 	assert.Contains(t, r.err, "tokenrun unblock")
 
 	r = tokenrun(t, "", "unblock", "--module", tk.Module, "--lang", "en",
 		"--answers", writeAnswers(t, map[string]any{"so_pin": tk.SOPIN, "new_pin": newPIN, "new_pin_confirm": newPIN}))
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Contains(t, r.err, "unblocked")
 	assert.NotContains(t, r.err, tk.SOPIN)
 	assert.NotContains(t, r.err, newPIN)
@@ -335,7 +337,7 @@ func TestUnblockOnOpenCryptoki(t *testing.T) {
 	// The new password works: change it once more.
 	r = tokenrun(t, "", "change-pin", "--module", tk.Module, "--lang", "en",
 		"--answers", writeAnswers(t, map[string]any{"current_pin": newPIN, "new_pin": "Zq8wN3vr", "new_pin_confirm": "Zq8wN3vr"}))
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Contains(t, r.err, "has been changed")
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tokenrun/tokenrun/bindings/all"
 	"github.com/tokenrun/tokenrun/region"
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/scripts"
 	"github.com/tokenrun/tokenrun/scripts/check"
 )
@@ -35,7 +36,7 @@ func promptTable(ctx context.Context, set *scripts.Set) (string, error) {
 			var notes []string
 			choices := s.Choices
 			if s.ChoicesFrom != "" {
-				choices = configIDs(cfg[s.ChoicesFrom])
+				choices = runner.ConfigIDs(cfg[s.ChoicesFrom])
 			}
 			if len(choices) > 0 {
 				notes = append(notes, "`"+strings.Join(choices, "`, `")+"`")

@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tokenrun/tokenrun/ca/devca"
+	"github.com/tokenrun/tokenrun/runner"
+	"github.com/tokenrun/tokenrun/scripts/golden"
 )
 
 // BenchmarkReplay is what support waits for with a client's transcript: a recorded
@@ -22,11 +24,11 @@ func BenchmarkReplay(b *testing.B) {
 	b.Setenv("TOKENRUN_HOME", b.TempDir())
 	run := func(args ...string) {
 		var out, errOut bytes.Buffer
-		if code := runMain(append([]string{"tokenrun"}, args...), strings.NewReader(""), &out, &errOut); code != exitOK {
+		if code := runMain(append([]string{"tokenrun"}, args...), strings.NewReader(""), &out, &errOut); code != runner.ExitOK {
 			b.Fatalf("tokenrun %s: exit %d: %s%s", strings.Join(args, " "), code, out.String(), errOut.String())
 		}
 	}
-	ans, err := writeAnswersIn(b.TempDir(), map[string]any{
+	ans, err := golden.WriteAnswers(b.TempDir(), map[string]any{
 		"validity": "1y", "user_id": userID, "otp_pin": otpPIN, "key_file": keyFile, "pin_is_password": true,
 		"profile_name": "Bench", "new_pin": "Kz7mWq9x", "new_pin_confirm": "Kz7mWq9x", "confirm": true})
 	require.NoError(b, err)
@@ -40,7 +42,7 @@ func BenchmarkReplay(b *testing.B) {
 		}
 	})
 	b.Run("soft", func(b *testing.B) {
-		standIns, err := writeAnswersIn(b.TempDir(), map[string]any{"new_pin": "Qw2eR4ty"})
+		standIns, err := golden.WriteAnswers(b.TempDir(), map[string]any{"new_pin": "Qw2eR4ty"})
 		require.NoError(b, err)
 		base := b.TempDir()
 		for i := 0; i < b.N; i++ {

@@ -11,7 +11,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tokenrun/tokenrun/bindings/replay/reproduce"
 	"github.com/tokenrun/tokenrun/ca/devca"
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/token/pkcs11/p11test"
 	"github.com/tokenrun/tokenrun/token/soft"
@@ -39,7 +41,7 @@ func openRepro(t *testing.T, dir string) (token.Info, token.Token) {
 // login step, and the reproduction is left as that run left it.
 func TestReplaySoftChangePin(t *testing.T) {
 	file, code := recordChangePin(t, "12345678")
-	require.Equal(t, exitOK, code)
+	require.Equal(t, runner.ExitOK, code)
 	h, _, _, _ := readTranscript(t, file)
 	require.Len(t, h.Tokens, 1)
 	client := h.Tokens[0]
@@ -54,12 +56,12 @@ func TestReplaySoftChangePin(t *testing.T) {
 		triesLeft int
 	}{
 		{name: "stand-ins that do the same", answers: map[string]any{"current_pin": "12345678", "new_pin": standIn},
-			wantCode: exitOK, wantOut: []string{"reproduced on the software token", "change_pin 1.0.0", "outcome ok"},
+			wantCode: runner.ExitOK, wantOut: []string{"reproduced on the software token", "change_pin 1.0.0", "outcome ok"},
 			loginPIN: standIn, triesLeft: 10},
-		{name: "the reproduction's own PIN chosen by support", answers: map[string]any{reproUserPINID: "Zz9yX8wv", "current_pin": "Zz9yX8wv", "new_pin": standIn},
-			wantCode: exitOK, wantOut: []string{"outcome ok"}, loginPIN: standIn, triesLeft: 10},
+		{name: "the reproduction's own PIN chosen by support", answers: map[string]any{reproduce.UserPINID: "Zz9yX8wv", "current_pin": "Zz9yX8wv", "new_pin": standIn},
+			wantCode: runner.ExitOK, wantOut: []string{"outcome ok"}, loginPIN: standIn, triesLeft: 10},
 		{name: "a stand-in the token refuses", answers: map[string]any{"current_pin": "11112222", "new_pin": standIn},
-			wantCode: exitDiverged, wantOut: []string{"step 20", "token.Token:login", "the client's token gave [true]", "PIN_INCORRECT", "left as the diverging replay left it"},
+			wantCode: runner.ExitDiverged, wantOut: []string{"step 20", "token.Token:login", "the client's token gave [true]", "PIN_INCORRECT", "left as the diverging replay left it"},
 			loginPIN: "12345678", triesLeft: 9},
 	}
 	for _, tt := range tests {
@@ -91,7 +93,7 @@ func TestReplaySoftStartingTries(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "run.jsonl")
 	ans := map[string]any{"current_pin": "11112222", "new_pin": "Rv3nT8wq", "new_pin_confirm": "Rv3nT8wq"}
 	r := tokenrun(t, "", "change-pin", "--soft", dir, "--yes", "--lang", "en", "--transcript", file, "--answers", writeAnswers(t, ans))
-	require.NotEqual(t, exitOK, r.code, "the final try is not spent from a file")
+	require.NotEqual(t, runner.ExitOK, r.code, "the final try is not spent from a file")
 	recorded := r.code
 
 	h, _, footer, _ := readTranscript(t, file)
@@ -100,7 +102,7 @@ func TestReplaySoftStartingTries(t *testing.T) {
 
 	repro := filepath.Join(t.TempDir(), "repro")
 	r = tokenrun(t, "", "replay", "--soft", repro, "--answers", writeAnswers(t, map[string]any{"current_pin": "11112222", "new_pin": "Rv3nT8wq"}), file)
-	require.Equal(t, exitOK, r.code, "%s%s", r.stdout, r.err)
+	require.Equal(t, runner.ExitOK, r.code, "%s%s", r.stdout, r.err)
 	require.NotEmpty(t, footer.Code, "the recorded refusal has a code")
 	assert.Contains(t, r.stdout, "error "+footer.Code, "the same refusal (exit %d when recorded)", recorded)
 	info, _ := openRepro(t, repro)
@@ -119,7 +121,7 @@ func TestReplaySoftOfEnroll(t *testing.T) {
 	const standIn = "Qw2eR4ty"
 	ans := map[string]any{"new_pin": standIn}
 	r := tokenrun(t, "", "replay", "--soft", repro, "--answers", writeAnswers(t, ans), file)
-	require.Equal(t, exitOK, r.code, "%s%s", r.stdout, r.err)
+	require.Equal(t, runner.ExitOK, r.code, "%s%s", r.stdout, r.err)
 	assert.Contains(t, r.stdout, "outcome ok")
 	assertNoSecrets(t, ans, r.stdout+r.err)
 
@@ -164,19 +166,19 @@ func TestReplaySoftFromSoftHSM2(t *testing.T) {
 	p11test.SoftHSM(t)
 	tk := p11test.SoftHSMToken(t, "KAZTOKEN", "87654321", "12345678")
 	enrollFile := filepath.Join(t.TempDir(), "enroll.jsonl")
-	args := append([]string{"enroll", "--module", tk.Module, "--answers", writeAnswers(t, enrollAnswers(ca)), "--yes", "--lang", "en", "--transcript", enrollFile}, ca.args()...)
+	args := append([]string{"enroll", "--module", tk.Module, "--answers", writeAnswers(t, enrollAnswers(ca)), "--yes", "--lang", "en", "--transcript", enrollFile}, ca.Args()...)
 	r := tokenrun(t, "", args...)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 
 	// The enrollment itself reproduces on a software token too.
 	r = tokenrun(t, "", "replay", "--soft", filepath.Join(t.TempDir(), "enrolled"), "--answers", writeAnswers(t, map[string]any{"new_pin": "Qw2eR4ty"}), enrollFile)
-	require.Equal(t, exitOK, r.code, "%s%s", r.stdout, r.err)
+	require.Equal(t, runner.ExitOK, r.code, "%s%s", r.stdout, r.err)
 	assert.Contains(t, r.stdout, "outcome ok")
 
 	file := filepath.Join(t.TempDir(), "format.jsonl")
 	r = tokenrun(t, "", "format", "--module", tk.Module, "--yes", "--lang", "en", "--transcript", file,
 		"--answers", writeAnswers(t, map[string]any{"confirm": true}))
-	require.Equal(t, exitRefused, r.code, "%s%s", r.stdout, r.err)
+	require.Equal(t, runner.ExitRefused, r.code, "%s%s", r.stdout, r.err)
 	h, _, footer, _ := readTranscript(t, file)
 	var client *transcript.Token
 	for i := range h.Tokens {
@@ -191,12 +193,12 @@ func TestReplaySoftFromSoftHSM2(t *testing.T) {
 
 	require.NotEmpty(t, footer.Code, "the recorded refusal has a code")
 	r = tokenrun(t, "", "replay", file)
-	require.Equal(t, exitOK, r.code, "%s%s", r.stdout, r.err)
+	require.Equal(t, runner.ExitOK, r.code, "%s%s", r.stdout, r.err)
 	assert.Contains(t, r.stdout, "error "+footer.Code)
 
 	repro := filepath.Join(t.TempDir(), "repro")
 	r = tokenrun(t, "", "replay", "--soft", repro, "--answers", writeAnswers(t, map[string]any{}), file)
-	require.Equal(t, exitOK, r.code, "%s%s", r.stdout, r.err)
+	require.Equal(t, runner.ExitOK, r.code, "%s%s", r.stdout, r.err)
 	assert.Contains(t, r.stdout, "reproduced on the software token")
 	assert.Contains(t, r.stdout, "error "+footer.Code)
 
@@ -211,23 +213,23 @@ func TestReplaySoftFromSoftHSM2(t *testing.T) {
 // TestReplaySoftRefusesADirectoryInUse: a replay never overwrites a token or any file.
 func TestReplaySoftRefusesADirectoryInUse(t *testing.T) {
 	file, code := recordChangePin(t, "12345678")
-	require.Equal(t, exitOK, code)
+	require.Equal(t, runner.ExitOK, code)
 	dir := t.TempDir()
 	keep := filepath.Join(dir, "notes.txt")
 	require.NoError(t, os.WriteFile(keep, []byte("support notes"), 0o600))
 	r := tokenrun(t, "", "replay", "--soft", dir, "--answers", writeAnswers(t, map[string]any{}), file)
-	require.Equal(t, exitUsage, r.code, r.err)
+	require.Equal(t, runner.ExitUsage, r.code, r.err)
 	assert.Contains(t, r.err, "not empty")
 	b, err := os.ReadFile(keep)
 	require.NoError(t, err)
 	assert.Equal(t, "support notes", string(b))
 
 	r = tokenrun(t, "", "replay", "--answers", writeAnswers(t, map[string]any{}), file)
-	require.Equal(t, exitUsage, r.code)
+	require.Equal(t, runner.ExitUsage, r.code)
 	assert.Contains(t, r.err, "go with --soft")
 
 	r = tokenrun(t, "", "replay", "--soft", filepath.Join(t.TempDir(), "x"), "--max-tries", "-1", "--answers", writeAnswers(t, map[string]any{}), file)
-	require.Equal(t, exitUsage, r.code)
+	require.Equal(t, runner.ExitUsage, r.code)
 	assert.Contains(t, r.err, "--max-tries -1")
 }
 
@@ -240,12 +242,12 @@ func TestReplaySoftFromOpenCryptokiFlags(t *testing.T) {
 	const newPass = "Rv3nT8wq"
 	wrong := map[string]any{"current_pin": "87870000", "new_pin": newPass, "new_pin_confirm": newPass}
 	r := tokenrun(t, "", "change-pin", "--module", tk.Module, "--yes", "--lang", "en", "--no-transcript", "--answers", writeAnswers(t, wrong))
-	require.Equal(t, exitToken, r.code, "%s%s", r.stdout, r.err)
+	require.Equal(t, runner.ExitToken, r.code, "%s%s", r.stdout, r.err)
 
 	file := filepath.Join(t.TempDir(), "run.jsonl")
 	right := map[string]any{"current_pin": tk.UserPIN, "new_pin": newPass, "new_pin_confirm": newPass}
 	r = tokenrun(t, "", "change-pin", "--module", tk.Module, "--yes", "--lang", "en", "--no-transcript", "--transcript", file, "--answers", writeAnswers(t, right))
-	require.Equal(t, exitOK, r.code, "%s%s", r.stdout, r.err)
+	require.Equal(t, runner.ExitOK, r.code, "%s%s", r.stdout, r.err)
 	h, _, _, _ := readTranscript(t, file)
 	require.Len(t, h.Tokens, 1)
 	require.True(t, h.Tokens[0].UserPIN.CountLow, "openCryptoki flags the lost try")
@@ -254,13 +256,13 @@ func TestReplaySoftFromOpenCryptokiFlags(t *testing.T) {
 	repro := filepath.Join(t.TempDir(), "repro")
 	ans := map[string]any{"current_pin": "12345678", "new_pin": "Ab3dE5gh"}
 	r = tokenrun(t, "", "replay", "--soft", repro, "--answers", writeAnswers(t, ans), file)
-	require.Equal(t, exitOK, r.code, "%s%s", r.stdout, r.err)
+	require.Equal(t, runner.ExitOK, r.code, "%s%s", r.stdout, r.err)
 	assert.Contains(t, r.err, "the client's module said only that user password tries were lost; the reproduction has 9 of 10 left")
 
 	// Support knows this token locks after 3: the reproduction starts with 2 left.
 	repro3 := filepath.Join(t.TempDir(), "repro3")
 	r = tokenrun(t, "", "replay", "--soft", repro3, "--max-tries", "3", "--answers", writeAnswers(t, map[string]any{"current_pin": "00000000"}), file)
-	require.Equal(t, exitDiverged, r.code, "a stand-in the token refuses: %s%s", r.stdout, r.err)
+	require.Equal(t, runner.ExitDiverged, r.code, "a stand-in the token refuses: %s%s", r.stdout, r.err)
 	assert.Contains(t, r.err, "has 2 of 3 left")
 	info3, _ := openRepro(t, repro3)
 	assert.True(t, info3.UserPIN.FinalTry, "2 of 3, one refused: the final try, as the client's token would be")

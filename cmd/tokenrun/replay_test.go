@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/scripts"
 )
 
@@ -39,7 +40,7 @@ func exportedFileWith(t *testing.T, name, old, new string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "scripts")
 	r := tokenrun(t, "", "scripts", "export", dir)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	file := filepath.Join(dir, filepath.FromSlash(name))
 	src, err := os.ReadFile(file)
 	require.NoError(t, err)
@@ -50,7 +51,7 @@ func exportedFileWith(t *testing.T, name, old, new string) string {
 
 func TestReplayReproducesChangePin(t *testing.T) {
 	file, code := recordChangePin(t, "12345678")
-	require.Equal(t, exitOK, code)
+	require.Equal(t, runner.ExitOK, code)
 	h, _, _, _ := readTranscript(t, file)
 	assert.Equal(t, "embedded", h.Args["scripts"], "ctx.args are recorded for the replay")
 
@@ -59,7 +60,7 @@ func TestReplayReproducesChangePin(t *testing.T) {
 	assert.Equal(t, embedded.Digest, h.ScriptsDigest, "the header names the scripts' content")
 
 	r := tokenrun(t, "", "replay", file)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Contains(t, r.stdout, "reproduced: change_pin 1.0.0")
 	assert.Contains(t, r.stdout, "outcome ok")
 	assert.NotContains(t, r.err, "not those of the recorded run")
@@ -70,27 +71,27 @@ func TestReplayReproducesChangePin(t *testing.T) {
 	other := filepath.Join(t.TempDir(), "other.jsonl")
 	require.NoError(t, os.WriteFile(other, []byte(strings.Replace(string(raw), embedded.Digest, strings.Repeat("0", 64), 1)), 0o600))
 	r = tokenrun(t, "", "replay", other)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Contains(t, r.err, "not those of the recorded run (embedded, digest 000000000000)")
 
 	// The exported, unchanged tree reproduces it too.
 	dir := exportedWith(t, "tok:logout()", "tok:logout()")
 	r = tokenrun(t, "", "replay", "--scripts", dir, file)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 }
 
 func TestReplayReproducesFailedRun(t *testing.T) {
 	file, code := recordChangePin(t, "11112222")
-	require.Equal(t, exitToken, code)
+	require.Equal(t, runner.ExitToken, code)
 	r := tokenrun(t, "", "replay", file)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Contains(t, r.stdout, "reproduced")
 	assert.Contains(t, r.stdout, "PIN_INCORRECT")
 }
 
 func TestReplayDiverges(t *testing.T) {
 	file, code := recordChangePin(t, "12345678")
-	require.Equal(t, exitOK, code)
+	require.Equal(t, runner.ExitOK, code)
 	_, calls, _, _ := readTranscript(t, file)
 	logout := findCall(calls, "token.Token:logout")
 	require.NotNil(t, logout)
@@ -121,7 +122,7 @@ func TestReplayDiverges(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := exportedWith(t, tt.old, tt.new)
 			r := tokenrun(t, "", "replay", "--scripts", dir, file)
-			require.Equal(t, exitDiverged, r.code, r.err)
+			require.Equal(t, runner.ExitDiverged, r.code, r.err)
 			assert.Contains(t, r.err, "replay diverged")
 			for _, w := range tt.want {
 				assert.Contains(t, r.err, w)
@@ -135,7 +136,7 @@ func TestReplayDiverges(t *testing.T) {
 // prompt.
 func TestReplayChecksValidate(t *testing.T) {
 	file, code := recordChangePin(t, "12345678")
-	require.Equal(t, exitOK, code)
+	require.Equal(t, runner.ExitOK, code)
 	_, calls, _, _ := readTranscript(t, file)
 	var nested int
 	for _, c := range calls {
@@ -161,7 +162,7 @@ func TestReplayChecksValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := exportedFileWith(t, "lib/input.lua", tt.old, tt.new)
 			r := tokenrun(t, "", "replay", "--scripts", dir, file)
-			require.Equal(t, exitDiverged, r.code, r.err)
+			require.Equal(t, runner.ExitDiverged, r.code, r.err)
 			for _, w := range tt.want {
 				assert.Contains(t, r.err, w)
 			}
@@ -170,14 +171,14 @@ func TestReplayChecksValidate(t *testing.T) {
 	// Unchanged, the validate calls reproduce.
 	dir := exportedFileWith(t, "lib/input.lua", first, first)
 	r := tokenrun(t, "", "replay", "--scripts", dir, file)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
 
 func TestReplayRefusesBadTranscripts(t *testing.T) {
 	file, code := recordChangePin(t, "12345678")
-	require.Equal(t, exitOK, code)
+	require.Equal(t, runner.ExitOK, code)
 	raw, err := os.ReadFile(file)
 	require.NoError(t, err)
 	lines := strings.SplitAfter(strings.TrimSpace(string(raw)), "\n")
@@ -196,12 +197,12 @@ func TestReplayRefusesBadTranscripts(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := writeFile(t, filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_")+".jsonl"), tt.text)
 			r := tokenrun(t, "", "replay", f)
-			require.Equal(t, exitUsage, r.code, r.err)
+			require.Equal(t, runner.ExitUsage, r.code, r.err)
 			assert.Contains(t, r.err, tt.want)
 		})
 	}
 	r := tokenrun(t, "", "replay", filepath.Join(dir, "missing.jsonl"))
-	assert.Equal(t, exitUsage, r.code, r.err)
+	assert.Equal(t, runner.ExitUsage, r.code, r.err)
 }
 
 // TestReplayOfEnroll replays an enrollment against the dev CA. Enroll compares the typed
@@ -224,7 +225,7 @@ func TestReplayOfEnroll(t *testing.T) {
 	assert.Contains(t, fields["public_key"], "PUBLIC KEY")
 
 	r := tokenrun(t, "", "replay", file)
-	require.Equal(t, exitOK, r.code, "replay of enroll:\n%s%s", r.stdout, r.err)
+	require.Equal(t, runner.ExitOK, r.code, "replay of enroll:\n%s%s", r.stdout, r.err)
 	assert.Contains(t, r.stdout, "reproduced")
 	assert.Contains(t, r.stdout, "outcome ok")
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tokenrun/tokenrun/ca/devca"
+	"github.com/tokenrun/tokenrun/runner"
 )
 
 // TestMain lets a test run this test binary as the tokenrun command itself, for commands
@@ -65,7 +66,7 @@ func TestCAServeWithCurl(t *testing.T) {
 		t.Skip("curl not found")
 	}
 	dir := filepath.Join(t.TempDir(), "ca")
-	require.Equal(t, exitOK, tokenrun(t, "", "ca", "init", dir).code)
+	require.Equal(t, runner.ExitOK, tokenrun(t, "", "ca", "init", dir).code)
 	addr := freePort(t)
 	cmd := exec.Command(os.Args[0], "ca", "serve", "--dir", dir, "--listen", addr)
 	cmd.Env = append(os.Environ(), "TOKENRUN_TEST_AS_MAIN=1")
@@ -99,8 +100,8 @@ func TestCAServeWithCurl(t *testing.T) {
 
 func TestCAServeRefusesBadListen(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "ca")
-	require.Equal(t, exitOK, tokenrun(t, "", "ca", "init", dir).code)
+	require.Equal(t, runner.ExitOK, tokenrun(t, "", "ca", "init", dir).code)
 	r := tokenrun(t, "", "ca", "serve", "--dir", dir, "--listen", "nonsense")
-	assert.Equal(t, exitUsage, r.code)
+	assert.Equal(t, runner.ExitUsage, r.code)
 	assert.True(t, strings.Contains(r.err, "nonsense"), r.err)
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tokenrun/tokenrun/cms"
-	"github.com/tokenrun/tokenrun/internal/atomicfile"
+	"github.com/tokenrun/tokenrun/signing"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/token/pkcs11"
 	"github.com/tokenrun/tokenrun/token/pkcs11/p11test"
@@ -33,7 +33,7 @@ var sha256DigestInfo = []byte{0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x
 // C_Sign on the same key, on a session of its own, in the same run: what the CMS layer and
 // the token layer add on top of the token's own work. "interleaved" alternates the two in
 // one loop, so that load from other processes shifts both alike, and reports the sign
-// path's throughput as a percentage of raw. "file" is signOne: read the document, sign,
+// path's throughput as a percentage of raw. "file" is signing.SignDocument: read the document, sign,
 // write and fsync the signature.
 func BenchmarkSignPath(b *testing.B) {
 	ctx := context.Background()
@@ -67,7 +67,7 @@ func BenchmarkSignPath(b *testing.B) {
 		{"ecp256", token.KeyRequest{Type: token.EC, Curve: "P-256", Label: "ec"}, p11.CKM_ECDSA, digest[:]},
 	} {
 		key := enrollKey(b, tok, ca, kc.req, "Bench "+kc.name)
-		// The same steps as signFiles after the login.
+		// The same steps as signing.Sign after the login.
 		cert, err := token.CertificateFor(ctx, tok, key)
 		require.NoError(b, err)
 		ks, err := tok.Signer(ctx, key)
@@ -109,10 +109,10 @@ func BenchmarkSignPath(b *testing.B) {
 		})
 		b.Run(kc.name+"/file", func(b *testing.B) {
 			out := filepath.Join(b.TempDir(), "order.xml.p7s")
-			group := atomicfile.NewGroup(signGroupFiles, signGroupDelay)
+			group := signing.NewGroup()
 			defer group.Close()
 			for b.Loop() {
-				if err := signOne(ctx, signer, signJob{in: doc, out: out}, true, group, nil); err != nil {
+				if err := signing.SignDocument(ctx, signer, signing.Job{In: doc, Out: out}, true, group, nil); err != nil {
 					b.Fatal(err)
 				}
 			}

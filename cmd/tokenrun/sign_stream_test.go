@@ -17,6 +17,7 @@ import (
 
 	"github.com/tokenrun/tokenrun/cms"
 	"github.com/tokenrun/tokenrun/internal/readfile"
+	"github.com/tokenrun/tokenrun/runner"
 )
 
 // streamPeakRSS is the bound on a sign or verify process for a document of any size: the
@@ -122,7 +123,7 @@ func TestSignLargeDocumentStreams(t *testing.T) {
 				args = append(args, "--detached")
 			}
 			code, out, peak := runAsMain(t, args...)
-			require.Equal(t, exitOK, code, out)
+			require.Equal(t, runner.ExitOK, code, out)
 			assert.Contains(t, out, doc+" -> "+sig)
 			assert.Less(t, peak, int64(streamPeakRSS), "peak RSS of sign of %d MB %s: %d MB", size>>20, name, peak>>20)
 			t.Logf("sign %s of %d MiB: peak RSS %.1f MiB", name, size>>20, float64(peak)/(1<<20))
@@ -134,7 +135,7 @@ func TestSignLargeDocumentStreams(t *testing.T) {
 				content = doc
 			}
 			code, out, peak = runAsMain(t, vargs...)
-			require.Equal(t, exitOK, code, out)
+			require.Equal(t, runner.ExitOK, code, out)
 			assert.Contains(t, out, "VERIFIED")
 			assert.Less(t, peak, int64(streamPeakRSS), "peak RSS of verify of %d MB %s: %d MB", size>>20, name, peak>>20)
 			t.Logf("verify %s of %d MiB: peak RSS %.1f MiB", name, size>>20, float64(peak)/(1<<20))
@@ -161,7 +162,7 @@ func TestSignLargeDocumentStreams(t *testing.T) {
 				require.NoError(t, err)
 				require.NoError(t, f.Close())
 				code, out, _ = runAsMain(t, "verify", "--in", sig, "--roots", ca.pemFile, "--content", other)
-				assert.Equal(t, exitVerify, code, out)
+				assert.Equal(t, runner.ExitVerify, code, out)
 				assert.True(t, strings.Contains(out, "does not match"), out)
 				os.Remove(other)
 			}

@@ -21,6 +21,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tokenrun/tokenrun/runner"
+	"github.com/tokenrun/tokenrun/signing"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/token/pkcs11"
 	"github.com/tokenrun/tokenrun/token/pkcs11/p11test"
@@ -186,7 +188,7 @@ func TestSignOnSoftHSM2(t *testing.T) {
 
 	t.Run("attached, three documents, one run", func(t *testing.T) {
 		r := sign(t, "--in", docs[0], "--in", docs[1], "--in", docs[2])
-		require.Equal(t, exitOK, r.code, r.err)
+		require.Equal(t, runner.ExitOK, r.code, r.err)
 		assert.Contains(t, r.err, "Signed: 3 documents with the key payments on SIGN")
 		assert.Contains(t, r.err, "certificate CN=ACME LLP payments,O=ACME LLP,C=KZ, serial")
 		for _, d := range docs {
@@ -195,14 +197,14 @@ func TestSignOnSoftHSM2(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, want, opensslVerify(t, d+".p7s", "", ca.pemFile), "the embedded document")
 			v := tokenrun(t, "", "verify", "--in", d+".p7s", "--roots", ca.pemFile)
-			assert.Equal(t, exitOK, v.code, v.stdout+v.err)
+			assert.Equal(t, runner.ExitOK, v.code, v.stdout+v.err)
 		}
 	})
 
 	outDir := t.TempDir()
 	t.Run("detached into --out-dir, documents as arguments", func(t *testing.T) {
 		r := sign(t, "--detached", "--out-dir", outDir, docs[0], docs[1], docs[2])
-		require.Equal(t, exitOK, r.code, r.err)
+		require.Equal(t, runner.ExitOK, r.code, r.err)
 		for _, d := range docs {
 			sig := filepath.Join(outDir, filepath.Base(d)+".p7s")
 			opensslVerify(t, sig, d, ca.pemFile)
@@ -218,13 +220,13 @@ func TestSignOnSoftHSM2(t *testing.T) {
 		code int
 		want []string
 	}{
-		{"good", []string{"--content", docs[0], "--roots", ca.pemFile}, exitOK,
+		{"good", []string{"--content", docs[0], "--roots", ca.pemFile}, runner.ExitOK,
 			[]string{"signature:  ok", "content:    ok", "chain:      ok", "validity:   ok", "signer:     CN=ACME LLP payments,O=ACME LLP,C=KZ", "signed at:  ", "result:     VERIFIED"}},
-		{"tampered content", []string{"--content", tampered, "--roots", ca.pemFile}, exitVerify,
+		{"tampered content", []string{"--content", tampered, "--roots", ca.pemFile}, runner.ExitVerify,
 			[]string{"signature:  ok", "content:    FAILED", "chain:      ok", "NOT VERIFIED", "signature NOT verified (failed: content)"}},
-		{"wrong roots", []string{"--content", docs[0], "--roots", other.pemFile}, exitVerify,
+		{"wrong roots", []string{"--content", docs[0], "--roots", other.pemFile}, runner.ExitVerify,
 			[]string{"content:    ok", "chain:      FAILED", "failed: chain"}},
-		{"no content for a detached signature", []string{"--roots", ca.pemFile}, exitVerify,
+		{"no content for a detached signature", []string{"--roots", ca.pemFile}, runner.ExitVerify,
 			[]string{"content:    FAILED", "no --content given"}},
 	} {
 		t.Run("verify "+tt.name, func(t *testing.T) {
@@ -238,7 +240,7 @@ func TestSignOnSoftHSM2(t *testing.T) {
 
 	t.Run("verify --json", func(t *testing.T) {
 		r := tokenrun(t, "", "verify", "--in", sig0, "--content", tampered, "--roots", ca.pemFile, "--json")
-		assert.Equal(t, exitVerify, r.code, r.err)
+		assert.Equal(t, runner.ExitVerify, r.code, r.err)
 		var v map[string]any
 		require.NoError(t, json.Unmarshal([]byte(r.stdout), &v), r.stdout)
 		assert.Equal(t, false, v["ok"])
@@ -256,7 +258,7 @@ func TestSignOnSoftHSM2(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "one.p7s")
 		r := tokenrun(t, "", "sign", "--module", module, "--token", "pkcs11:token=SIGN;object=ec?pin-source=file:"+pinFile,
 			"--detached", "--in", docs[1], "--out", out)
-		require.Equal(t, exitOK, r.code, r.err)
+		require.Equal(t, runner.ExitOK, r.code, r.err)
 		opensslVerify(t, out, docs[1], ca.pemFile)
 	})
 
@@ -264,14 +266,14 @@ func TestSignOnSoftHSM2(t *testing.T) {
 		before, err := os.ReadFile(docs[0] + ".p7s")
 		require.NoError(t, err)
 		r := sign(t, "--in", docs[0], "--in", docs[1])
-		assert.Equal(t, exitUsage, r.code, r.err)
+		assert.Equal(t, runner.ExitUsage, r.code, r.err)
 		assert.Contains(t, r.err, docs[0]+".p7s exists: give --force")
 		after, err := os.ReadFile(docs[0] + ".p7s")
 		require.NoError(t, err)
 		assert.Equal(t, before, after, "untouched")
 
 		r = sign(t, "--in", docs[0], "--in", docs[1], "--force")
-		require.Equal(t, exitOK, r.code, r.err)
+		require.Equal(t, runner.ExitOK, r.code, r.err)
 		opensslVerify(t, docs[0]+".p7s", "", ca.pemFile)
 		entries, err := os.ReadDir(filepath.Dir(docs[0]))
 		require.NoError(t, err)
@@ -284,7 +286,7 @@ func TestSignOnSoftHSM2(t *testing.T) {
 		wrong := writeFile(t, filepath.Join(t.TempDir(), "pin"), "87870000\n")
 		out := filepath.Join(t.TempDir(), "x.p7s")
 		r := tokenrun(t, "", "sign", "--module", module, "--token", uri, "--pin-file", wrong, "--in", docs[0], "--out", out)
-		assert.Equal(t, exitToken, r.code, r.err)
+		assert.Equal(t, runner.ExitToken, r.code, r.err)
 		assert.Contains(t, r.err, "Wrong password")
 		assert.NotContains(t, r.stdout+r.err, "87870000")
 		assert.NoFileExists(t, out)
@@ -293,7 +295,7 @@ func TestSignOnSoftHSM2(t *testing.T) {
 	t.Run("no certificate next to the key", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "x.p7s")
 		r := tokenrun(t, "", "--debug", "sign", "--module", module, "--token", "pkcs11:token=SIGN;object=bare", "--pin-file", pinFile, "--in", docs[0], "--out", out)
-		assert.Equal(t, exitToken, r.code, r.err)
+		assert.Equal(t, runner.ExitToken, r.code, r.err)
 		assert.Contains(t, r.err, "register first (tokenrun enroll)", "the person's line")
 		assert.Contains(t, r.err, "no certificate next to key bare: enroll first", "--debug's")
 		assert.NoFileExists(t, out)
@@ -314,12 +316,12 @@ func TestSignPINSafety(t *testing.T) {
 		want     []string
 		triesNow int
 	}{
-		{name: "locked", tries: 0, pin: "12345678", code: exitToken, want: []string{"is locked", "no login was tried", "unblock"}, triesNow: 0},
-		{name: "final try from a file", tries: 1, pin: "12345678", code: exitRefused, want: []string{"one PIN try is left", "will not spend it from a file"}, triesNow: 1},
-		{name: "final try from a pipe", tries: 1, stdin: "12345678\n", code: exitRefused, want: []string{"one PIN try is left"}, triesNow: 1},
-		{name: "wrong PIN says the tries left", tries: 10, pin: "31415926", code: exitToken, want: []string{"Wrong password", "9 tries left"}, triesNow: 9},
-		{name: "wrong PIN with two left", tries: 2, pin: "31415926", code: exitToken, want: []string{"one try is left"}, triesNow: 1},
-		{name: "PIN from a pipe", tries: 10, stdin: "12345678\n", code: exitOK, want: []string{"Password of the token KAZTOKEN", "Signed: 1 document "}, triesNow: 10},
+		{name: "locked", tries: 0, pin: "12345678", code: runner.ExitToken, want: []string{"is locked", "no login was tried", "unblock"}, triesNow: 0},
+		{name: "final try from a file", tries: 1, pin: "12345678", code: runner.ExitRefused, want: []string{"one PIN try is left", "will not spend it from a file"}, triesNow: 1},
+		{name: "final try from a pipe", tries: 1, stdin: "12345678\n", code: runner.ExitRefused, want: []string{"one PIN try is left"}, triesNow: 1},
+		{name: "wrong PIN says the tries left", tries: 10, pin: "31415926", code: runner.ExitToken, want: []string{"Wrong password", "9 tries left"}, triesNow: 9},
+		{name: "wrong PIN with two left", tries: 2, pin: "31415926", code: runner.ExitToken, want: []string{"one try is left"}, triesNow: 1},
+		{name: "PIN from a pipe", tries: 10, stdin: "12345678\n", code: runner.ExitOK, want: []string{"Password of the token KAZTOKEN", "Signed: 1 document "}, triesNow: 10},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -362,22 +364,22 @@ func TestSignUsage(t *testing.T) {
 		code int
 		want string
 	}{
-		{"no documents", []string{"--token", key, "--pin-file", pin}, exitUsage, "sign needs documents"},
-		{"--out with several documents", []string{"--token", key, "--pin-file", pin, "--in", docs[0], "--in", docs[1], "--out", "x.p7s"}, exitUsage, "use --out-dir"},
-		{"--out and --out-dir", []string{"--token", key, "--pin-file", pin, "--in", docs[0], "--out", "x", "--out-dir", "."}, exitUsage, "either --out or --out-dir"},
-		{"missing document", []string{"--token", key, "--pin-file", pin, "--in", "nothere.xml"}, exitUsage, "document nothere.xml does not exist"},
-		{"same name in --out-dir", []string{"--token", key, "--pin-file", pin, "--in", docs[0], "--in", sameName, "--out-dir", t.TempDir()}, exitUsage, "would both be signed into"},
-		{"output exists", []string{"--token", key, "--pin-file", pin, "--in", docs[0], "--out", existing}, exitUsage, "exists: give --force"},
-		{"URI names no key", []string{"--token", "pkcs11:token=KAZTOKEN", "--pin-file", pin, "--in", docs[0]}, exitUsage, "--token must name the key"},
-		{"URI names a certificate", []string{"--token", key + ";type=cert", "--pin-file", pin, "--in", docs[0]}, exitUsage, "type=cert"},
-		{"two PIN sources", []string{"--token", key + "?pin-source=file:" + pin, "--pin-file", pin, "--in", docs[0]}, exitUsage, "not both"},
-		{"pin-source command", []string{"--token", key + "?pin-source=%7Ccat%20pin", "--in", docs[0]}, exitUsage, "only files are read"},
-		{"pin-value refused", []string{"--token", key + "?pin-value=12345678", "--in", docs[0]}, exitUsage, "pin-value is not accepted"},
-		{"missing PIN file", []string{"--token", key, "--pin-file", "/nonexistent/pin", "--in", docs[0]}, exitUsage, "PIN file"},
-		{"certificate next to the key is another key's", []string{"--token", "pkcs11:object=stale", "--pin-file", pin, "--in", docs[0]}, exitToken, "key stale: the certificate next to the key holds another public key"},
-		{"no certificate next to the key", []string{"--token", "pkcs11:object=bare", "--pin-file", pin, "--in", docs[0]}, exitToken, "no certificate next to key bare: enroll first"},
-		{"unknown key", []string{"--token", "pkcs11:object=nosuch", "--pin-file", pin, "--in", docs[0]}, exitToken, `key labelled "nosuch": not found (its keys: payments`},
-		{"no token source", []string{"--token", key, "--pin-file", pin, "--in", docs[0]}, exitUsage, "no token source"},
+		{"no documents", []string{"--token", key, "--pin-file", pin}, runner.ExitUsage, "sign needs documents"},
+		{"--out with several documents", []string{"--token", key, "--pin-file", pin, "--in", docs[0], "--in", docs[1], "--out", "x.p7s"}, runner.ExitUsage, "use --out-dir"},
+		{"--out and --out-dir", []string{"--token", key, "--pin-file", pin, "--in", docs[0], "--out", "x", "--out-dir", "."}, runner.ExitUsage, "either --out or --out-dir"},
+		{"missing document", []string{"--token", key, "--pin-file", pin, "--in", "nothere.xml"}, runner.ExitUsage, "document nothere.xml does not exist"},
+		{"same name in --out-dir", []string{"--token", key, "--pin-file", pin, "--in", docs[0], "--in", sameName, "--out-dir", t.TempDir()}, runner.ExitUsage, "would both be signed into"},
+		{"output exists", []string{"--token", key, "--pin-file", pin, "--in", docs[0], "--out", existing}, runner.ExitUsage, "exists: give --force"},
+		{"URI names no key", []string{"--token", "pkcs11:token=KAZTOKEN", "--pin-file", pin, "--in", docs[0]}, runner.ExitUsage, "--token must name the key"},
+		{"URI names a certificate", []string{"--token", key + ";type=cert", "--pin-file", pin, "--in", docs[0]}, runner.ExitUsage, "type=cert"},
+		{"two PIN sources", []string{"--token", key + "?pin-source=file:" + pin, "--pin-file", pin, "--in", docs[0]}, runner.ExitUsage, "not both"},
+		{"pin-source command", []string{"--token", key + "?pin-source=%7Ccat%20pin", "--in", docs[0]}, runner.ExitUsage, "only files are read"},
+		{"pin-value refused", []string{"--token", key + "?pin-value=12345678", "--in", docs[0]}, runner.ExitUsage, "pin-value is not accepted"},
+		{"missing PIN file", []string{"--token", key, "--pin-file", "/nonexistent/pin", "--in", docs[0]}, runner.ExitUsage, "PIN file"},
+		{"certificate next to the key is another key's", []string{"--token", "pkcs11:object=stale", "--pin-file", pin, "--in", docs[0]}, runner.ExitToken, "key stale: the certificate next to the key holds another public key"},
+		{"no certificate next to the key", []string{"--token", "pkcs11:object=bare", "--pin-file", pin, "--in", docs[0]}, runner.ExitToken, "no certificate next to key bare: enroll first"},
+		{"unknown key", []string{"--token", "pkcs11:object=nosuch", "--pin-file", pin, "--in", docs[0]}, runner.ExitToken, `key labelled "nosuch": not found (its keys: payments`},
+		{"no token source", []string{"--token", key, "--pin-file", pin, "--in", docs[0]}, runner.ExitUsage, "no token source"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -404,11 +406,11 @@ func TestVerifyUsage(t *testing.T) {
 		code int
 		want string
 	}{
-		{"no signature", []string{"--roots", ca.pemFile}, exitUsage, "verify needs the signature"},
-		{"no roots", []string{"--in", garbage}, exitUsage, "--roots PEM"},
-		{"roots not PEM", []string{"--in", garbage, "--roots", garbage}, exitUsage, "no PEM certificate found"},
-		{"missing signature file", []string{"--in", "/nonexistent.p7s", "--roots", ca.pemFile}, exitUsage, "/nonexistent.p7s"},
-		{"not a signature", []string{"--in", garbage, "--roots", ca.pemFile}, exitVerify, "cannot be checked"},
+		{"no signature", []string{"--roots", ca.pemFile}, runner.ExitUsage, "verify needs the signature"},
+		{"no roots", []string{"--in", garbage}, runner.ExitUsage, "--roots PEM"},
+		{"roots not PEM", []string{"--in", garbage, "--roots", garbage}, runner.ExitUsage, "no PEM certificate found"},
+		{"missing signature file", []string{"--in", "/nonexistent.p7s", "--roots", ca.pemFile}, runner.ExitUsage, "/nonexistent.p7s"},
+		{"not a signature", []string{"--in", garbage, "--roots", ca.pemFile}, runner.ExitVerify, "cannot be checked"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -427,14 +429,14 @@ func TestSignThenVerifyOnSoftToken(t *testing.T) {
 	doc := documents(t, 1)[0]
 	pin := writeFile(t, filepath.Join(t.TempDir(), "pin"), "12345678\r\n")
 	r := tokenrun(t, "", "sign", "--soft", dir, "--token", "pkcs11:token=KAZTOKEN;object=payments", "--pin-file", pin, "--detached", doc)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	opensslVerify(t, doc+".p7s", doc, ca.pemFile)
 
 	der, err := os.ReadFile(doc + ".p7s")
 	require.NoError(t, err)
 	pemSig := writeFile(t, filepath.Join(t.TempDir(), "s.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CMS", Bytes: der})))
 	r = tokenrun(t, "", "verify", "--in", pemSig, "--content", doc, "--roots", ca.pemFile)
-	assert.Equal(t, exitOK, r.code, r.stdout+r.err)
+	assert.Equal(t, runner.ExitOK, r.code, r.stdout+r.err)
 }
 
 // TestSignFinalTryNeedsAPerson: with one try left, a person at the terminal is asked (the
@@ -449,8 +451,8 @@ func TestSignFinalTryNeedsAPerson(t *testing.T) {
 		code  int
 		tries int
 	}{
-		{"right PIN", "12345678\n", exitOK, 10},
-		{"input closed", "", exitCancelled, 1},
+		{"right PIN", "12345678\n", runner.ExitOK, 10},
+		{"input closed", "", runner.ExitCancelled, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := softSigner(t, ca)
@@ -459,13 +461,12 @@ func TestSignFinalTryNeedsAPerson(t *testing.T) {
 			require.NoError(t, err)
 			defer p.Close()
 			var out, errOut strings.Builder
-			io := stdio{in: strings.NewReader(tt.stdin), out: &out, err: &errOut}
 			// Interactive: what a person at a real terminal gets, fed through a pipe.
-			fe := ui.NewTerminal(io.in, io.err, ui.TerminalOptions{Interactive: true})
-			jobs, err := planOutputs([]string{doc}, filepath.Join(t.TempDir(), "s.p7s"), "", false)
+			fe := ui.NewTerminal(strings.NewReader(tt.stdin), &errOut, ui.TerminalOptions{Interactive: true})
+			jobs, err := signing.PlanOutputs([]string{doc}, filepath.Join(t.TempDir(), "s.p7s"), "", false)
 			require.NoError(t, err)
-			err = signFiles(context.Background(), signSpec{provider: p, uri: &token.URI{Object: "payments"}, jobs: jobs, frontend: fe, stdio: io})
-			assert.Equal(t, tt.code, exitCode(err), "%v", err)
+			err = signing.Sign(context.Background(), signing.Batch{Provider: p, URI: &token.URI{Object: "payments"}, Jobs: jobs, Frontend: fe, Out: &out, Err: &errOut})
+			assert.Equal(t, tt.code, runner.ExitCode(err), "%v", err)
 			assert.Contains(t, errOut.String(), "Only ONE try is left")
 			assert.NotContains(t, out.String()+errOut.String(), "12345678")
 			infos, err := p.Tokens(context.Background())
@@ -479,12 +480,12 @@ func TestSignFinalTryNeedsAPerson(t *testing.T) {
 func TestRunHasModuleSign(t *testing.T) {
 	dir := softSigner(t, newGoCA(t, "Test Root"))
 	r := tokenrun(t, "", "run", "--soft", dir, "--answers", td+"answers/tour.yaml", td+"scripts/sign_order.lua")
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Contains(t, r.err, "signed: signature true, content true, signer CN=ACME LLP payments,O=ACME LLP,C=KZ")
 	assert.Contains(t, r.err, "sign_order 1.0.0: done")
 
 	// A key without a certificate: the procedure's expected failure is a token exit code.
 	r = tokenrun(t, "", "run", "--soft", softSigner(t, nil), "--answers", td+"answers/tour.yaml", td+"scripts/sign_order.lua")
-	assert.Equal(t, exitToken, r.code, r.err)
+	assert.Equal(t, runner.ExitToken, r.code, r.err)
 	assert.Contains(t, r.err, "no certificate next to key payments: enroll first")
 }

@@ -2,9 +2,7 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -21,10 +19,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tokenrun/tokenrun/bindings/errcode"
 	"github.com/tokenrun/tokenrun/ca/devca"
 	"github.com/tokenrun/tokenrun/journal"
-	"github.com/tokenrun/tokenrun/runtime"
+	"github.com/tokenrun/tokenrun/runner"
+	"github.com/tokenrun/tokenrun/scripts/golden"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/token/pkcs11/p11test"
 )
@@ -159,7 +157,7 @@ func (p *proc) answerJSON(t *testing.T, ans map[string]any) func(string) {
 		}
 		id, _ := m["id"].(string)
 		kind, _ := m["kind"].(string)
-		b, _ := json.Marshal(map[string]any{"id": id, "value": answerText(ans[id], kind)})
+		b, _ := json.Marshal(map[string]any{"id": id, "value": golden.AnswerText(ans[id], kind)})
 		_, err := p.stdin.Write(append(b, '\n'))
 		assert.NoError(t, err)
 	}
@@ -193,7 +191,7 @@ func footer(t *testing.T, file string) map[string]any {
 func retriesLeft(t *testing.T, dir string) int {
 	t.Helper()
 	r := tokenrun(t, "", "tokens", "--json", "--soft", dir)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	var infos []token.Info
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &infos))
 	require.Len(t, infos, 1)
@@ -254,7 +252,7 @@ func TestEnrollSignalled(t *testing.T) {
 				ca.start(t, devca.ServerOptions{})
 				dir, serial := softToken(t)
 				file := filepath.Join(t.TempDir(), "enroll.jsonl")
-				args := append([]string{"enroll", "--soft", dir, "--lang", "en", "--ui", "json", "--transcript", file}, ca.args()...)
+				args := append([]string{"enroll", "--soft", dir, "--lang", "en", "--ui", "json", "--transcript", file}, ca.Args()...)
 				args = append(args, "--set", "key.bits=4096")
 				if step.hung {
 					args = append(args, "--set", "ca.url=https://"+hungCA(t))
@@ -263,7 +261,7 @@ func TestEnrollSignalled(t *testing.T) {
 				waitLine(t, p.out, step.at, p.answerJSON(t, enrollAnswers(ca)))
 				require.NoError(t, p.cmd.Process.Signal(s.sig))
 				code, stdout, stderr := p.wait(t)
-				require.Equal(t, exitCancelled, code, stdout+stderr)
+				require.Equal(t, runner.ExitCancelled, code, stdout+stderr)
 				t.Logf("stderr:\n%s", stderr)
 				assert.Contains(t, stderr, "Stopping after the current step")
 				assert.Contains(t, stderr, step.say)
@@ -273,7 +271,7 @@ func TestEnrollSignalled(t *testing.T) {
 				f := footer(t, file)
 				assert.Equal(t, "cancelled", f["outcome"])
 				assert.Equal(t, "CANCELLED", f["code"])
-				assert.EqualValues(t, exitCancelled, f["exit"])
+				assert.EqualValues(t, runner.ExitCancelled, f["exit"])
 				assert.Contains(t, f["message"], s.name)
 				kept, err := filepath.Glob(filepath.Join(home, "transcripts", "*"))
 				require.NoError(t, err)
@@ -286,7 +284,7 @@ func TestEnrollSignalled(t *testing.T) {
 				assert.Contains(t, []string{"generating", "key_generated", "requested"}, e.Step)
 
 				out, code := enrollJSON(t, dir, ca)
-				require.Equal(t, exitOK, code, out)
+				require.Equal(t, runner.ExitOK, code, out)
 				assert.Contains(t, out, "Continuing the registration")
 				keys, certs := objects(t, dir, newPIN)
 				assert.Equal(t, 1, keys, "exactly one key")
@@ -306,7 +304,7 @@ func TestSignSignalled(t *testing.T) {
 	ca.start(t, devca.ServerOptions{})
 	dir, _ := softToken(t)
 	out, code := enrollJSON(t, dir, ca)
-	require.Equal(t, exitOK, code, out)
+	require.Equal(t, runner.ExitOK, code, out)
 	pin := writeFile(t, filepath.Join(t.TempDir(), "pin"), newPIN)
 	docs := t.TempDir()
 	var files []string
@@ -321,7 +319,7 @@ func TestSignSignalled(t *testing.T) {
 			waitLine(t, p.out, " -> ", nil)
 			require.NoError(t, p.cmd.Process.Signal(s.sig))
 			code, stdout, stderr := p.wait(t)
-			require.Equal(t, exitCancelled, code, stderr)
+			require.Equal(t, runner.ExitCancelled, code, stderr)
 			var n, total int
 			i := strings.Index(stderr, "Cancelled: ")
 			require.GreaterOrEqual(t, i, 0, stderr)
@@ -334,11 +332,11 @@ func TestSignSignalled(t *testing.T) {
 			require.NoError(t, err)
 			assert.Len(t, sigs, n, "exactly the signatures reported, each written whole")
 			noTempFiles(t, dir, outDir, home, docs)
-			r := tokenrun(t, "", "verify", "--in", sigs[len(sigs)-1], "--roots", ca.roots)
-			require.Equal(t, exitOK, r.code, "%s", r.stdout+r.err)
+			r := tokenrun(t, "", "verify", "--in", sigs[len(sigs)-1], "--roots", ca.Roots)
+			require.Equal(t, runner.ExitOK, r.code, "%s", r.stdout+r.err)
 
 			r = tokenrun(t, "", append(args[:len(args)-len(files)], append([]string{"--force"}, files...)...)...)
-			require.Equal(t, exitOK, r.code, r.err)
+			require.Equal(t, runner.ExitOK, r.code, r.err)
 			sigs, err = filepath.Glob(filepath.Join(outDir, "*.p7s"))
 			require.NoError(t, err)
 			assert.Len(t, sigs, 1500)
@@ -368,7 +366,7 @@ ui.say("generated")
 	waitLine(t, p.errs, "Stopping after the current step", nil)
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGINT))
 	code, _, stderr := p.wait(t)
-	assert.Equal(t, exitCancelled, code, stderr)
+	assert.Equal(t, runner.ExitCancelled, code, stderr)
 	if !strings.Contains(stderr, "stopped at once") {
 		// The key was made within the moment between the two signals: the first one ended
 		// the run the ordinary way (also exit 6). Rare; nothing to check about the second.
@@ -394,10 +392,10 @@ func TestEnrollRerunAfterPINChange(t *testing.T) {
 		code    int
 		want    string
 	}{
-		{"pin_set", func(*journal.Entry) {}, false, exitOK, "already set"},
-		{"setting_pin with the flag recorded", func(e *journal.Entry) { e.Step, e.Data["must_change"] = "setting_pin", true }, false, exitOK, "already set"},
-		{"setting_pin unknown from a file", func(e *journal.Entry) { e.Step, e.Data["must_change"] = "setting_pin", false }, true, exitRefused, "Run the registration again at a terminal"},
-		{"setting_pin unknown from a driver", func(e *journal.Entry) { e.Step, e.Data["must_change"] = "setting_pin", false }, false, exitCancelled, "ask pin_unknown_go_on confirm"},
+		{"pin_set", func(*journal.Entry) {}, false, runner.ExitOK, "already set"},
+		{"setting_pin with the flag recorded", func(e *journal.Entry) { e.Step, e.Data["must_change"] = "setting_pin", true }, false, runner.ExitOK, "already set"},
+		{"setting_pin unknown from a file", func(e *journal.Entry) { e.Step, e.Data["must_change"] = "setting_pin", false }, true, runner.ExitRefused, "Run the registration again at a terminal"},
+		{"setting_pin unknown from a driver", func(e *journal.Entry) { e.Step, e.Data["must_change"] = "setting_pin", false }, false, runner.ExitCancelled, "ask pin_unknown_go_on confirm"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			home := t.TempDir()
@@ -406,7 +404,7 @@ func TestEnrollRerunAfterPINChange(t *testing.T) {
 			ca.start(t, devca.ServerOptions{})
 			dir, serial := softToken(t)
 			out, code := enrollJSON(t, dir, ca)
-			require.Equal(t, exitOK, code, out)
+			require.Equal(t, runner.ExitOK, code, out)
 
 			// The finished journal, put back as the kill between pin_set and its close left it.
 			done, err := filepath.Glob(filepath.Join(home, "journal", "done", serial+"-*.json"))
@@ -427,7 +425,7 @@ func TestEnrollRerunAfterPINChange(t *testing.T) {
 			before := retriesLeft(t, dir)
 			if tc.answers {
 				r := tokenrun(t, "", append([]string{"enroll", "--soft", dir, "--lang", "en", "--yes",
-					"--answers", writeAnswers(t, enrollAnswers(ca))}, ca.args()...)...)
+					"--answers", writeAnswers(t, enrollAnswers(ca))}, ca.Args()...)...)
 				out, code = r.stdout+r.err, r.code
 			} else {
 				out, code = enrollJSON(t, dir, ca)
@@ -453,15 +451,15 @@ func TestEnrollSignalledWhileSettingPIN(t *testing.T) {
 	ca.start(t, devca.ServerOptions{})
 	dir, serial := softToken(t)
 	before := retriesLeft(t, dir)
-	args := append([]string{"enroll", "--soft", dir, "--lang", "en", "--ui", "json"}, ca.args()...)
+	args := append([]string{"enroll", "--soft", dir, "--lang", "en", "--ui", "json"}, ca.Args()...)
 	p := startTokenrun(t, home, args...)
 	waitLine(t, p.out, `"type":"progress","id":"set_pin"`, p.answerJSON(t, enrollAnswers(ca)))
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGINT))
 	code, stdout, stderr := p.wait(t)
-	if code == exitOK {
+	if code == runner.ExitOK {
 		t.Skip("the run finished before the signal arrived")
 	}
-	require.Equal(t, exitCancelled, code, stdout+stderr)
+	require.Equal(t, runner.ExitCancelled, code, stdout+stderr)
 	j, err := journal.Open(filepath.Join(home, "journal"))
 	require.NoError(t, err)
 	e, err := j.Load(serial)
@@ -471,31 +469,11 @@ func TestEnrollSignalledWhileSettingPIN(t *testing.T) {
 	noTempFiles(t, dir, home)
 
 	out, code := enrollJSON(t, dir, ca)
-	require.Equal(t, exitOK, code, out)
+	require.Equal(t, runner.ExitOK, code, out)
 	assert.Equal(t, before, retriesLeft(t, dir), "no PIN try spent")
 	keys, certs := objects(t, dir, newPIN)
 	assert.Equal(t, 1, keys)
 	assert.Equal(t, 1, certs)
-}
-
-// TestCancellationDecidesTheExitCode: whatever layer met the cancellation and whatever class
-// its error has otherwise, a cancelled run exits 6.
-func TestCancellationDecidesTheExitCode(t *testing.T) {
-	wrapped := fmt.Errorf("EST request: %w", context.Canceled)
-	sig := &interrupted{syscall.SIGTERM}
-	for name, err := range map[string]error{
-		"token error":             &token.Error{Op: "generate key", Err: wrapped, RetriesLeft: -1},
-		"CA error with a code":    codedError{"CA_UNAVAILABLE", wrapped, nil},
-		"usage error":             usageError{wrapped},
-		"script error":            &runtime.ScriptError{Code: "CA_UNAVAILABLE", Message: "x", Cause: context.Canceled},
-		"deadline":                fmt.Errorf("keygen: %w", context.DeadlineExceeded),
-		"signal, returned code":   &cancelledError{notice: "n", err: &runtime.ScriptError{Code: "PIN_INCORRECT"}, sig: sig},
-		"signal, verify error":    &cancelledError{notice: "n", err: verifyError{errors.New("x")}, sig: sig},
-		"signal's own cause only": sig,
-	} {
-		assert.Equal(t, exitCancelled, exitCode(err), name)
-	}
-	assert.Equal(t, errcode.Cancelled, errorCode(&cancelledError{notice: "n", err: codedError{"CA_UNAVAILABLE", errors.New("x"), nil}, sig: sig}))
 }
 
 // TestRunSignalled: `run` with --transcript, SIGTERM while the software token makes an
@@ -517,7 +495,7 @@ ui.say("generated")
 	waitLine(t, p.errs, "generating now", nil)
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	code, _, stderr := p.wait(t)
-	require.Equal(t, exitCancelled, code, stderr)
+	require.Equal(t, runner.ExitCancelled, code, stderr)
 	assert.NotContains(t, stderr, "generated\n")
 	assert.Regexp(t, `tokenrun: Cancelled(\.| after the procedure had changed the token)`, stderr)
 	f := footer(t, file)

@@ -15,9 +15,9 @@ import (
 
 	"github.com/tokenrun/tokenrun/bindings/errcode"
 	"github.com/tokenrun/tokenrun/region"
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/scripts"
-	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/ui"
 )
 
@@ -58,8 +58,8 @@ func (e *personError) Unwrap() error { return e.err }
 // (for whoever wrote the command line or the file: it names the flag, the prompt id, the
 // value) pass through.
 func forPerson(err error, messages map[string]string) error {
-	var ce *cancelledError
-	var ue usageError
+	var ce *runner.CancelledError
+	var ue runner.UsageError
 	if err == nil || messages == nil || errors.As(err, &ce) || errors.As(err, &ue) || errors.Is(err, ui.ErrNoAnswer) {
 		return err
 	}
@@ -97,11 +97,7 @@ func failureCode(err error) string {
 	if errors.Is(err, ui.ErrCancelled) {
 		return errcode.Cancelled
 	}
-	var c coded
-	if errors.As(err, &c) && c.ErrorCode() != "" {
-		return c.ErrorCode()
-	}
-	if code := errcode.Of(err); code != errcode.TokenError {
+	if code := runner.ErrorCode(err); code != "" {
 		return code
 	}
 	var se *runtime.ScriptError
@@ -149,35 +145,19 @@ func signLangFlag() cli.Flag {
 func signMessages(c *cli.Context) (map[string]string, error) {
 	r, err := region.Load(scripts.FS, region.DefaultName)
 	if err != nil {
-		return nil, usageError{err}
+		return nil, runner.UsageError{Err: err}
 	}
 	m, err := r.Catalog(c.String("lang"))
 	if err != nil {
-		return nil, usageError{fmt.Errorf("--lang: %w", err)}
+		return nil, runner.UsageError{Err: fmt.Errorf("--lang: %w", err)}
 	}
 	return m, nil
 }
 
-// say is the catalog's text key for sign, else english (a spec built without a catalog).
-func (s signSpec) say(english, key string, args map[string]any) string {
-	if _, ok := s.messages[key]; !ok {
-		return english
+// personWorded words err for the person with the catalog's text for key: sign's hook
+// (signing.Batch.Person), which looks the key up only when its catalog has it.
+func personWorded(messages map[string]string) func(err error, key string, args map[string]any) error {
+	return func(err error, key string, args map[string]any) error {
+		return &personError{err: err, line: region.Text(messages, key, args)}
 	}
-	return region.Text(s.messages, key, args)
-}
-
-// personName names a token in a sentence for people, as the procedures do: label (serial).
-func personName(info token.Info) string {
-	if info.Label == "" {
-		return info.Serial
-	}
-	return info.Label + " (" + info.Serial + ")"
-}
-
-// person is err worded for the person by the catalog's key, when sign has a catalog.
-func (s signSpec) person(err error, key string, args map[string]any) error {
-	if _, ok := s.messages[key]; !ok {
-		return err
-	}
-	return &personError{err: err, line: region.Text(s.messages, key, args)}
 }

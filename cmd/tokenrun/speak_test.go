@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/ui"
@@ -30,13 +31,13 @@ func TestForPerson(t *testing.T) {
 		{"cancelled at a prompt", fmt.Errorf("enroll.lua:3: %w", ui.ErrCancelled), "tokenrun: Бас тартылды.\n", ""},
 		{"a CA code without its own text", &runtime.ScriptError{Message: "x", Code: "CA_SOMETHING_NEW"}, "tokenrun: Куәландырушы орталық қате туралы хабарлады (CA_SOMETHING_NEW). Банктің қолдау қызметіне хабарласыңыз.\n", ""},
 		{"a Go error of the token", fmt.Errorf("open: %w", token.ErrTokenDamaged), "tokenrun: Токендегі деректер зақымдалған. Банктің қолдау қызметіне хабарласыңыз.\n", ""},
-		{"a usage mistake", usageError{errors.New("--region: no such region")}, "tokenrun: --region: no such region\n", ""},
+		{"a usage mistake", runner.UsageError{Err: errors.New("--region: no such region")}, "tokenrun: --region: no such region\n", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := forPerson(tt.err, kk)
 			assert.ErrorIs(t, err, tt.err, "the error is kept whole for the exit code")
-			assert.Equal(t, exitCode(tt.err), exitCode(err))
+			assert.Equal(t, runner.ExitCode(tt.err), runner.ExitCode(err))
 			var b bytes.Buffer
 			printFailure(&b, err, false)
 			assert.Equal(t, tt.want, b.String())

@@ -3,12 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tokenrun/tokenrun/diagnose"
 	"github.com/tokenrun/tokenrun/internal/termtext"
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/token"
 )
 
@@ -19,7 +20,7 @@ func tokensCommand(io stdio) *cli.Command {
 		Flags: append(tokenFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return usageError{fmt.Errorf("tokens takes no arguments (got %q)", c.Args().First())}
+				return runner.UsageError{Err: fmt.Errorf("tokens takes no arguments (got %q)", c.Args().First())}
 			}
 			p, uri, err := openSource(c)
 			if err != nil {
@@ -55,37 +56,15 @@ func tokensCommand(io stdio) *cli.Command {
 				if !i.Initialized {
 					label = "(uninitialised)"
 				}
-				user := pinState(i.UserPIN)
+				user := diagnose.PINState(i.UserPIN)
 				if i.Initialized && !i.UserPINInitialized {
 					user = "not set"
 				}
 				// Label, serial, manufacturer and model are whatever the token says.
 				esc := termtext.Escape
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", esc(label), esc(i.Serial), esc(i.Manufacturer), esc(i.Model), user, pinState(i.SOPIN))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", esc(label), esc(i.Serial), esc(i.Manufacturer), esc(i.Model), user, diagnose.PINState(i.SOPIN))
 			}
 			return w.Flush()
 		},
 	}
-}
-
-// pinState is a PIN's state as a person reads it.
-func pinState(s token.PINStatus) string {
-	var parts []string
-	switch {
-	case s.Locked:
-		parts = append(parts, "LOCKED")
-	case s.FinalTry:
-		parts = append(parts, "final try")
-	case s.CountLow:
-		parts = append(parts, "count low")
-	default:
-		parts = append(parts, "ok")
-	}
-	if s.RetriesLeft >= 0 && !s.Locked {
-		parts = append(parts, fmt.Sprintf("%d left", s.RetriesLeft))
-	}
-	if s.ToBeChanged {
-		parts = append(parts, "to be changed")
-	}
-	return strings.Join(parts, ", ")
 }

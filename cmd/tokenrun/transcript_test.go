@@ -11,7 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tokenrun/tokenrun/ca/devca"
+	"github.com/tokenrun/tokenrun/diagnose"
 	"github.com/tokenrun/tokenrun/journal"
+	"github.com/tokenrun/tokenrun/runner"
+	"github.com/tokenrun/tokenrun/scripts/golden"
 	"github.com/tokenrun/tokenrun/token/pkcs11/p11test"
 	"github.com/tokenrun/tokenrun/transcript"
 )
@@ -92,7 +95,7 @@ func TestTranscriptOfChangePin(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "run.jsonl")
 			args := append([]string{"change-pin", "--answers", writeAnswers(t, ans), "--yes", "--lang", "en", "--transcript", file}, source...)
 			r := tokenrun(t, "", args...)
-			require.Equal(t, exitOK, r.code, r.err)
+			require.Equal(t, runner.ExitOK, r.code, r.err)
 
 			calls, f := checkTranscript(t, file, "change-pin", module, oldPIN, newPIN2)
 			assert.Equal(t, "ok", f.Outcome)
@@ -136,12 +139,12 @@ func TestTranscriptOfFailedRunAndNoTranscript(t *testing.T) {
 	ans := writeAnswers(t, map[string]any{"current_pin": "11112222", "new_pin": "Rv3nT8wq", "new_pin_confirm": "Rv3nT8wq"})
 	file := filepath.Join(t.TempDir(), "run.jsonl")
 	r := tokenrun(t, "", "change-pin", "--soft", dir, "--answers", ans, "--yes", "--lang", "en", "--transcript", file, "--no-transcript")
-	require.Equal(t, exitToken, r.code, r.err)
+	require.Equal(t, runner.ExitToken, r.code, r.err)
 
 	calls, f := checkTranscript(t, file, "change-pin", "software token", "11112222", "Rv3nT8wq")
 	assert.Equal(t, "error", f.Outcome)
 	assert.Equal(t, "PIN_INCORRECT", f.Code)
-	assert.Equal(t, exitToken, f.Exit)
+	assert.Equal(t, runner.ExitToken, f.Exit)
 	assert.Equal(t, "token", f.ExitClass)
 	login := findCall(calls, "token.Token:login")
 	require.NotNil(t, login)
@@ -155,7 +158,7 @@ func TestTranscriptOfFailedRunAndNoTranscript(t *testing.T) {
 func TestTranscriptOfEnroll(t *testing.T) {
 	_, file := recordEnroll(t)
 
-	calls, f := checkTranscript(t, file, "enroll", "software token", enrollOTP, newPIN)
+	calls, f := checkTranscript(t, file, "enroll", "software token", golden.EnrollOTP, newPIN)
 	assert.Equal(t, "ok", f.Outcome)
 	load := findCall(calls, "ca.load_pkcs12")
 	require.NotNil(t, load)
@@ -193,7 +196,7 @@ ui.say("you typed " .. s)
 	outDir := t.TempDir()
 	file := filepath.Join(outDir, "leak.jsonl")
 	r := tokenrun(t, "", "run", script, "--soft", dir, "--answers", writeAnswers(t, map[string]any{"otp_pin": secret}), "--transcript", file)
-	assert.Equal(t, exitScript, r.code, r.err)
+	assert.Equal(t, runner.ExitScript, r.code, r.err)
 	assert.Contains(t, r.err, "transcript not written")
 	assert.Contains(t, r.err, `secret prompt "otp_pin"`)
 	assert.Contains(t, r.err, "ui.say")
@@ -211,15 +214,15 @@ func TestDiagnose(t *testing.T) {
 	const pin = "Rv3nT8wq"
 	r := tokenrun(t, "", "change-pin", "--soft", dir, "--yes", "--lang", "en", "--answers",
 		writeAnswers(t, map[string]any{"current_pin": "12345678", "new_pin": pin, "new_pin_confirm": pin}))
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	st, err := journal.Open(filepath.Join(home, "journal"))
 	require.NoError(t, err)
 	_, err = st.Record(serial, "enroll", "key_generated", map[string]any{"key_id": "0a0b"})
 	require.NoError(t, err)
 
 	r = tokenrun(t, "", "diagnose", "--probe=false", "--soft", dir)
-	require.Equal(t, exitOK, r.code, r.err)
-	var d Diagnosis
+	require.Equal(t, runner.ExitOK, r.code, r.err)
+	var d diagnose.Report
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &d), r.stdout)
 
 	tests := []struct {
@@ -241,7 +244,7 @@ func TestDiagnose(t *testing.T) {
 
 	out := filepath.Join(t.TempDir(), "diag.txt")
 	r = tokenrun(t, "", "diagnose", "--probe=false", "--soft", dir, "--text", "--out", out)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	text, err := os.ReadFile(out)
 	require.NoError(t, err)
 	for _, want := range []string{serial, "key_generated", "change_pin", "embedded"} {
@@ -252,7 +255,7 @@ func TestDiagnose(t *testing.T) {
 	// A software token directory that does not exist is reported, not created.
 	missing := filepath.Join(t.TempDir(), "none")
 	r = tokenrun(t, "", "diagnose", "--probe=false", "--soft", missing)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	assert.Contains(t, r.stdout, "no software token in")
 	_, err = os.Stat(missing)
 	assert.True(t, os.IsNotExist(err))
@@ -268,8 +271,8 @@ func recordEnroll(t *testing.T) (dir, file string) {
 	ca.start(t, devca.ServerOptions{})
 	dir, _ = softToken(t)
 	file = filepath.Join(t.TempDir(), "enroll.jsonl")
-	args := append([]string{"enroll", "--soft", dir, "--answers", writeAnswers(t, enrollAnswers(ca)), "--yes", "--lang", "en", "--transcript", file}, ca.args()...)
+	args := append([]string{"enroll", "--soft", dir, "--answers", writeAnswers(t, enrollAnswers(ca)), "--yes", "--lang", "en", "--transcript", file}, ca.Args()...)
 	r := tokenrun(t, "", args...)
-	require.Equal(t, exitOK, r.code, r.err)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
 	return dir, file
 }

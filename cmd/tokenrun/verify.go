@@ -15,6 +15,7 @@ import (
 	bindsign "github.com/tokenrun/tokenrun/bindings/sign"
 	"github.com/tokenrun/tokenrun/cms"
 	"github.com/tokenrun/tokenrun/internal/readfile"
+	"github.com/tokenrun/tokenrun/runner"
 )
 
 func verifyCommand(io stdio) *cli.Command {
@@ -29,37 +30,37 @@ func verifyCommand(io stdio) *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return usageError{fmt.Errorf("verify takes no arguments (got %q): give the signature with --in", c.Args().First())}
+				return runner.UsageError{Err: fmt.Errorf("verify takes no arguments (got %q): give the signature with --in", c.Args().First())}
 			}
 			in, contentPath, rootsPath := c.String("in"), c.String("content"), c.String("roots")
 			switch {
 			case in == "":
-				return usageError{errors.New("verify needs the signature: --in FILE")}
+				return runner.UsageError{Err: errors.New("verify needs the signature: --in FILE")}
 			case rootsPath == "":
 				// Without roots the chain check can only fail; asking for them is clearer
 				// than a verdict that always says no.
-				return usageError{errors.New("verify needs the certificates to trust: --roots PEM (the bank's root CA certificate)")}
+				return runner.UsageError{Err: errors.New("verify needs the certificates to trust: --roots PEM (the bank's root CA certificate)")}
 			}
 			// Roots first: they are small, and a mistake there is found before a large
 			// signature or document is read.
 			rootsPEM, err := readfile.Read(rootsPath, readfile.Roots)
 			if err != nil {
-				return usageError{fmt.Errorf("roots: %w", err)}
+				return runner.UsageError{Err: fmt.Errorf("roots: %w", err)}
 			}
 			roots, err := bindsign.ParseRoots(rootsPEM)
 			if err != nil {
-				return usageError{fmt.Errorf("roots %s: %w", rootsPath, err)}
+				return runner.UsageError{Err: fmt.Errorf("roots %s: %w", rootsPath, err)}
 			}
 			sigFile, err := readfile.Open(in, readfile.Signature)
 			if err != nil {
-				return usageError{fmt.Errorf("signature: %w", err)}
+				return runner.UsageError{Err: fmt.Errorf("signature: %w", err)}
 			}
 			defer sigFile.Close()
 			var content *readfile.File
 			if contentPath != "" {
 				doc, err := readfile.Open(contentPath, readfile.Document)
 				if err != nil {
-					return usageError{fmt.Errorf("content: %w", err)}
+					return runner.UsageError{Err: fmt.Errorf("content: %w", err)}
 				}
 				defer doc.Close()
 				content = doc
@@ -67,7 +68,7 @@ func verifyCommand(io stdio) *cli.Command {
 			v, err := verifyStream(sigFile, content, cms.VerifyOptions{Roots: roots})
 			var re *readfile.Error
 			if errors.As(err, &re) {
-				return usageError{err}
+				return runner.UsageError{Err: err}
 			}
 			if err != nil {
 				err = fmt.Errorf("%s cannot be checked: %w", in, err)
@@ -76,7 +77,7 @@ func verifyCommand(io stdio) *cli.Command {
 						return jerr
 					}
 				}
-				return verifyError{err}
+				return runner.VerifyError{Err: err}
 			}
 			if c.Bool("json") {
 				if err := printJSON(io, bindsign.VerdictMap(v)); err != nil {
@@ -86,7 +87,7 @@ func verifyCommand(io stdio) *cli.Command {
 				printVerdict(io, v, contentPath)
 			}
 			if !v.OK() {
-				return verifyError{fmt.Errorf("%s: signature NOT verified (%s)", in, failedChecks(v))}
+				return runner.VerifyError{Err: fmt.Errorf("%s: signature NOT verified (%s)", in, failedChecks(v))}
 			}
 			return nil
 		},

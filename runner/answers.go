@@ -1,4 +1,4 @@
-package main
+package runner
 
 import (
 	"fmt"
@@ -26,7 +26,7 @@ func answersCheck(fe ui.Frontend, config map[string]any, warn io.Writer) func(*r
 			fmt.Fprintf(warn, "warning: %s\n", w)
 		}
 		if err != nil {
-			return usageError{err}
+			return UsageError{err}
 		}
 		return nil
 	}
@@ -41,15 +41,15 @@ func declaredPrompts(specs []runtime.PromptSpec, config map[string]any) []ui.Dec
 	for _, s := range specs {
 		d := ui.Declared{ID: s.ID, Kind: promptKinds[s.Kind], Choices: s.Choices, HumanOnly: s.HumanOnly}
 		if s.ChoicesFrom != "" {
-			d.Choices = configIDs(config[s.ChoicesFrom])
+			d.Choices = ConfigIDs(config[s.ChoicesFrom])
 		}
 		out = append(out, d)
 	}
 	return out
 }
 
-// configIDs is the id field of each item of a configuration list.
-func configIDs(v any) []string {
+// ConfigIDs is the id field of each item of a configuration list.
+func ConfigIDs(v any) []string {
 	var ids []string
 	add := func(m map[string]any) {
 		if id, ok := m["id"].(string); ok {

@@ -1,4 +1,4 @@
-package main
+package runner
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/tokenrun/tokenrun/bindings/errcode"
 	"github.com/tokenrun/tokenrun/internal/atomicfile"
 )
 
@@ -50,7 +51,9 @@ func interruptOf(ctx context.Context) *interrupted {
 // with its catalog's text once the region's language is known.
 var stoppingNotice atomic.Pointer[string]
 
-func setStoppingNotice(s string) {
+// SetStoppingNotice sets the line shown when the first signal arrives; "" keeps the one
+// there is.
+func SetStoppingNotice(s string) {
 	if s != "" {
 		stoppingNotice.Store(&s)
 	}
@@ -58,12 +61,12 @@ func setStoppingNotice(s string) {
 
 const defaultStoppingNotice = "Stopping after the current step… (press Ctrl-C again to quit at once)"
 
-// signalContext returns a context that the first stop signal cancels, with an *interrupted
+// SignalContext returns a context that the first stop signal cancels, with an *interrupted
 // cause: the run stops at its next safe point (the token call in progress finishes, the
 // journal and transcript are written, temporary files removed), and the command says what
-// state the token is in. A second signal exits at once with exitCancelled, after removing
+// state the token is in. A second signal exits at once with ExitCancelled, after removing
 // the temporary files of writes in progress. stop restores the default handling.
-func signalContext(parent context.Context, errOut io.Writer) (ctx context.Context, stop func()) {
+func SignalContext(parent context.Context, errOut io.Writer) (ctx context.Context, stop func()) {
 	ctx, cancel := context.WithCancelCause(parent)
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, stopSignals...)
@@ -84,7 +87,7 @@ func signalContext(parent context.Context, errOut io.Writer) (ctx context.Contex
 		case sig := <-ch:
 			atomicfile.RemoveTemps()
 			fmt.Fprintf(errOut, "tokenrun: stopped at once by a second %s; the token call in progress may not have finished: run the same command again to see where it stands\n", signalName(sig))
-			os.Exit(exitCancelled)
+			os.Exit(ExitCancelled)
 		case <-done:
 		}
 	}()
@@ -93,4 +96,29 @@ func signalContext(parent context.Context, errOut io.Writer) (ctx context.Contex
 		close(done)
 		cancel(nil)
 	}
+}
+
+// CancelledError is a run stopped by a signal. Its message is the one line the person reads:
+// what state the token is in and how a rerun continues; err is what the run met on its way
+// out (kept for errors.Is and the transcript).
+type CancelledError struct {
+	notice string
+	err    error
+	sig    *interrupted
+}
+
+func (e *CancelledError) Error() string   { return e.notice }
+func (e *CancelledError) Unwrap() []error { return []error{e.sig, e.err} }
+
+// ErrorCode is CANCELLED, whatever code the error met on the way out had.
+func (e *CancelledError) ErrorCode() string { return errcode.Cancelled }
+
+// Cancelled is err as a *CancelledError with notice as its message when a signal cancelled
+// ctx, else err itself (nil stays nil). For callers that drive a token without Run (the
+// sign batch); Run words its notice from what the run changed.
+func Cancelled(ctx context.Context, err error, notice string) error {
+	if sig := interruptOf(ctx); sig != nil && err != nil {
+		return &CancelledError{notice: notice, err: err, sig: sig}
+	}
+	return err
 }

@@ -1,4 +1,4 @@
-package main
+package runner
 
 import (
 	"context"
@@ -112,17 +112,17 @@ func (w *runWatch) Call(e runtime.CallEvent) {
 	}
 }
 
-// cancelled turns the error of a run that a signal stopped into a *cancelledError carrying
+// cancelled turns the error of a run that a signal stopped into a *CancelledError carrying
 // the one line the person reads; any other error (or a run that finished before it
 // noticed) passes through. It first settles a journal step left just before a token call.
-func (w *runWatch) cancelled(ctx context.Context, s runSpec, err error) error {
+func (w *runWatch) cancelled(ctx context.Context, s Spec, err error) error {
 	sig := interruptOf(ctx)
 	if err == nil || sig == nil {
 		return err
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	catalog := runCatalog(s.config)
+	catalog := runCatalog(s.Config)
 	key, args := "cancelled_token_unchanged", map[string]any{}
 	switch {
 	case len(w.changes) > 0 && pinCalls[w.changes[len(w.changes)-1].name]:
@@ -130,15 +130,15 @@ func (w *runWatch) cancelled(ctx context.Context, s runSpec, err error) error {
 	case len(w.changes) > 0:
 		key = "cancelled_token_changed"
 	}
-	if s.journal != nil {
-		if e := w.settleJournal(s.journal); e != nil {
+	if s.Journal != nil {
+		if e := w.settleJournal(s.Journal); e != nil {
 			key, args = "cancelled_at_"+e.Step, map[string]any{"step": e.Step}
 			if _, ok := catalog[key]; !ok {
 				key = "cancelled_journal"
 			}
 		}
 	}
-	return &cancelledError{notice: region.Text(catalog, key, args), err: err, sig: sig}
+	return &CancelledError{notice: region.Text(catalog, key, args), err: err, sig: sig}
 }
 
 // settleJournal applies journalAfterCall to the journals this run recorded, and returns the
@@ -191,7 +191,7 @@ func runCatalog(cfg map[string]any) map[string]string {
 
 // detail is the cancellation as a transcript's footer keeps it: the notice, the signal and
 // what the run met on its way out.
-func (e *cancelledError) detail() string {
+func (e *CancelledError) detail() string {
 	if e.err == nil || errors.Is(e.err, context.Canceled) && e.err.Error() == context.Canceled.Error() {
 		return fmt.Sprintf("%s (%s)", e.notice, e.sig)
 	}

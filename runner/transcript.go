@@ -1,4 +1,4 @@
-package main
+package runner
 
 import (
 	"context"
@@ -9,31 +9,15 @@ import (
 	goruntime "runtime"
 	"strings"
 
-	"github.com/urfave/cli/v2"
-
-	"github.com/tokenrun/tokenrun/bindings/errcode"
 	"github.com/tokenrun/tokenrun/runtime"
-	"github.com/tokenrun/tokenrun/scripts"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/token/soft"
 	"github.com/tokenrun/tokenrun/transcript"
 )
 
-// transcriptFlag is on every command that runs a script.
-func transcriptFlag() cli.Flag {
-	return &cli.StringFlag{Name: "transcript", EnvVars: []string{"TOKENRUN_TRANSCRIPT"},
-		Usage: "write the run's transcript (JSON lines: every call, prompt and answer, secrets redacted) to `FILE`"}
-}
-
-// noTranscriptFlag is on the procedures, which keep their latest transcripts by default.
-func noTranscriptFlag() cli.Flag {
-	return &cli.BoolFlag{Name: "no-transcript", EnvVars: []string{"TOKENRUN_NO_TRANSCRIPT"},
-		Usage: "do not keep this run's transcript under the data directory (--transcript FILE still writes one)"}
-}
-
 // transcriptsDir is where procedure runs keep their transcripts.
 func transcriptsDir() (string, error) {
-	home, err := homeDir()
+	home, err := Home()
 	if err != nil {
 		return "", err
 	}
@@ -49,11 +33,19 @@ type transcriptRun struct {
 	keepDir string // the kept copy's directory; "" for none
 }
 
-// newTranscript starts a transcript for command when the flags ask for one (nil when they
-// do not). keep says whether the command keeps a copy by default (the procedures do).
-func newTranscript(c *cli.Context, command string, keep bool, h transcript.Header) (*transcriptRun, error) {
-	tr := &transcriptRun{file: c.String("transcript")}
-	if keep && !c.Bool("no-transcript") {
+// TranscriptOptions say what a run records and where it writes the transcript.
+type TranscriptOptions struct {
+	File string // write it to FILE (--transcript); "" for none
+	Keep bool   // keep a copy under the data directory's transcripts (the procedures do)
+	// Header is the transcript's header as the caller knows it (Command: "enroll", "run");
+	// the runtime, OS and the tokens present are filled in.
+	Header transcript.Header
+}
+
+// newTranscript starts the transcript o asks for, nil when it asks for none.
+func newTranscript(o TranscriptOptions) (*transcriptRun, error) {
+	tr := &transcriptRun{file: o.File}
+	if o.Keep {
 		dir, err := transcriptsDir()
 		if err != nil {
 			return nil, err
@@ -63,7 +55,7 @@ func newTranscript(c *cli.Context, command string, keep bool, h transcript.Heade
 	if tr.file == "" && tr.keepDir == "" {
 		return nil, nil
 	}
-	h.Command = command
+	h := o.Header
 	h.RuntimeVersion, h.APILevel = runtime.Version, runtime.APILevel
 	h.OS, h.Arch = goruntime.GOOS, goruntime.GOARCH
 	tr.rec = transcript.NewRecorder(h)
@@ -155,12 +147,12 @@ func (tr *transcriptRun) finish(res *runtime.Result, runErr error) error {
 			h.Procedure, h.Version = se.Procedure, se.Version
 		}
 	})
-	f := transcript.Footer{Outcome: "ok", Exit: exitOK, ExitClass: exitClass(exitOK)}
+	f := transcript.Footer{Outcome: "ok", Exit: ExitOK, ExitClass: ExitClass(ExitOK)}
 	if runErr != nil {
-		f.Outcome, f.Message, f.Code = "error", runErr.Error(), errorCode(runErr)
-		f.Exit = exitCode(runErr)
-		f.ExitClass = exitClass(f.Exit)
-		var ce *cancelledError
+		f.Outcome, f.Message, f.Code = "error", runErr.Error(), ErrorCode(runErr)
+		f.Exit = ExitCode(runErr)
+		f.ExitClass = ExitClass(f.Exit)
+		var ce *CancelledError
 		if errors.As(runErr, &ce) {
 			f.Outcome, f.Message = "cancelled", ce.detail()
 		}
@@ -189,45 +181,19 @@ func (tr *transcriptRun) finish(res *runtime.Result, runErr error) error {
 	return fmt.Errorf("%w (and %w)", runErr, err)
 }
 
-// errorCode is the script-visible code of a run's error, when it has one.
-func errorCode(err error) string {
-	var c coded
-	if errors.As(err, &c) && c.ErrorCode() != "" {
-		return c.ErrorCode()
-	}
-	if code := errcode.Of(err); code != errcode.TokenError {
-		return code
-	}
-	return ""
-}
-
-// exitClass names an exit code as the README's table does.
-func exitClass(code int) string {
-	names := map[int]string{exitOK: "ok", exitInternal: "internal", exitUsage: "usage", exitScript: "script",
-		exitToken: "token", exitCA: "ca", exitCancelled: "cancelled", exitRefused: "refused", exitVerify: "verify", exitDiverged: "diverged"}
-	if n, ok := names[code]; ok {
-		return n
-	}
-	return strings.ToLower(fmt.Sprintf("exit %d", code))
-}
-
-// procedureTranscript starts the transcript of a procedure command, kept by default.
-// The header keeps the region's --set overrides and ctx.args, which a replay gives back.
-func procedureTranscript(c *cli.Context, p procedure, set *scripts.Set, cfg, args map[string]any) (*transcriptRun, error) {
-	h := transcript.Header{Procedure: p.name, ScriptsVersion: set.Manifest.Version, ScriptsSource: set.Source,
+// TranscriptHeader is the header of a transcript of p, kept by default: it keeps the
+// region's --set overrides (sets) and ctx.args, which a replay gives back.
+func (p *Procedure) TranscriptHeader(command string, sets []string, args map[string]any) transcript.Header {
+	set, cfg := p.Set, p.Config
+	h := transcript.Header{Command: command, Procedure: p.Name, ScriptsVersion: set.Manifest.Version, ScriptsSource: set.Source,
 		ScriptsDigest: set.Digest,
-		Set:           redactedSets(c.StringSlice("set")), Args: args}
+		Set:           redactedSets(sets), Args: args}
 	if caCfg, ok := cfg["ca"].(map[string]any); ok {
 		h.CARoots, _ = caCfg["roots"].(string)
 	}
 	h.Region, _ = cfg["region"].(string)
 	h.Language, _ = cfg["language"].(string)
-	tr, err := newTranscript(c, p.command, true, h)
-	if err != nil || tr == nil {
-		return tr, err
-	}
-	tr.addRegionPINs(cfg)
-	return tr, nil
+	return h
 }
 
 // redactedSets are --set overrides as a transcript keeps them: a default PIN's value is

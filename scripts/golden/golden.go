@@ -1,9 +1,9 @@
-package main
-
-// The golden cases of a scripts tree: tests/<procedure>/<case>/ with answers.yaml, an
-// optional setup.yaml and expected.golden. One runner serves both TestProcedureGoldens
-// (software token and SoftHSM2, -update) and `tokenrun scripts check DIR` (software
-// token only): it drives the CLI in process with --ui json against a development CA.
+// Package golden runs the golden cases of a scripts tree: tests/<procedure>/<case>/ with
+// answers.yaml, an optional setup.yaml and expected.golden. One runner serves both
+// TestProcedureGoldens (software token and SoftHSM2, -update) and `tokenrun scripts check
+// DIR` (software token only): it drives the CLI in process (Options.Main, since nothing
+// imports cmd) with --ui json against a development CA.
+package golden
 
 import (
 	"bufio"
@@ -28,24 +28,25 @@ import (
 	"github.com/tokenrun/tokenrun/ca/devca"
 	"github.com/tokenrun/tokenrun/internal/readfile"
 	"github.com/tokenrun/tokenrun/journal"
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/token/soft"
 )
 
 const (
 	// The OTP PIN of the enrollment CA's user: 11 characters, as the region wants.
-	enrollUser = "qq111111_qwertyui"
-	enrollOTP  = "AB1CD0EFG2H"
+	EnrollUser = "qq111111_qwertyui"
+	EnrollOTP  = "AB1CD0EFG2H"
 
-	backendSoft     = "soft"
-	backendSoftHSM2 = "softhsm2"
+	BackendSoft     = "soft"
+	BackendSoftHSM2 = "softhsm2"
 )
 
 // secretIDs are the prompt ids whose answers must never show anywhere.
 var secretIDs = []string{"otp_pin", "key_password", "current_pin", "new_pin", "new_pin_confirm", "so_pin"}
 
-// caseSetup is setup.yaml: the starting state of a golden case.
-type caseSetup struct {
+// Setup is setup.yaml: the starting state of a golden case.
+type Setup struct {
 	Mode        string   `yaml:"mode"` // json (default): driven by the JSON front-end; answers: --answers --yes
 	Args        []string `yaml:"args"`
 	UserTries   *int     `yaml:"user_tries"`
@@ -64,30 +65,30 @@ type caseSetup struct {
 	Lang     string `yaml:"lang"`
 }
 
-// goldenCase is one case directory, read from a tests tree.
-type goldenCase struct {
+// Case is one case directory, read from a tests tree.
+type Case struct {
 	Proc, Name string // the procedure's directory (change_pin) and the case's
-	Setup      caseSetup
+	Setup      Setup
 	fsys       fs.FS // the tests tree
 }
 
 // Path is the case's directory in the tests tree: <procedure>/<case>.
-func (c goldenCase) Path() string { return c.Proc + "/" + c.Name }
+func (c Case) Path() string { return c.Proc + "/" + c.Name }
 
-// skip says why the case does not run on backend, "" when it does.
-func (c goldenCase) skip(be string) string {
-	if be == backendSoftHSM2 && c.Setup.SoftOnly != "" {
+// Skip says why the case does not run on backend, "" when it does.
+func (c Case) Skip(be string) string {
+	if be == BackendSoftHSM2 && c.Setup.SoftOnly != "" {
 		return "software token only: " + c.Setup.SoftOnly
 	}
-	if be == backendSoft && c.Setup.NoToken {
+	if be == BackendSoft && c.Setup.NoToken {
 		return "a software token source always has its token: SoftHSM2 only"
 	}
 	return ""
 }
 
-// goldenFile is the file holding the case's expected transcript on backend: a module
+// File is the file holding the case's expected transcript on backend: a module
 // that truly differs (SoftHSM2 reports no tries left) keeps its own.
-func (c goldenCase) goldenFile(be string) string {
+func (c Case) File(be string) string {
 	own := path.Join(c.Path(), "expected."+be+".golden")
 	if _, err := fs.Stat(c.fsys, own); err == nil {
 		return own
@@ -95,22 +96,22 @@ func (c goldenCase) goldenFile(be string) string {
 	return path.Join(c.Path(), "expected.golden")
 }
 
-// expected is the case's expected transcript on backend.
-func (c goldenCase) expected(be string) (string, error) {
-	b, err := readfile.ReadFS(c.fsys, c.goldenFile(be), readfile.Record)
+// Expected is the case's expected transcript on backend.
+func (c Case) Expected(be string) (string, error) {
+	b, err := readfile.ReadFS(c.fsys, c.File(be), readfile.Record)
 	if err != nil {
 		return "", fmt.Errorf("golden %s: %w", c.Path(), err)
 	}
 	return string(b), nil
 }
 
-// loadGoldenCases reads every <procedure>/<case>/ directory of the tests tree fsys.
-func loadGoldenCases(fsys fs.FS) ([]goldenCase, error) {
+// LoadCases reads every <procedure>/<case>/ directory of the tests tree fsys.
+func LoadCases(fsys fs.FS) ([]Case, error) {
 	procs, err := fs.ReadDir(fsys, ".")
 	if err != nil {
 		return nil, fmt.Errorf("golden cases: %w", err)
 	}
-	var cases []goldenCase
+	var cases []Case
 	for _, p := range procs {
 		if !p.IsDir() {
 			continue
@@ -123,7 +124,7 @@ func loadGoldenCases(fsys fs.FS) ([]goldenCase, error) {
 			if !d.IsDir() {
 				continue
 			}
-			c := goldenCase{Proc: p.Name(), Name: d.Name(), fsys: fsys}
+			c := Case{Proc: p.Name(), Name: d.Name(), fsys: fsys}
 			raw, err := readfile.ReadFS(fsys, path.Join(c.Path(), "setup.yaml"), readfile.Record)
 			switch {
 			case err == nil:
@@ -140,76 +141,87 @@ func loadGoldenCases(fsys fs.FS) ([]goldenCase, error) {
 	return cases, nil
 }
 
-// goldenBackend is where a case's token lives.
-type goldenBackend struct {
-	name string
-	// source is the --soft/--module flags for the token(s).
-	source []string
-	serial string
-	dir    string // software token directory; "" on SoftHSM2
+// Backend is where a case's token lives.
+type Backend struct {
+	Name string
+	// Source is the --soft/--module flags for the token(s).
+	Source []string
+	Serial string
+	Dir    string // software token directory; "" on SoftHSM2
 }
 
-// goldenOptions configures one run of a case.
-type goldenOptions struct {
-	Backend string // backendSoft or backendSoftHSM2
+// Options configures one run of a case.
+type Options struct {
+	Backend string // BackendSoft or BackendSoftHSM2
 	// Scripts is the tree the procedures run from (--scripts); "" for the shipped one.
 	Scripts string
 	// TempDir holds the case's CA, tokens, answers and TOKENRUN_HOME.
 	TempDir string
 	// Plug plugs in the case's token(s) on a backend other than the software token
 	// (SoftHSM2 needs the test harness).
-	Plug func(st caseSetup) (goldenBackend, error)
+	Plug func(st Setup) (Backend, error)
+	// Main runs the CLI in process.
+	Main Main
 	// Screen, when set, gets what the run wrote before normalising: stdout (JSON lines, or
 	// nothing) and stderr. The language test reads the person's screen from it.
 	Screen func(stdout, stderr string)
 }
 
-// goldenCA is a development CA with one user whose initial key opens with enrollOTP,
+// CA is a development CA with one user whose initial key opens with EnrollOTP,
 // served on loopback unless it is down.
-type goldenCA struct {
-	dir, url, keyFile, roots string
-	ln                       net.Listener
-	a                        *devca.CA
+type CA struct {
+	Dir, URL, KeyFile, Roots string
+	Listener                 net.Listener
+	Authority                *devca.CA // the CA itself, for a test that serves it its own way
 	stop                     func()
 }
 
-func newGoldenCA(tmp string) (*goldenCA, error) {
-	c := &goldenCA{dir: filepath.Join(tmp, "ca"), keyFile: filepath.Join(tmp, "Key.pfx"), stop: func() {}}
-	if _, err := cliRun("ca", "init", c.dir); err != nil {
+// NewCA makes the CA in tmp with main (tokenrun ca init, ca add-user); Start serves it.
+func NewCA(tmp string, main Main) (*CA, error) {
+	c := &CA{Dir: filepath.Join(tmp, "ca"), KeyFile: filepath.Join(tmp, "Key.pfx"), stop: func() {}}
+	if _, err := main.run("ca", "init", c.Dir); err != nil {
 		return nil, err
 	}
-	if _, err := cliRun("ca", "add-user", "--dir", c.dir, "--user-id", enrollUser, "--pin", enrollOTP, "--out", c.keyFile); err != nil {
+	if _, err := main.run("ca", "add-user", "--dir", c.Dir, "--user-id", EnrollUser, "--pin", EnrollOTP, "--out", c.KeyFile); err != nil {
 		return nil, err
 	}
-	a, err := devca.Open(c.dir)
+	a, err := devca.Open(c.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("golden CA: %w", err)
 	}
-	c.a = a
-	if c.ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+	c.Authority = a
+	if c.Listener, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		return nil, fmt.Errorf("golden CA: %w", err)
 	}
-	c.url = "https://" + c.ln.Addr().String()
-	c.roots = filepath.Join(c.dir, devca.RootCertFile)
+	c.URL = "https://" + c.Listener.Addr().String()
+	c.Roots = filepath.Join(c.Dir, devca.RootCertFile)
 	return c, nil
 }
 
-// start serves the CA on its listener until stop.
-func (c *goldenCA) start(opts devca.ServerOptions) {
+// Start serves the CA on its listener until Stop.
+func (c *CA) Start(opts devca.ServerOptions) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- c.a.ServeListener(ctx, c.ln, opts) }()
+	go func() { done <- c.Authority.ServeListener(ctx, c.Listener, opts) }()
 	c.stop = func() { cancel(); <-done }
 }
 
-func (c *goldenCA) args() []string {
-	return []string{"--set", "ca.url=" + c.url, "--set", "ca.roots=" + c.roots}
+// Stop stops serving.
+func (c *CA) Stop() { c.stop() }
+
+// Args are the --set flags that point a procedure at the CA.
+func (c *CA) Args() []string {
+	return []string{"--set", "ca.url=" + c.URL, "--set", "ca.roots=" + c.Roots}
 }
 
-// cliRun runs tokenrun in process and fails unless it exits 0.
-func cliRun(args ...string) (stdout string, err error) {
+// Main is the CLI's entry point run in process (cmd/tokenrun's runMain): args[0] is
+// "tokenrun"; it returns the exit code.
+type Main func(args []string, in io.Reader, out, errOut io.Writer) int
+
+// run runs tokenrun in process and fails unless it exits 0.
+func (m Main) run(args ...string) (stdout string, err error) {
 	var out, errOut bytes.Buffer
-	if code := runMain(append([]string{"tokenrun"}, args...), strings.NewReader(""), &out, &errOut); code != exitOK {
+	if code := m(append([]string{"tokenrun"}, args...), strings.NewReader(""), &out, &errOut); code != runner.ExitOK {
 		return "", fmt.Errorf("tokenrun %s: exit %d: %s", args[0], code, strings.TrimSpace(errOut.String()))
 	}
 	return out.String(), nil
@@ -227,7 +239,15 @@ func isolateEnv(home string) func() {
 			restore = append(restore, func() { os.Setenv(k, old) })
 		}
 	}
-	restore = append(restore, setenv("TOKENRUN_HOME", home))
+	old, had := os.LookupEnv("TOKENRUN_HOME")
+	os.Setenv("TOKENRUN_HOME", home)
+	restore = append(restore, func() {
+		if had {
+			os.Setenv("TOKENRUN_HOME", old)
+		} else {
+			os.Unsetenv("TOKENRUN_HOME")
+		}
+	})
 	return func() {
 		for _, f := range restore {
 			f()
@@ -235,9 +255,9 @@ func isolateEnv(home string) func() {
 	}
 }
 
-// runGoldenCase runs c once and returns its normalised transcript. An error means the
+// Run runs c once and returns its normalised transcript. An error means the
 // case could not be set up, or a secret leaked; comparing with the golden is the caller's.
-func runGoldenCase(ctx context.Context, c goldenCase, opts goldenOptions) (string, error) {
+func Run(ctx context.Context, c Case, opts Options) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("golden %s: %w", c.Path(), err)
 	}
@@ -248,26 +268,26 @@ func runGoldenCase(ctx context.Context, c goldenCase, opts goldenOptions) (strin
 	}
 	defer isolateEnv(home)()
 
-	ca, err := newGoldenCA(opts.TempDir)
+	ca, err := NewCA(opts.TempDir, opts.Main)
 	if err != nil {
 		return "", fmt.Errorf("golden %s: %w", c.Path(), err)
 	}
 	switch st.CA {
 	case "down":
 		// Connections are refused.
-		if err := ca.ln.Close(); err != nil {
+		if err := ca.Listener.Close(); err != nil {
 			return "", fmt.Errorf("golden %s: %w", c.Path(), err)
 		}
 	case "pending":
-		ca.start(devca.ServerOptions{PendingFirst: 1})
+		ca.Start(devca.ServerOptions{PendingFirst: 1})
 	default:
-		ca.start(devca.ServerOptions{})
+		ca.Start(devca.ServerOptions{})
 	}
 	defer func() { ca.stop() }()
 
-	var b goldenBackend
-	if opts.Backend == backendSoft {
-		b, err = softBackend(opts.TempDir, st)
+	var b Backend
+	if opts.Backend == BackendSoft {
+		b, err = softBackend(opts.TempDir, st, opts.Main)
 	} else if opts.Plug == nil {
 		err = fmt.Errorf("no way to plug in a %s token", opts.Backend)
 	} else {
@@ -276,12 +296,12 @@ func runGoldenCase(ctx context.Context, c goldenCase, opts goldenOptions) (strin
 	if err != nil {
 		return "", fmt.Errorf("golden %s: %w", c.Path(), err)
 	}
-	vars := map[string]string{"KEY_FILE": ca.keyFile, "ROOTS": ca.roots}
+	vars := map[string]string{"KEY_FILE": ca.KeyFile, "ROOTS": ca.Roots}
 	ans, err := loadAnswers(c.fsys, path.Join(c.Path(), "answers.yaml"), vars)
 	if err != nil {
 		return "", fmt.Errorf("golden %s: %w", c.Path(), err)
 	}
-	if err := prepareCase(opts.TempDir, st, b, ca); err != nil {
+	if err := prepareCase(opts.TempDir, st, b, ca, opts.Main); err != nil {
 		return "", fmt.Errorf("golden %s: %w", c.Path(), err)
 	}
 
@@ -289,14 +309,14 @@ func runGoldenCase(ctx context.Context, c goldenCase, opts goldenOptions) (strin
 	if lang == "" {
 		lang = "en"
 	}
-	args := append([]string{strings.ReplaceAll(c.Proc, "_", "-")}, b.source...)
-	args = append(args, ca.args()...)
+	args := append([]string{strings.ReplaceAll(c.Proc, "_", "-")}, b.Source...)
+	args = append(args, ca.Args()...)
 	args = append(args, "--lang", lang, "--set", "token.wait=1s")
 	if opts.Scripts != "" {
 		args = append(args, "--scripts", opts.Scripts)
 	}
 	if st.SelectFirst {
-		args = append(args, "--token", "pkcs11:serial="+b.serial)
+		args = append(args, "--token", "pkcs11:serial="+b.Serial)
 	}
 	args = append(args, st.Args...)
 
@@ -304,15 +324,15 @@ func runGoldenCase(ctx context.Context, c goldenCase, opts goldenOptions) (strin
 	var code int
 	var stdout, stderr string
 	if st.Mode == "answers" {
-		f, err := writeAnswersIn(opts.TempDir, ans)
+		f, err := WriteAnswers(opts.TempDir, ans)
 		if err != nil {
 			return "", fmt.Errorf("golden %s: %w", c.Path(), err)
 		}
 		var out, errOut bytes.Buffer
-		code = runMain(append([]string{"tokenrun"}, append(args, "--answers", f, "--yes")...), strings.NewReader(""), &out, &errOut)
+		code = opts.Main(append([]string{"tokenrun"}, append(args, "--answers", f, "--yes")...), strings.NewReader(""), &out, &errOut)
 		stdout, stderr = out.String(), errOut.String()
 	} else {
-		tr, code, stdout, stderr, err = driveJSONUI(append(args, "--ui", "json"), ans)
+		tr, code, stdout, stderr, err = DriveJSON(opts.Main, append(args, "--ui", "json"), ans)
 		if err != nil {
 			return "", fmt.Errorf("golden %s: %w", c.Path(), err)
 		}
@@ -328,22 +348,22 @@ func runGoldenCase(ctx context.Context, c goldenCase, opts goldenOptions) (strin
 	if opts.Screen != nil {
 		opts.Screen(stdout, stderr)
 	}
-	got := normaliseGolden(strings.Join(tr, "\n")+"\n", b.serial, ca.keyFile, ca.dir)
-	if err := noSecrets(ans, stdout+stderr+got); err != nil {
+	got := normalise(strings.Join(tr, "\n")+"\n", b.Serial, ca.KeyFile, ca.Dir)
+	if err := NoSecrets(ans, stdout+stderr+got); err != nil {
 		return got, fmt.Errorf("golden %s on %s: %w", c.Path(), opts.Backend, err)
 	}
 	return got, nil
 }
 
 // prepareCase puts the token and the journal in the state setup.yaml asks for.
-func prepareCase(tmp string, st caseSetup, b goldenBackend, ca *goldenCA) error {
+func prepareCase(tmp string, st Setup, b Backend, ca *CA, main Main) error {
 	if st.Enrolled {
-		if err := enrollOnce(tmp, b, ca); err != nil {
+		if err := enrollOnce(tmp, b, ca, main); err != nil {
 			return err
 		}
 	}
 	if st.BareKey != "" {
-		if err := bareKey(tmp, b, st.BareKey); err != nil {
+		if err := bareKey(tmp, b, st.BareKey, main); err != nil {
 			return err
 		}
 	}
@@ -352,17 +372,17 @@ func prepareCase(tmp string, st caseSetup, b goldenBackend, ca *goldenCA) error 
 		if err != nil {
 			return fmt.Errorf("journal: %w", err)
 		}
-		if _, err := s.Record(b.serial, "enroll", st.Journal.Step, st.Journal.Data); err != nil {
+		if _, err := s.Record(b.Serial, "enroll", st.Journal.Step, st.Journal.Data); err != nil {
 			return fmt.Errorf("journal: %w", err)
 		}
 	}
 	if st.UserTries != nil {
-		if err := soft.SetTries(b.dir, token.User, *st.UserTries); err != nil {
+		if err := soft.SetTries(b.Dir, token.User, *st.UserTries); err != nil {
 			return fmt.Errorf("user tries: %w", err)
 		}
 	}
 	if st.SOTries != nil {
-		if err := soft.SetTries(b.dir, token.SO, *st.SOTries); err != nil {
+		if err := soft.SetTries(b.Dir, token.SO, *st.SOTries); err != nil {
 			return fmt.Errorf("SO tries: %w", err)
 		}
 	}
@@ -370,17 +390,17 @@ func prepareCase(tmp string, st caseSetup, b goldenBackend, ca *goldenCA) error 
 }
 
 // softBackend plugs in the case's software token(s) under tmp.
-func softBackend(tmp string, st caseSetup) (goldenBackend, error) {
-	b := goldenBackend{name: backendSoft, dir: filepath.Join(tmp, "tok")}
-	b.source = []string{"--soft", b.dir}
+func softBackend(tmp string, st Setup, main Main) (Backend, error) {
+	b := Backend{Name: BackendSoft, Dir: filepath.Join(tmp, "tok")}
+	b.Source = []string{"--soft", b.Dir}
 	for i := range st.ExtraTokens {
-		b.source = append(b.source, "--soft", filepath.Join(tmp, fmt.Sprintf("other%d", i)))
+		b.Source = append(b.Source, "--soft", filepath.Join(tmp, fmt.Sprintf("other%d", i)))
 	}
 	// Create them all and learn the first one's serial.
-	if _, err := cliRun(append([]string{"tokens", "--json"}, b.source...)...); err != nil {
+	if _, err := main.run(append([]string{"tokens", "--json"}, b.Source...)...); err != nil {
 		return b, err
 	}
-	out, err := cliRun("tokens", "--json", "--soft", b.dir)
+	out, err := main.run("tokens", "--json", "--soft", b.Dir)
 	if err != nil {
 		return b, err
 	}
@@ -389,27 +409,27 @@ func softBackend(tmp string, st caseSetup) (goldenBackend, error) {
 		return b, fmt.Errorf("tokens --json: %w", err)
 	}
 	if len(infos) != 1 {
-		return b, fmt.Errorf("tokens --json: %d tokens in %s, want 1", len(infos), b.dir)
+		return b, fmt.Errorf("tokens --json: %d tokens in %s, want 1", len(infos), b.Dir)
 	}
-	b.serial = infos[0].Serial
+	b.Serial = infos[0].Serial
 	return b, nil
 }
 
 // enrollOnce leaves a finished profile on the token and closes its journal.
-func enrollOnce(tmp string, b goldenBackend, ca *goldenCA) error {
-	f, err := writeAnswersIn(tmp, map[string]any{"validity": "1y", "user_id": enrollUser, "otp_pin": enrollOTP,
-		"key_file": ca.keyFile, "pin_is_password": true, "profile_name": "Main",
+func enrollOnce(tmp string, b Backend, ca *CA, main Main) error {
+	f, err := WriteAnswers(tmp, map[string]any{"validity": "1y", "user_id": EnrollUser, "otp_pin": EnrollOTP,
+		"key_file": ca.KeyFile, "pin_is_password": true, "profile_name": "Main",
 		"new_pin": "Kx7mQ9pz", "new_pin_confirm": "Kx7mQ9pz"})
 	if err != nil {
 		return err
 	}
-	_, err = cliRun(append(append([]string{"enroll", "--answers", f, "--yes", "--lang", "en"}, b.source...), ca.args()...)...)
+	_, err = main.run(append(append([]string{"enroll", "--answers", f, "--yes", "--lang", "en"}, b.Source...), ca.Args()...)...)
 	return err
 }
 
 // bareKey generates a key with label and no certificate: what a run killed right after
 // generating leaves.
-func bareKey(tmp string, b goldenBackend, label string) error {
+func bareKey(tmp string, b Backend, label string, main Main) error {
 	script := filepath.Join(tmp, "bare.lua")
 	src := fmt.Sprintf(`
 local token = require("token")
@@ -420,7 +440,7 @@ assert(tok:generate_key { type = "ec", curve = "P-256", label = %q })
 	if err := os.WriteFile(script, []byte(src), 0o644); err != nil {
 		return fmt.Errorf("bare key: %w", err)
 	}
-	_, err := cliRun(append([]string{"run", script}, b.source...)...)
+	_, err := main.run(append([]string{"run", script}, b.Source...)...)
 	return err
 }
 
@@ -444,8 +464,8 @@ func loadAnswers(fsys fs.FS, file string, vars map[string]string) (map[string]an
 	return ans, nil
 }
 
-// writeAnswersIn writes ans as an answers file in a new directory under tmp.
-func writeAnswersIn(tmp string, ans map[string]any) (string, error) {
+// WriteAnswers writes ans as an answers file in a new directory under tmp.
+func WriteAnswers(tmp string, ans map[string]any) (string, error) {
 	b, err := yaml.Marshal(ans)
 	if err != nil {
 		return "", fmt.Errorf("answers: %w", err)
@@ -461,9 +481,9 @@ func writeAnswersIn(tmp string, ans map[string]any) (string, error) {
 	return f, nil
 }
 
-// answerText is what the driver sends for an answer: YAML booleans become yes/no for a
+// AnswerText is what the driver sends for an answer: YAML booleans become yes/no for a
 // confirmation and true/false otherwise.
-func answerText(v any, kind string) string {
+func AnswerText(v any, kind string) string {
 	if v == nil {
 		return "" // no answer: an optional prompt takes the procedure's default
 	}
@@ -497,18 +517,18 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// driveJSONUI runs tokenrun with --ui json in process and answers its prompts from ans, as a
+// DriveJSON runs tokenrun with --ui json in process and answers its prompts from ans, as a
 // GUI would. The transcript records each ask (id, kind), message, progress and invalid
 // answer. A prompt marked human_only, or one without an answer, is cancelled. A line that
 // is not JSON is an error, once the run has ended.
-func driveJSONUI(args []string, ans map[string]any) (tr []string, code int, stdout, stderr string, err error) {
+func DriveJSON(main Main, args []string, ans map[string]any) (tr []string, code int, stdout, stderr string, err error) {
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	var errBuf syncBuffer
 	var all bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		c := runMain(append([]string{"tokenrun"}, args...), inR, outW, &errBuf)
+		c := main(append([]string{"tokenrun"}, args...), inR, outW, &errBuf)
 		outW.Close()
 		done <- c
 	}()
@@ -559,7 +579,7 @@ func driveJSONUI(args []string, ans map[string]any) (tr []string, code int, stdo
 			}
 			tr = append(tr, entry)
 			answered[id] = true
-			send(map[string]any{"id": id, "value": answerText(v, kind)})
+			send(map[string]any{"id": id, "value": AnswerText(v, kind)})
 		case "invalid":
 			tr = append(tr, fmt.Sprintf("invalid %s: %s", id, m["message"]))
 			send(map[string]any{"id": id, "cancel": true})
@@ -596,9 +616,9 @@ var (
 		`\d{4} жылғы \d{1,2} (?:қаңтар|ақпан|наурыз|сәуір|мамыр|маусым|шілде|тамыз|қыркүйек|қазан|қараша|желтоқсан)(?:, \d\d:\d\d)?`)
 )
 
-// normaliseGolden replaces what changes from run to run: serials, key ids, times, ports,
+// normalise replaces what changes from run to run: serials, key ids, times, ports,
 // paths.
-func normaliseGolden(s, serial, keyFile, caDir string) string {
+func normalise(s, serial, keyFile, caDir string) string {
 	if serial != "" {
 		s = strings.ReplaceAll(s, serial, "<SERIAL>")
 	}
@@ -612,8 +632,8 @@ func normaliseGolden(s, serial, keyFile, caDir string) string {
 	return reHex.ReplaceAllString(s, "<HEX>")
 }
 
-// noSecrets is an error when any secret typed (as typed or upper-cased) shows in out.
-func noSecrets(ans map[string]any, out string) error {
+// NoSecrets is an error when any secret typed (as typed or upper-cased) shows in out.
+func NoSecrets(ans map[string]any, out string) error {
 	var leaked []string
 	for _, id := range secretIDs {
 		v, ok := ans[id]
@@ -634,8 +654,8 @@ func noSecrets(ans map[string]any, out string) error {
 	return nil
 }
 
-// goldenDiff is a short account of how got differs from want: the first differing line.
-func goldenDiff(want, got string) string {
+// Diff is a short account of how got differs from want: the first differing line.
+func Diff(want, got string) string {
 	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
 	for i := 0; i < len(w) || i < len(g); i++ {
 		var wl, gl string

@@ -1,4 +1,7 @@
-package main
+// Package reproduce sets up the software tokens of `tokenrun replay --soft`: one per token a
+// transcript records, in the client's recorded starting state, for a live replay
+// (replay.Live) on a real token module. It runs no Lua.
+package reproduce
 
 import (
 	"context"
@@ -19,32 +22,33 @@ import (
 
 	"github.com/tokenrun/tokenrun/bindings/replay"
 	"github.com/tokenrun/tokenrun/internal/readfile"
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/token/soft"
 	"github.com/tokenrun/tokenrun/transcript"
 	"github.com/tokenrun/tokenrun/ui"
 )
 
-// reproduction is the software token (one per recorded token) that replay --soft sets up
+// Reproduction is the software token (one per recorded token) that replay --soft sets up
 // in a client's recorded starting state: the label, serial, manufacturer and model the
 // client's token showed, its PIN tries and flags, and its profile (keys with the same ids,
 // labels and types; certificates re-issued for them by a replay.StandIn). The client's
 // secrets are not in the record: support chooses the reproduction's PINs.
-type reproduction struct {
-	targets  []string // the token directories support gets: dir itself for one token
-	pristine []string // the tokens as set up, copied over targets before each replay
+type Reproduction struct {
+	Targets  []string // the token directories support gets: dir itself for one token
+	pristine []string // the tokens as set up, copied over Targets before each replay
 	work     string   // temporary directory holding pristine
-	standIn  *replay.StandIn
-	notes    []string // where the reproduction is not exact, said to support
+	StandIn  *replay.StandIn
+	Notes    []string // where the reproduction is not exact, said to support
 }
 
 // Close removes the set-up copies; the targets stay, as the replay left them.
-func (r *reproduction) Close() error { return os.RemoveAll(r.work) }
+func (r *Reproduction) Close() error { return os.RemoveAll(r.work) }
 
-// reset puts every target back in the starting state: a replay that guesses secrets
+// Reset puts every target back in the starting state: a replay that guesses secrets
 // (replay.Search) runs several times, and each must start from the client's state.
-func (r *reproduction) reset() error {
-	for i, t := range r.targets {
+func (r *Reproduction) Reset() error {
+	for i, t := range r.Targets {
 		if err := os.RemoveAll(t); err != nil {
 			return fmt.Errorf("reproduction token %s: %w", t, err)
 		}
@@ -55,28 +59,28 @@ func (r *reproduction) reset() error {
 	return nil
 }
 
-// provider opens the targets.
-func (r *reproduction) provider() (*soft.Provider, error) {
-	return soft.Open(soft.Options{}, r.targets...)
+// Provider opens the targets.
+func (r *Reproduction) Provider() (*soft.Provider, error) {
+	return soft.Open(soft.Options{}, r.Targets...)
 }
 
 // Reproduction PIN prompt ids, the keys of an answers file.
 const (
-	reproUserPINID = "reproduction_user_pin"
-	reproSOPINID   = "reproduction_so_pin"
+	UserPINID = "reproduction_user_pin"
+	SOPINID   = "reproduction_so_pin"
 )
 
-// setupReproduction makes the reproduction tokens of rec under dir, which must be empty or
+// Setup makes the reproduction tokens of rec under dir, which must be empty or
 // missing: a replay never overwrites a token.
 // maxTries is how many tries the client's token allows before it locks: modules that give
 // flags only do not say, so support may (--max-tries).
-func setupReproduction(ctx context.Context, dir string, rec *replay.Record, cfg map[string]any, fe ui.Frontend, maxTries int) (*reproduction, error) {
+func Setup(ctx context.Context, dir string, rec *replay.Record, cfg map[string]any, fe ui.Frontend, maxTries int) (*Reproduction, error) {
 	h := rec.Header
 	if maxTries < 1 {
-		return nil, usageError{fmt.Errorf("--max-tries %d: want a number of tries, 1 or more", maxTries)}
+		return nil, runner.UsageError{Err: fmt.Errorf("--max-tries %d: want a number of tries, 1 or more", maxTries)}
 	}
 	if err := checkEmptyDir(dir); err != nil {
-		return nil, usageError{fmt.Errorf("replay --soft %s: %w", dir, err)}
+		return nil, runner.UsageError{Err: fmt.Errorf("replay --soft %s: %w", dir, err)}
 	}
 	// An uninitialised token (SoftHSM2's spare slot, a token never set up) holds nothing
 	// and is not counted when a procedure picks its token; a software token cannot be one.
@@ -90,7 +94,7 @@ func setupReproduction(ctx context.Context, dir string, rec *replay.Record, cfg 
 		}
 	}
 	if len(toks) == 0 {
-		return nil, usageError{errors.New("replay --soft: the transcript records no initialised token present when the run started: replay it without --soft")}
+		return nil, runner.UsageError{Err: errors.New("replay --soft: the transcript records no initialised token present when the run started: replay it without --soft")}
 	}
 	userPIN, soPIN, err := reproductionPINs(ctx, cfg, fe)
 	if err != nil {
@@ -104,10 +108,10 @@ func setupReproduction(ctx context.Context, dir string, rec *replay.Record, cfg 
 	if err != nil {
 		return nil, err
 	}
-	r := &reproduction{work: work, standIn: si, notes: notes}
+	r := &Reproduction{work: work, StandIn: si, Notes: notes}
 	seen := rec.StartKeys()
 	if len(toks) > 1 && len(seen) > 0 {
-		r.notes = append(r.notes, "several tokens were present: the keys the script listed are not reproduced (the record does not say on which token they were)")
+		r.Notes = append(r.Notes, "several tokens were present: the keys the script listed are not reproduced (the record does not say on which token they were)")
 		seen = nil
 	}
 	for i, t := range toks {
@@ -118,9 +122,9 @@ func setupReproduction(ctx context.Context, dir string, rec *replay.Record, cfg 
 		}
 		r.pristine = append(r.pristine, sub)
 		if len(toks) == 1 {
-			r.targets = append(r.targets, dir)
+			r.Targets = append(r.Targets, dir)
 		} else {
-			r.targets = append(r.targets, filepath.Join(dir, strconv.Itoa(i+1)))
+			r.Targets = append(r.Targets, filepath.Join(dir, strconv.Itoa(i+1)))
 		}
 	}
 	return r, nil
@@ -141,21 +145,21 @@ func reproductionPINs(ctx context.Context, cfg map[string]any, fe ui.Frontend) (
 			v, _ = tok[key].(string)
 		}
 		if v == "" {
-			return "", usageError{fmt.Errorf("replay --soft: %s: the region has no default password; give one", id)}
+			return "", runner.UsageError{Err: fmt.Errorf("replay --soft: %s: the region has no default password; give one", id)}
 		}
 		return v, nil
 	}
-	if user, err = ask(reproUserPINID, "User password for the reproduction token (empty: the region's default)", "default_user_pin"); err != nil {
+	if user, err = ask(UserPINID, "User password for the reproduction token (empty: the region's default)", "default_user_pin"); err != nil {
 		return "", "", err
 	}
-	if so, err = ask(reproSOPINID, "Administrator (SO) password for the reproduction token (empty: the region's default)", "default_so_pin"); err != nil {
+	if so, err = ask(SOPINID, "Administrator (SO) password for the reproduction token (empty: the region's default)", "default_so_pin"); err != nil {
 		return "", "", err
 	}
 	return user, so, nil
 }
 
 // build makes one reproduction token in sub.
-func (r *reproduction) build(ctx context.Context, sub string, t transcript.Token, seen []map[string]any, userPIN, soPIN string, maxTries int) error {
+func (r *Reproduction) build(ctx context.Context, sub string, t transcript.Token, seen []map[string]any, userPIN, soPIN string, maxTries int) error {
 	userMax, soMax := max(maxTries, t.UserPIN.RetriesLeft), max(maxTries, t.SOPIN.RetriesLeft)
 	opts := soft.Options{Label: t.Label, Serial: t.Serial, Manufacturer: t.Manufacturer, Model: t.Model,
 		DefaultUserPIN: userPIN, DefaultSOPIN: soPIN, MinPINLen: t.MinPINLen, MaxPINLen: t.MaxPINLen,
@@ -165,7 +169,7 @@ func (r *reproduction) build(ctx context.Context, sub string, t transcript.Token
 		// count would take another path than it did for the client.
 		FlagsOnly: t.UserPIN.RetriesLeft < 0 && t.SOPIN.RetriesLeft < 0}
 	if err := soft.Create(sub, opts); err != nil {
-		return usageError{fmt.Errorf("replay --soft: the reproduction of token %q: %w", t.Label, err)}
+		return runner.UsageError{Err: fmt.Errorf("replay --soft: the reproduction of token %q: %w", t.Label, err)}
 	}
 	p, err := soft.Open(soft.Options{}, sub)
 	if err != nil {
@@ -187,7 +191,7 @@ func (r *reproduction) build(ctx context.Context, sub string, t transcript.Token
 		}
 	} else {
 		if len(t.Certificates) > 0 {
-			r.notes = append(r.notes, fmt.Sprintf("token %q had certificates but no user password; a software token holds none then", t.Label))
+			r.Notes = append(r.Notes, fmt.Sprintf("token %q had certificates but no user password; a software token holds none then", t.Label))
 		}
 		// A token whose user PIN is not set is a formatted one.
 		if err := tok.Login(ctx, token.SO, soPIN); err != nil {
@@ -213,7 +217,7 @@ func (r *reproduction) build(ctx context.Context, sub string, t transcript.Token
 
 // triesLeft is what the reproduction's counter starts at: exact when the client's module
 // said, else read from the flags.
-func (r *reproduction) triesLeft(label string, role token.Role, st token.PINStatus, maxTries int) int {
+func (r *Reproduction) triesLeft(label string, role token.Role, st token.PINStatus, maxTries int) int {
 	switch {
 	case st.RetriesLeft >= 0:
 		return st.RetriesLeft
@@ -222,7 +226,7 @@ func (r *reproduction) triesLeft(label string, role token.Role, st token.PINStat
 	case st.FinalTry:
 		return 1
 	case st.CountLow:
-		r.notes = append(r.notes, fmt.Sprintf("token %q: the client's module said only that %s password tries were lost; the reproduction has %d of %d left (--max-tries sets how many the client's token allows)",
+		r.Notes = append(r.Notes, fmt.Sprintf("token %q: the client's module said only that %s password tries were lost; the reproduction has %d of %d left (--max-tries sets how many the client's token allows)",
 			label, role, maxTries-1, maxTries))
 		return maxTries - 1
 	}
@@ -232,7 +236,7 @@ func (r *reproduction) triesLeft(label string, role token.Role, st token.PINStat
 // profile puts the client's keys and certificates on the reproduction: a new key for each
 // key the script listed and for each certificate of an end entity, with the recorded id
 // and label, and each certificate re-issued for its new key.
-func (r *reproduction) profile(ctx context.Context, tok token.Token, t transcript.Token, seen []map[string]any, userPIN string) error {
+func (r *Reproduction) profile(ctx context.Context, tok token.Token, t transcript.Token, seen []map[string]any, userPIN string) error {
 	if len(seen) == 0 && len(t.Certificates) == 0 {
 		return nil
 	}
@@ -247,7 +251,7 @@ func (r *reproduction) profile(ctx context.Context, tok token.Token, t transcrip
 		}
 		id, err := hex.DecodeString(idHex)
 		if err != nil || len(id) == 0 {
-			r.notes = append(r.notes, fmt.Sprintf("a key with id %q is not reproduced: not a hex id", idHex))
+			r.Notes = append(r.Notes, fmt.Sprintf("a key with id %q is not reproduced: not a hex id", idHex))
 			return nil
 		}
 		req.ID, req.Label = id, label
@@ -257,7 +261,7 @@ func (r *reproduction) profile(ctx context.Context, tok token.Token, t transcrip
 		}
 		keys[idHex] = k.Public
 		if spki != nil {
-			r.standIn.Map(spki, k.Public)
+			r.StandIn.Map(spki, k.Public)
 		}
 		return nil
 	}
@@ -268,7 +272,7 @@ func (r *reproduction) profile(ctx context.Context, tok token.Token, t transcrip
 		bits, _ := f["bits"].(float64)
 		curve, _ := f["curve"].(string)
 		if token.KeyType(typ) == token.Vendor || typ == "" {
-			r.notes = append(r.notes, fmt.Sprintf("key %s (%s) is a vendor key: not reproduced", idHex, label))
+			r.Notes = append(r.Notes, fmt.Sprintf("key %s (%s) is a vendor key: not reproduced", idHex, label))
 			continue
 		}
 		var spki []byte
@@ -284,7 +288,7 @@ func (r *reproduction) profile(ctx context.Context, tok token.Token, t transcrip
 	for _, o := range t.Certificates {
 		c, err := x509.ParseCertificate(o.DER)
 		if err != nil {
-			r.notes = append(r.notes, fmt.Sprintf("certificate %s (%s) is not reproduced: %v", o.ID, o.Label, err))
+			r.Notes = append(r.Notes, fmt.Sprintf("certificate %s (%s) is not reproduced: %v", o.ID, o.Label, err))
 			continue
 		}
 		if _, ok := keys[o.ID]; !ok && !c.IsCA {
@@ -293,12 +297,12 @@ func (r *reproduction) profile(ctx context.Context, tok token.Token, t transcrip
 					return err
 				}
 			} else {
-				r.notes = append(r.notes, fmt.Sprintf("certificate %s (%s): its key type cannot be reproduced; stored as it was", o.ID, o.Label))
+				r.Notes = append(r.Notes, fmt.Sprintf("certificate %s (%s): its key type cannot be reproduced; stored as it was", o.ID, o.Label))
 			}
 		}
 		der := o.DER
 		if pub, ok := keys[o.ID]; ok {
-			if der, err = r.standIn.Reissue(c, pub); err != nil {
+			if der, err = r.StandIn.Reissue(c, pub); err != nil {
 				return err
 			}
 		}
@@ -376,8 +380,8 @@ func copyFile(from, to string) error {
 	return out.Close()
 }
 
-// askSupport asks support, through the replay's front-end, for a fresh secret.
-func askSupport(ctx context.Context, fe ui.Frontend) func(replay.SecretRequest) (string, error) {
+// AskSupport asks support, through the replay's front-end, for a fresh secret.
+func AskSupport(ctx context.Context, fe ui.Frontend) func(replay.SecretRequest) (string, error) {
 	return func(req replay.SecretRequest) (string, error) {
 		label := req.Label
 		if label == "" {
