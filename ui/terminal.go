@@ -263,7 +263,7 @@ func readHidden(br *bufio.Reader) (string, error) {
 
 func (t *Terminal) lineErr(line string, err error) (string, error) {
 	if errors.Is(err, errLineTooLong) {
-		return "", retryf("the answer is too long")
+		return "", retryf(CodeTooLong, "the answer is too long")
 	}
 	return line, err
 }
