@@ -69,6 +69,10 @@ type ClientConfig struct {
 	// Backoff is the first wait between attempts; it doubles up to MaxBackoff, with jitter.
 	Backoff    time.Duration
 	MaxBackoff time.Duration
+	// Retrying, when set, is told before each wait for another attempt: the attempt that
+	// comes next (2 for the first retry) and how long until it. A progress display's
+	// attempt count and countdown.
+	Retrying func(next int, wait time.Duration)
 	// WaitPending makes Enroll and Reenroll wait out an HTTP 202 (Retry-After) and ask again,
 	// as long as ctx allows; otherwise a 202 returns a *PendingError at once.
 	WaitPending bool
@@ -339,8 +343,9 @@ type outcome struct {
 // has clients resend after a 202 anyway), never a certificate for another key.
 func (c *Client) exchange(ctx context.Context, hc *http.Client, op string, body []byte) ([]*x509.Certificate, []byte, error) {
 	u := c.base + "/" + op
-	failures := 0
+	failures, attempts := 0, 0
 	for {
+		attempts++
 		o := c.attempt(ctx, hc, op, u, body)
 		if o.err == nil {
 			return o.certs, o.der, nil
@@ -355,7 +360,7 @@ func (c *Client) exchange(ctx context.Context, hc *http.Client, op string, body 
 			}
 			// Waiting past ctx's deadline would only turn a useful answer ("come back
 			// later") into a timeout, so the pending error is handed back instead.
-			if !sleep(ctx, wait) {
+			if !c.sleepBefore(ctx, attempts+1, wait) {
 				return nil, nil, pe
 			}
 			continue
@@ -374,11 +379,22 @@ func (c *Client) exchange(ctx context.Context, hc *http.Client, op string, body 
 		if o.retryAfter > wait {
 			wait = min(o.retryAfter, c.cfg.MaxBackoff)
 		}
-		if !sleep(ctx, wait) {
+		if !c.sleepBefore(ctx, attempts+1, wait) {
 			e.Reason = strings.TrimPrefix(e.Reason+"; no time left to retry", "; ")
 			return nil, nil, e
 		}
 	}
+}
+
+// sleepBefore is sleep before attempt next, told to Retrying once it is sure to begin.
+func (c *Client) sleepBefore(ctx context.Context, next int, wait time.Duration) bool {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+		return false
+	}
+	if c.cfg.Retrying != nil {
+		c.cfg.Retrying(next, wait)
+	}
+	return sleep(ctx, wait)
 }
 
 // sleep waits d unless ctx ends first or would end before d is over.

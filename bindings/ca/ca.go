@@ -18,6 +18,7 @@ import (
 	"github.com/tokenrun/tokenrun/ca"
 	"github.com/tokenrun/tokenrun/internal/readfile"
 	"github.com/tokenrun/tokenrun/runtime"
+	"github.com/tokenrun/tokenrun/ui"
 )
 
 // IdentityType is the userdata type of a loaded initial key.
@@ -87,7 +88,7 @@ func Module() runtime.Module {
 			{Name: "csr", Fn: csr, Args: "opts: table", Returns: "csr: string?, err: table?",
 				Doc: "A PKCS#10 request signed by opts.key (token.Key): opts.subject {CN=, C=, O=, ...}, opts.dns_names, opts.emails."},
 			{Name: "enroll", Fn: enroll, Args: "opts: table", Returns: "cert: table?, err: table?",
-				Doc: "simpleenroll opts.csr authenticated by opts.auth (ca.Identity); " + server + "; opts.key and opts.validity_years check the issued certificate before it is returned. CA_PENDING carries retry_after."},
+				Doc: "simpleenroll opts.csr authenticated by opts.auth (ca.Identity); " + server + "; opts.key and opts.validity_years check the issued certificate before it is returned; opts.progress (a ui.Progress) shows each retry's attempt and the wait before it. CA_PENDING carries retry_after."},
 			{Name: "reenroll", Fn: reenroll, Args: "opts: table", Returns: "cert: table?, err: table?",
 				Doc: "simplereenroll opts.csr authenticated by the token's own opts.key and opts.cert; " + server + "."},
 			{Name: "cacerts", Fn: cacerts, Args: "opts: table", Returns: "certs: table?, err: table?",
@@ -204,6 +205,11 @@ func enroll(L *lua.LState) int {
 	csrDER := []byte(o.String("csr", ""))
 	key, hasKey := runtime.OptUserData[*bindtoken.KeyRef](o, "key", bindtoken.KeyType)
 	years := o.Int("validity_years", 0)
+	if bar, ok := runtime.OptUserData[ui.Progress](o, "progress", "ui.Progress"); ok {
+		cfg.Retrying = func(next int, wait time.Duration) {
+			ui.UpdateProgress(bar, ui.Step{Fraction: -1, Attempt: next, RetryIn: wait})
+		}
+	}
 	o.Check()
 	c := newClient(L, cfg)
 	defer c.Close()
