@@ -17,6 +17,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/tokenrun/tokenrun/ui/protocoltest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -154,6 +156,7 @@ func TestJSONSessionGolden(t *testing.T) {
 		var v map[string]any
 		if strings.HasPrefix(line, "< ") {
 			require.NoError(t, json.Unmarshal([]byte(line[2:]), &v), "every host line is one JSON object: %s", line)
+			assert.NoError(t, protocoltest.HostLine(line[2:]))
 		}
 	}
 	golden(t, "json_session.golden", strings.Join(append(transcript, results...), "\n")+"\n")

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/tokenrun/tokenrun/ui/protocoltest"
 )
 
 // lines splits what the front-end wrote into its lines.
@@ -44,6 +46,76 @@ func TestJSONHelloFirstResultLast(t *testing.T) {
 	}
 	assert.Equal(t, want, got)
 	assert.Len(t, j.RunID(), 32)
+	require.NoError(t, protocoltest.Session(out.String()))
+}
+
+// TestSchemaEveryLine validates every kind of line the front-end writes against
+// docs/protocol.schema.json, and the schema against lines that break it.
+func TestSchemaEveryLine(t *testing.T) {
+	in := strings.Join([]string{
+		`not json`, `{"id":"other","value":"x"}`, `{"id":"validity"}`,
+		`{"id":"validity","value":"5y"}`, `{"id":"validity","value":"1y"}`,
+		`{"id":"go","value":"maybe"}`, `{"id":"go","value":"yes"}`,
+		`{"id":"pin","value":"1234","person":true}`,
+		`{"id":"key_file","value":"/tmp/Key.pfx"}`,
+		`{"id":"user_id","value":"x"}`, `{"id":"user_id","value":"qq"}`,
+	}, "\n") + "\n"
+	out := &syncBuffer{}
+	j := NewJSON(strings.NewReader(in), out)
+	ctx := j.Begin(context.Background(), RunInfo{Command: "run", Procedure: "t", Language: "ru", Tokenrun: "dev", APILevel: 1})
+	require.NoError(t, j.Say(ctx, Info, ""))
+	require.NoError(t, j.SayMessage(ctx, Message{Level: Error, Text: "x", Key: "k", Args: map[string]any{"n": 1, "s": "v"}}))
+	for _, p := range []Prompt{
+		{ID: "validity", Kind: Choice, Label: "Validity", Help: "h", Default: "1y", Choices: periods},
+		{ID: "go", Kind: Confirm, Label: "Go?", Default: "no", HumanOnly: true},
+		{ID: "pin", Kind: Secret, Label: "PIN", Optional: true, Hints: &Hints{MinLength: 4, MaxLength: 8}},
+		{ID: "key_file", Kind: File, Label: "Key file"},
+		{ID: "user_id", Label: "User ID", Hints: &Hints{Pattern: "^q+$", Example: "qq"}, Validate: func(v string) error {
+			if v != "qq" {
+				return &Invalid{Problems: []string{"user_id_invalid"}, Message: "like qq"}
+			}
+			return nil
+		}},
+	} {
+		_, err := j.Ask(ctx, p)
+		require.NoError(t, err, p.ID)
+	}
+	bar, err := j.Progress(ctx, "token_wait", "")
+	require.NoError(t, err)
+	bar.Update(0.25, "1s/4s")
+	UpdateProgress(bar, Step{Fraction: 2, Attempt: 3, RetryIn: time.Second})
+	bar.Done(false, "gone")
+	require.NoError(t, j.Signed(ctx, SignedDocument{In: "a.txt", Out: "a.txt.p7s", Index: 1, Total: 2}))
+	require.NoError(t, j.End(RunResult{Outcome: OutcomeCancelled, Code: "CANCELLED", Exit: 6, Message: "cancelled",
+		Result: map[string]any{"signed": 1, "total": 2}}))
+	require.NoError(t, protocoltest.Session(out.String()))
+	for _, typ := range []string{"hello", "say", "ask", "error", "invalid", "progress", "progress_done", "signed", "result"} {
+		assert.Contains(t, out.String(), `{"type":"`+typ+`"`)
+	}
+
+	for _, bad := range []string{
+		`{"type":"ask","id":"a","kind":"secret","label":"x","secret":false}`,
+		`{"type":"ask","id":"a","kind":"choice","label":"x","secret":false}`,
+		`{"type":"ask","id":"a b","kind":"text","label":"x","secret":false}`,
+		`{"type":"say","level":"debug","text":"x"}`,
+		`{"type":"say","level":"info","text":"x","args":{}}`,
+		`{"type":"progress","id":"p","label":"p","fraction":1.5,"elapsed":0}`,
+		`{"type":"result","outcome":"ok","exit":3}`,
+		`{"type":"result","outcome":"error","exit":4}`,
+		`{"type":"result","outcome":"cancelled","code":"PIN_LOCKED","exit":6,"message":"x"}`,
+		`{"type":"invalid","id":"a","message":"x"}`,
+		`{"type":"hello","protocol":1,"run_id":"00","tokenrun":"dev"}`,
+		`{"type":"nonsense"}`,
+	} {
+		assert.Error(t, protocoltest.HostLine(bad), bad)
+	}
+	for _, good := range []string{`{"id":"a","value":"v"}`, `{"id":"a","value":"v","person":true}`, `{"cancel":true}`,
+		`{"id":"a","cancel":true}`, `{"type":"hello","protocol":2}`} {
+		assert.NoError(t, protocoltest.DriverLine(good), good)
+	}
+	for _, bad := range []string{`{"id":"a"}`, `{"value":"v"}`, `{"id":"a","value":1}`, `{"cancel":"yes"}`} {
+		assert.Error(t, protocoltest.DriverLine(bad), bad)
+	}
 }
 
 func TestJSONCancelAnytime(t *testing.T) {
