@@ -37,6 +37,9 @@ type RunOptions struct {
 	// policy), by the name scripts require them with ("lib.policy"). A registered host
 	// module of the same name wins.
 	Libraries map[string]*Script
+	// OnProcedure, when set, is called with a procedure's metadata once it is read and
+	// checked, before run(ctx) is called: a front-end announces the run by it.
+	OnProcedure func(p *Procedure)
 }
 
 // Procedure is the metadata a procedure file returns.
@@ -157,6 +160,9 @@ func Run(ctx context.Context, s *Script, opts RunOptions) (*Result, error) {
 	}
 	r.proc = proc
 	st.api = proc.API
+	if opts.OnProcedure != nil {
+		opts.OnProcedure(proc)
+	}
 
 	L.Push(run)
 	L.Push(luaCtx)

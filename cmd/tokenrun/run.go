@@ -157,7 +157,10 @@ type runSpec struct {
 }
 
 // execute runs one procedure with the token and ui modules, over the host's safety floor.
-func execute(ctx context.Context, s runSpec) (*runtime.Result, error) {
+func execute(ctx context.Context, s runSpec) (res *runtime.Result, err error) {
+	lang, _ := s.config["language"].(string)
+	ctx, onProcedure, end := beginRun(ctx, s.frontend, ui.RunInfo{Command: s.command, Procedure: scriptName(s.script), Language: lang})
+	defer func() { end(resultTable(res), err) }()
 	witness := ui.NewWitness(s.frontend)
 	messages, _ := s.config["messages"].(map[string]string)
 	guarded, err := guard(s.provider, guardSpec{command: s.command, lockWait: s.lockWait, witness: witness, messages: messages})
@@ -194,14 +197,15 @@ func execute(ctx context.Context, s runSpec) (*runtime.Result, error) {
 			return nil, err
 		}
 	}
-	res, err := runtime.Run(ctx, s.script, runtime.RunOptions{
-		Registry:  reg,
-		Observer:  observer,
-		Timeout:   s.timeout,
-		Print:     s.stdio.err,
-		Config:    s.config,
-		Args:      s.args,
-		Libraries: s.libs,
+	res, err = runtime.Run(ctx, s.script, runtime.RunOptions{
+		Registry:    reg,
+		Observer:    observer,
+		Timeout:     s.timeout,
+		Print:       s.stdio.err,
+		Config:      s.config,
+		Args:        s.args,
+		Libraries:   s.libs,
+		OnProcedure: onProcedure,
 	})
 	if a, ok := s.frontend.(*ui.Answers); ok {
 		if unused := a.Unused(); len(unused) > 0 && err == nil {

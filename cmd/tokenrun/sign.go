@@ -53,9 +53,11 @@ func signCommand(io stdio) *cli.Command {
 			&cli.StringFlag{Name: "out", TakesFile: true, Usage: "write the signature to `FILE` (one document only; default: the document's name + .p7s)"},
 			&cli.StringFlag{Name: "out-dir", TakesFile: true, Usage: "write each signature to `DIR`/NAME.p7s instead of next to its document"},
 			&cli.BoolFlag{Name: "force", Usage: "overwrite signature files that exist"},
+			&cli.StringFlag{Name: "ui", EnvVars: []string{"TOKENRUN_UI"},
+				Usage: "front-end for the PIN prompt and the report: terminal, or json (JSON lines on stdin/stdout, docs/protocol.md)"},
 			lockWaitFlag(),
 		),
-		Action: func(c *cli.Context) error {
+		Action: func(c *cli.Context) (err error) {
 			inputs := append([]string{}, *c.Generic("in").(*fileList)...)
 			inputs = append(inputs, c.Args().Slice()...)
 			jobs, err := planOutputs(inputs, c.String("out"), c.String("out-dir"), c.Bool("force"))
@@ -75,15 +77,22 @@ func signCommand(io stdio) *cli.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			fe, err := signFrontend(c, io)
+			if err != nil {
+				return err
+			}
+			ctx, _, end := beginRun(c.Context, fe, ui.RunInfo{Command: "sign", Procedure: "sign"})
+			summary := &signSummary{total: len(jobs)}
+			defer func() { end(summary.result(), err) }()
 			p, uri, err := openSource(c)
 			if err != nil {
 				return err
 			}
 			defer p.Close()
-			return signFiles(c.Context, signSpec{
+			return signFiles(ctx, signSpec{
 				provider: p, uri: uri, pinFile: pinFile, jobs: jobs, detached: c.Bool("detached"),
 				force: c.Bool("force"), stdio: io, lockWait: c.Duration("lock-wait"),
-				frontend: ui.NewTerminal(io.in, io.err, ui.TerminalOptions{}),
+				frontend: fe, summary: summary,
 			})
 		},
 	}
@@ -281,6 +290,7 @@ type signSpec struct {
 	force    bool
 	stdio    stdio
 	lockWait time.Duration // --lock-wait
+	summary  *signSummary  // filled in as the batch goes, for the protocol's result; may be nil
 }
 
 // signFiles signs every job with one login. Documents are read, signed and written one at a
@@ -349,8 +359,11 @@ func signFiles(ctx context.Context, s signSpec) (err error) {
 			return err
 		}
 		signed++
-		fmt.Fprintf(s.stdio.out, "%s -> %s\n", j.in, j.out)
+		if err := s.summary.signed(ctx, s.frontend, j, signed); err != nil {
+			fmt.Fprintf(s.stdio.out, "%s -> %s\n", j.in, j.out)
+		}
 	}
+	s.summary.done(key, info, cert)
 	fmt.Fprintf(s.stdio.err, "signed %d document(s) with key %s on %s; certificate %s\n",
 		len(s.jobs), key.Name(), info.Name(), certSummary(cert))
 	return nil
