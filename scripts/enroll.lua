@@ -45,7 +45,7 @@ end
 -- open_container loads the initial key; when it will not open, it says what to check,
 -- pointing out where 1/I and 0/O sit in the PIN typed.
 local function open_container(ctx, user_id)
-  local file = ui.ask { id = "key_file", label = msg.text("key_file_prompt") }
+  local file = ui.ask { id = "key_file", kind = "file", label = msg.text("key_file_prompt") }
   local otp = input.otp_pin(ctx)
   local password = otp
   if not input.yes_no("pin_is_password", msg.text("password_matches_pin_confirm"), true) then
@@ -270,7 +270,7 @@ return {
         local issued, cerr = ca.enroll {
           csr = csr, auth = auth, key = key, server = cfg.ca.url, roots = cfg.ca.roots,
           label = cfg.ca.label_from_validity and validity.value or nil,
-          validity_years = validity.years, timeout = cfg.ca.timeout,
+          validity_years = validity.years, timeout = cfg.ca.timeout, progress = bar,
         }
         bar:done(issued ~= nil)
         if not issued then return ca_failure(serial, cerr) end
@@ -315,6 +315,7 @@ return {
     tok:logout()
     journal.finish(serial)
     msg.say("enroll_done", { token_name = label })
-    return { serial = serial, profile = label, key_id = key.id }
+    return { serial = serial, profile = label, key_id = key.id, certificate_serial = cert.serial,
+      not_after = cert.not_after }
   end,
 }

@@ -205,7 +205,7 @@ func enroll(L *lua.LState) int {
 	csrDER := []byte(o.String("csr", ""))
 	key, hasKey := runtime.OptUserData[*bindtoken.KeyRef](o, "key", bindtoken.KeyType)
 	years := o.Int("validity_years", 0)
-	if bar, ok := runtime.OptUserData[ui.Progress](o, "progress", "ui.Progress"); ok {
+	if bar := bindtoken.OptProgress(o); bar != nil {
 		cfg.Retrying = func(next int, wait time.Duration) {
 			ui.UpdateProgress(bar, ui.Step{Fraction: -1, Attempt: next, RetryIn: wait})
 		}

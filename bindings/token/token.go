@@ -145,7 +145,7 @@ func (b *Binding) wait(L *lua.LState) int {
 	timeout := o.Duration("timeout", 60*time.Second)
 	uriText := o.String("uri", "")
 	includeUninit := o.Bool("include_uninitialized", false)
-	bar, _ := runtime.OptUserData[ui.Progress](o, "progress", progressType)
+	bar := optProgress(o)
 	o.Check()
 	uri := b.cfg.URI
 	if uriText != "" {
@@ -179,9 +179,20 @@ func (b *Binding) wait(L *lua.LState) int {
 	return 1
 }
 
-// progressType is bindings/ui's ProgressType, named here so that the token binding does not
-// depend on the ui binding.
-const progressType = "ui.Progress"
+// optProgress is opts.progress, a ui.Progress display (ui.progress's result), or nil. Any
+// other value is ignored rather than refused: a replay's stand-in ui module gives back
+// handles of its own, and a display is never worth stopping a token operation for.
+func optProgress(o *runtime.Opts) ui.Progress {
+	if ud, ok := o.Value("progress").(*lua.LUserData); ok {
+		if p, ok := ud.Value.(ui.Progress); ok {
+			return p
+		}
+	}
+	return nil
+}
+
+// OptProgress is optProgress for the other bindings that show a long operation (ca.enroll).
+func OptProgress(o *runtime.Opts) ui.Progress { return optProgress(o) }
 
 // waiting moves bar on while token.wait waits: the fraction of the timeout gone, once a
 // second (the wait looks four times a second). Nil when there is no bar.

@@ -10,18 +10,19 @@ local M = {}
 -- new_password asks for the new token password twice and applies the password policy.
 function M.new_password()
   local new = ui.secret {
-    id = "new_pin", label = msg.text("new_password_prompt"),
-    -- The same text as its own confirmation checks every rule except the match.
+    id = "new_pin", label = msg.text("new_password_prompt"), hints = policy.hints("password"),
+    -- The same text as its own confirmation checks every rule except the match. The err
+    -- table goes to ui as it is: its code and the rules broken reach a GUI.
     validate = function(v)
       local ok, err = policy.password(v, v)
-      return ok, err and err.message
+      return ok, err
     end,
   }
   ui.secret {
     id = "new_pin_confirm", label = msg.text("new_password_confirm_prompt"),
     validate = function(v)
       local ok, err = policy.password(new, v)
-      return ok, err and err.message
+      return ok, err
     end,
   }
   return new
@@ -31,9 +32,10 @@ end
 function M.user_id(ctx)
   return ui.ask {
     id = "user_id", label = msg.text("user_id_prompt", { example = ctx.config.user_id.example }),
+    hints = policy.hints("user_id"),
     validate = function(v)
       local ok, err = policy.user_id(v)
-      return ok, err and err.message
+      return ok, err
     end,
   }
 end
@@ -42,9 +44,10 @@ end
 function M.otp_pin(ctx)
   local raw = ui.secret {
     id = "otp_pin", label = msg.text("otp_pin_prompt", { length = ctx.config.otp_pin.length }),
+    hints = policy.hints("otp_pin"),
     validate = function(v)
       local pin, err = policy.otp_pin(v)
-      return pin ~= nil, err and err.message
+      return pin ~= nil, err
     end,
   }
   return (policy.otp_pin(raw))

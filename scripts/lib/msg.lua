@@ -10,14 +10,15 @@ function M.text(key, args)
   return policy.text(key, args)
 end
 
-function M.say(key, args) ui.say(policy.text(key, args)) end
-function M.warn(key, args) ui.warn(policy.text(key, args)) end
+-- The key and args go along with the text, so that a GUI driving --ui json gets them too.
+function M.say(key, args) ui.say(policy.text(key, args), { key = key, args = args }) end
+function M.warn(key, args) ui.warn(policy.text(key, args), { key = key, args = args }) end
 
 -- fail shows the message as an error and returns what a procedure returns to stop:
 -- nil and {code, message}. The code picks the exit code (REFUSED 7, PIN_* 4, CA_* 5).
 function M.fail(code, key, args)
   local text = policy.text(key, args)
-  ui.error(text)
+  ui.error(text, { key = key, args = args })
   return nil, { code = code, message = text }
 end
 

@@ -21,7 +21,7 @@ function ca.cacerts(opts) end
 ---@return table? err
 function ca.csr(opts) end
 
----simpleenroll opts.csr authenticated by opts.auth (ca.Identity); opts.server (EST base URL), opts.roots (PEM text or file: the CA's trust anchors), opts.label ('1y'|'3y'), opts.timeout; opts.key and opts.validity_years check the issued certificate before it is returned. CA_PENDING carries retry_after.
+---simpleenroll opts.csr authenticated by opts.auth (ca.Identity); opts.server (EST base URL), opts.roots (PEM text or file: the CA's trust anchors), opts.label ('1y'|'3y'), opts.timeout; opts.key and opts.validity_years check the issued certificate before it is returned; opts.progress (a ui.Progress) shows each retry's attempt and the wait before it. CA_PENDING carries retry_after.
 ---
 ---Since API level 1.
 ---@param opts table
