@@ -261,9 +261,10 @@ func (j *JSON) driverHello(line string) bool {
 	return json.Unmarshal([]byte(line), &a) == nil && a.Type == "hello" && a.ID == nil
 }
 
-// maybeCancel cancels the run for a cancel line: one without an id, one for the pending
-// prompt, or any while no prompt is pending. A cancel for another prompt than the pending
-// one is stale (the driver lost track) and is answered with an error by Ask instead.
+// maybeCancel cancels the run for a cancel line that comes while no prompt is pending. One
+// that comes while a prompt is pending is left to Ask, which gives the prompt up (and the
+// run ends as cancelled, naming the prompt), as in version 1; one for another prompt than
+// the pending one is stale (the driver lost track) and Ask answers it with an error.
 func (j *JSON) maybeCancel(line string) {
 	var a jsonAnswer
 	if json.Unmarshal([]byte(line), &a) != nil || !a.Cancel {
@@ -271,7 +272,7 @@ func (j *JSON) maybeCancel(line string) {
 	}
 	j.cmu.Lock()
 	defer j.cmu.Unlock()
-	if a.ID != nil && j.pending != "" && *a.ID != j.pending {
+	if j.pending != "" {
 		return
 	}
 	j.cancelled = true
