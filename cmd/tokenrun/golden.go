@@ -159,6 +159,9 @@ type goldenOptions struct {
 	// Plug plugs in the case's token(s) on a backend other than the software token
 	// (SoftHSM2 needs the test harness).
 	Plug func(st caseSetup) (goldenBackend, error)
+	// CheckJSON, when set, checks everything a case run over --ui json wrote to stdout (the
+	// tests validate it against docs/protocol.schema.json).
+	CheckJSON func(stdout string) error
 }
 
 // goldenCA is a development CA with one user whose initial key opens with enrollOTP,
@@ -310,6 +313,9 @@ func runGoldenCase(ctx context.Context, c goldenCase, opts goldenOptions) (strin
 		stdout, stderr = out.String(), errOut.String()
 	} else {
 		tr, code, stdout, stderr, err = driveJSONUI(append(args, "--ui", "json"), ans)
+		if err == nil && opts.CheckJSON != nil {
+			err = opts.CheckJSON(stdout)
+		}
 		if err != nil {
 			return "", fmt.Errorf("golden %s: %w", c.Path(), err)
 		}
@@ -509,6 +515,7 @@ func driveJSONUI(args []string, ans map[string]any) (tr []string, code int, stdo
 	sc := bufio.NewScanner(outR)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	answered := map[string]bool{}
+	running := map[string]bool{} // progress ids started and not done
 	send := func(m map[string]any) {
 		b, _ := json.Marshal(m)
 		go func() { _, _ = inW.Write(append(b, '\n')) }()
@@ -562,11 +569,25 @@ func driveJSONUI(args []string, ans map[string]any) (tr []string, code int, stdo
 		case "say":
 			tr = append(tr, fmt.Sprintf("%s: %s", m["level"], m["text"]))
 		case "progress":
-			if m["fraction"] == nil {
+			// Only the start: a retried CA request moves on with fraction null too.
+			if m["fraction"] == nil && !running[id] {
 				tr = append(tr, fmt.Sprintf("progress %s: %s", id, m["label"]))
 			}
+			running[id] = true
 		case "progress_done":
+			running[id] = false
 			tr = append(tr, fmt.Sprintf("progress_done %s ok=%v", id, m["ok"]))
+		case "result":
+			// The outcome and the result table's fields (their values change from run to run).
+			var keys []string
+			if r, ok := m["result"].(map[string]any); ok {
+				for k := range r {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+			}
+			code, _ := m["code"].(string)
+			tr = append(tr, strings.Join(strings.Fields(fmt.Sprintf("result %v %s exit=%v %s", m["outcome"], code, m["exit"], strings.Join(keys, " "))), " "))
 		}
 	}
 	code = <-done

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tokenrun/tokenrun/ca/devca"
 	"github.com/tokenrun/tokenrun/token/pkcs11/p11test"
+	"github.com/tokenrun/tokenrun/ui/protocoltest"
 )
 
 var update = flag.Bool("update", false, "rewrite the procedures' expected.golden files")
@@ -55,7 +56,7 @@ func TestProcedureGoldens(t *testing.T) {
 						t.Skip(why)
 					}
 					got, err := runGoldenCase(context.Background(), c, goldenOptions{
-						Backend: be, TempDir: t.TempDir(), Plug: softHSMBackend(t)})
+						Backend: be, TempDir: t.TempDir(), Plug: softHSMBackend(t), CheckJSON: protocoltest.Session})
 					require.NoError(t, err)
 					if *update {
 						updateGolden(t, c, be, got)
@@ -110,6 +111,7 @@ func driveJSON(t *testing.T, args []string, ans map[string]any) (tr []string, co
 	t.Helper()
 	tr, code, stdout, stderr, err := driveJSONUI(args, ans)
 	require.NoError(t, err)
+	require.NoError(t, protocoltest.Session(stdout))
 	return tr, code, stdout, stderr
 }
 
