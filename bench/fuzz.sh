@@ -24,6 +24,8 @@ targets="
 ./ca FuzzLoadPKCS12Bytes
 ./internal/yamlbound FuzzCheck
 ./internal/termtext FuzzEscape
+./token/soft FuzzState
+./runtime FuzzAdmit
 "
 status=0
 while read -r pkg name; do

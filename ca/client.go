@@ -11,9 +11,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode"
@@ -61,21 +63,33 @@ type ClientConfig struct {
 	// initial key. Nil sends none (for servers that authenticate otherwise).
 	Identity *Identity
 
-	// Timeout bounds one attempt (connect, TLS, request, answer); ctx bounds the whole call.
+	// Timeout bounds one attempt (connect, TLS, request, the whole answer); it is cut to what
+	// is left of Budget and of ctx.
 	Timeout time.Duration
+	// Budget bounds the whole call: every attempt, every wait between attempts and every
+	// Retry-After wait of a 202 (WaitPending). A CA that hangs, or drips its answer, ends the
+	// call when the budget is spent. 0: only ctx (and Timeout per attempt) bound the call.
+	Budget time.Duration
 	// Retries is how many times a transient failure (network error, timeout, 5xx, 429) is
 	// retried: 0 means DefaultRetries, a negative number means never.
 	Retries int
 	// Backoff is the first wait between attempts; it doubles up to MaxBackoff, with jitter.
 	Backoff    time.Duration
 	MaxBackoff time.Duration
-	// Retrying, when set, is told before each wait for another attempt: the attempt that
-	// comes next (2 for the first retry) and how long until it. A progress display's
-	// attempt count and countdown.
-	Retrying func(next int, wait time.Duration)
 	// WaitPending makes Enroll and Reenroll wait out an HTTP 202 (Retry-After) and ask again,
-	// as long as ctx allows; otherwise a 202 returns a *PendingError at once.
+	// as long as Budget and ctx allow; otherwise a 202 returns a *PendingError at once. A wait
+	// that would leave no time to ask again is not begun: the *PendingError comes back then.
 	WaitPending bool
+
+	// OnWait, when set, is told about every wait before asking again, once when it begins and
+	// then once a second (Wait.Left counts down in whole seconds), so a person can be shown a
+	// countdown. It is called on the goroutine that called the client.
+	OnWait func(Wait)
+	// OnUnanswered, when set, is told of every attempt of simpleenroll or simplereenroll whose
+	// request was sent in full but whose answer never came whole (a timeout, a reset, an answer
+	// cut off): the CA may have issued a certificate that never arrived. It is called on the
+	// goroutine that called the client, before the attempt is retried or the call returns.
+	OnUnanswered func(Unanswered)
 
 	// MaxTLSVersion caps the TLS version (0: Go's default, TLS 1.3). A token that cannot make
 	// RSA-PSS signatures needs tls.VersionTLS12 for Reenroll, since TLS 1.3 demands PSS.
@@ -85,6 +99,26 @@ type ClientConfig struct {
 	Proxy func(*http.Request) (*url.URL, error)
 	// MaxResponseSize caps an answer's body; 0 means DefaultMaxResponseSize (1 MiB).
 	MaxResponseSize int64
+}
+
+// Wait is a wait before asking the CA again.
+type Wait struct {
+	Op string
+	// Pending: the CA answered 202 and asked to come back after Retry-After; otherwise the
+	// wait is the backoff after a failed attempt.
+	Pending bool
+	Attempt int           // the attempts made so far
+	Total   time.Duration // the whole wait
+	Left    time.Duration // what is left of it: Total rounded up to whole seconds, then each second less
+}
+
+// Unanswered is an attempt whose request was sent in full and got no complete answer.
+type Unanswered struct {
+	Op      string
+	Attempt int
+	Sent    time.Time // when the request had been written in full
+	Failed  time.Time // when the attempt gave up
+	Reason  string
 }
 
 // Client is an EST client. It is safe for concurrent use.
@@ -252,10 +286,11 @@ func (c *Client) httpClient(id *Identity) *http.Client {
 		}
 	}
 	tr := &http.Transport{
-		Proxy:               c.cfg.Proxy,
-		DialContext:         (&net.Dialer{Timeout: c.cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,
+		Proxy: c.cfg.Proxy,
+		// The attempt's context bounds the dial and the TLS handshake: a timer of the
+		// transport's own would race the budget's deadline and be reported as retryable.
+		DialContext:         (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:     tc,
-		TLSHandshakeTimeout: c.cfg.Timeout,
 		MaxIdleConnsPerHost: 2,
 		IdleConnTimeout:     90 * time.Second,
 	}
@@ -336,17 +371,99 @@ type outcome struct {
 	err        error         // *Error or *PendingError
 	transient  bool          // worth another attempt
 	retryAfter time.Duration // the server's hint for the next attempt
+	// unanswered: the request was written in full at sent, and no complete answer came.
+	unanswered bool
+	sent       time.Time
+}
+
+// errBudgetSpent is the cause of the budget's context when ClientConfig.Budget runs out.
+var errBudgetSpent = errors.New("est client: the time allowed for the call is spent")
+
+// minAttemptTime is the least time a wait must leave for the attempt after it: a wait that
+// would end closer to the deadline is not begun, since the attempt after it could only fail
+// with a timeout and hide the answer that was true (pending, unavailable).
+const minAttemptTime = time.Second
+
+// budget is the time an EST call has: the earlier of ClientConfig.Budget and ctx's deadline.
+// Its methods take the time now, so the decisions they make can be tested without a clock.
+type budget struct {
+	deadline time.Time // zero: unbounded
+}
+
+func newBudget(now time.Time, d time.Duration, ctxDeadline time.Time, hasCtxDeadline bool) budget {
+	var b budget
+	if d > 0 {
+		b.deadline = now.Add(d)
+	}
+	if hasCtxDeadline && (b.deadline.IsZero() || ctxDeadline.Before(b.deadline)) {
+		b.deadline = ctxDeadline
+	}
+	return b
+}
+
+// left is the time left at now; ok is false for an unbounded budget.
+func (b budget) left(now time.Time) (d time.Duration, ok bool) {
+	if b.deadline.IsZero() {
+		return 0, false
+	}
+	return b.deadline.Sub(now), true
+}
+
+// attemptTimeout is how long an attempt begun at now may take: per, cut to what is left. It
+// is 0 or less when nothing is left.
+func (b budget) attemptTimeout(now time.Time, per time.Duration) time.Duration {
+	d, _ := b.attempt(now, per)
+	return d
+}
+
+// attempt is attemptTimeout, and whether it was cut: then the attempt ends with the budget,
+// on the budget's own deadline.
+func (b budget) attempt(now time.Time, per time.Duration) (d time.Duration, cut bool) {
+	if left, ok := b.left(now); ok && left <= per {
+		return left, true
+	}
+	return per, false
+}
+
+// canWait says whether a wait of d begun at now leaves time for the attempt after it: at
+// least minAttemptTime, or per when the attempt timeout is shorter.
+func (b budget) canWait(now time.Time, d, per time.Duration) bool {
+	left, ok := b.left(now)
+	if !ok {
+		return true
+	}
+	return d+min(minAttemptTime, per) <= left
 }
 
 // exchange runs one EST operation with retries. body nil means GET. Retrying a simpleenroll
 // resends the same CSR: at worst the CA issues twice for the same token key (RFC 7030 4.2.3
-// has clients resend after a 202 anyway), never a certificate for another key.
+// has clients resend after a 202 anyway), never a certificate for another key. Every attempt
+// and wait fits in the budget (ClientConfig.Budget and ctx's deadline).
 func (c *Client) exchange(ctx context.Context, hc *http.Client, op string, body []byte) ([]*x509.Certificate, []byte, error) {
 	u := c.base + "/" + op
+	dl, hasDL := ctx.Deadline()
+	b := newBudget(time.Now(), c.cfg.Budget, dl, hasDL)
+	bctx := ctx
+	if c.cfg.Budget > 0 {
+		var cancel context.CancelFunc
+		bctx, cancel = context.WithDeadlineCause(ctx, b.deadline, errBudgetSpent)
+		defer cancel()
+	}
 	failures, attempts := 0, 0
 	for {
 		attempts++
-		o := c.attempt(ctx, hc, op, u, body)
+		timeout, cut := b.attempt(time.Now(), c.cfg.Timeout)
+		o := c.attempt(ctx, bctx, hc, op, u, body, timeout, cut)
+		if o.unanswered && c.cfg.OnUnanswered != nil {
+			reason := o.err.Error()
+			if e, ok := o.err.(*Error); ok {
+				reason = e.Reason
+				if e.Err != nil {
+					reason = joinReason(reason, e.Err.Error())
+				}
+			}
+			c.cfg.OnUnanswered(Unanswered{Op: op, Attempt: attempts, Sent: o.sent, Failed: time.Now(), Reason: reason})
+		}
 		if o.err == nil {
 			return o.certs, o.der, nil
 		}
@@ -358,9 +475,10 @@ func (c *Client) exchange(ctx context.Context, hc *http.Client, op string, body 
 			if wait <= 0 {
 				wait = defaultPendingWait
 			}
-			// Waiting past ctx's deadline would only turn a useful answer ("come back
-			// later") into a timeout, so the pending error is handed back instead.
-			if !c.sleepBefore(ctx, attempts+1, wait) {
+			// Waiting past the budget would only turn a useful answer ("come back later")
+			// into a timeout, so the pending error is handed back instead.
+			if !b.canWait(time.Now(), wait, c.cfg.Timeout) ||
+				!c.wait(bctx, Wait{Op: op, Pending: true, Attempt: attempts, Total: wait}) {
 				return nil, nil, pe
 			}
 			continue
@@ -379,48 +497,88 @@ func (c *Client) exchange(ctx context.Context, hc *http.Client, op string, body 
 		if o.retryAfter > wait {
 			wait = min(o.retryAfter, c.cfg.MaxBackoff)
 		}
-		if !c.sleepBefore(ctx, attempts+1, wait) {
+		if !b.canWait(time.Now(), wait, c.cfg.Timeout) ||
+			!c.wait(bctx, Wait{Op: op, Attempt: attempts, Total: wait}) {
 			e.Reason = strings.TrimPrefix(e.Reason+"; no time left to retry", "; ")
 			return nil, nil, e
 		}
 	}
 }
 
-// sleepBefore is sleep before attempt next, told to Retrying once it is sure to begin.
-func (c *Client) sleepBefore(ctx context.Context, next int, wait time.Duration) bool {
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-		return false
+// wait sleeps w.Total unless ctx ends first, telling OnWait at its start and then each
+// second. The ticks are planned from the start, so a wait of N whole seconds is reported
+// exactly N times (N s left, ..., 1 s left) however late the timers fire.
+func (c *Client) wait(ctx context.Context, w Wait) bool {
+	if w.Total <= 0 {
+		return ctx.Err() == nil
 	}
-	if c.cfg.Retrying != nil {
-		c.cfg.Retrying(next, wait)
+	end := time.Now().Add(w.Total)
+	n := int((w.Total + time.Second - 1) / time.Second)
+	for i := n; i >= 1; i-- {
+		if c.cfg.OnWait != nil {
+			w.Left = time.Duration(i) * time.Second
+			c.cfg.OnWait(w)
+		}
+		if !sleepUntil(ctx, end.Add(-time.Duration(i-1)*time.Second)) {
+			return false
+		}
 	}
-	return sleep(ctx, wait)
+	return true
 }
 
-// sleep waits d unless ctx ends first or would end before d is over.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
-		return false
+// sleepUntil waits until t unless ctx ends first.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
+	tm := time.NewTimer(d)
+	defer tm.Stop()
 	select {
-	case <-t.C:
+	case <-tm.C:
 		return true
 	case <-ctx.Done():
 		return false
 	}
 }
 
-func (c *Client) attempt(ctx context.Context, hc *http.Client, op, u string, body []byte) outcome {
+// attempt makes one request and reads its whole answer within timeout. ctx is the caller's
+// context, bctx the budget's (ctx itself when there is no Budget); cut says that timeout is
+// what is left of the budget, so the attempt ends on bctx's deadline rather than a timer of
+// its own that could fire a moment earlier and be taken for a retryable timeout.
+func (c *Client) attempt(ctx, bctx context.Context, hc *http.Client, op, u string, body []byte, timeout time.Duration, cut bool) outcome {
 	fail := func(kind error, status int, reason string, cause error) *Error {
 		return &Error{Op: op, URL: u, Kind: kind, Status: status, Reason: reason, Err: cause}
 	}
 	if err := ctx.Err(); err != nil {
 		return outcome{err: fail(ErrUnavailable, 0, "gave up before asking", err)}
 	}
-	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	if timeout <= 0 || bctx.Err() != nil {
+		return outcome{err: fail(ErrUnavailable, 0, "no time left to ask", nil)}
+	}
+	actx, cancel := context.WithTimeout(bctx, timeout)
+	if cut {
+		actx, cancel = context.WithCancel(bctx)
+	}
 	defer cancel()
+	// The request counts as sent once it has been written in full (headers and body,
+	// flushed); the transport reports that from its own goroutine.
+	var sentAt atomic.Int64
+	actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
+		WroteRequest: func(i httptrace.WroteRequestInfo) {
+			if i.Err == nil {
+				sentAt.Store(time.Now().UnixNano())
+			}
+		},
+	})
+	// unanswered marks a failure after the request was sent in full, for a request that
+	// asks the CA to issue (a GET issues nothing).
+	unanswered := func(o outcome) outcome {
+		if n := sentAt.Load(); n != 0 && body != nil {
+			o.unanswered, o.sent = true, time.Unix(0, n)
+		}
+		return o
+	}
 	method := http.MethodGet
 	var rd io.Reader
 	if body != nil {
@@ -439,13 +597,19 @@ func (c *Client) attempt(ctx context.Context, hc *http.Client, op, u string, bod
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return c.transportFailure(ctx, actx, fail, err)
+		return unanswered(c.transportFailure(ctx, bctx, actx, timeout, fail, err))
 	}
 	defer resp.Body.Close()
 
 	switch st := resp.StatusCode; {
 	case st == http.StatusOK:
-		return c.readCerts(ctx, actx, resp, fail)
+		o := c.readCerts(ctx, bctx, actx, timeout, resp, fail)
+		if o.unanswered {
+			// The answer was cut off: the CA issued, and the certificate never arrived.
+			o.unanswered = false
+			o = unanswered(o)
+		}
+		return o
 	case st == http.StatusAccepted:
 		return outcome{err: &PendingError{Op: op, URL: u,
 			RetryAfter: retryAfter(resp.Header.Get("Retry-After")), Reason: reasonOf(resp)}}
@@ -477,7 +641,7 @@ func joinReason(a, b string) string {
 }
 
 // transportFailure classifies an error from http.Client.Do.
-func (c *Client) transportFailure(ctx, actx context.Context, fail func(error, int, string, error) *Error, err error) outcome {
+func (c *Client) transportFailure(ctx, bctx, actx context.Context, timeout time.Duration, fail func(error, int, string, error) *Error, err error) outcome {
 	var (
 		unknownAuthority x509.UnknownAuthorityError
 		hostname         x509.HostnameError
@@ -491,8 +655,11 @@ func (c *Client) transportFailure(ctx, actx context.Context, fail func(error, in
 		return outcome{err: fail(ErrUnavailable, 0, "cancelled before the answer came", ctx.Err())}
 	case ctx.Err() != nil:
 		return outcome{err: fail(ErrUnavailable, 0, "no answer before the deadline", ctx.Err())}
+	case bctx.Err() != nil:
+		// The whole call's budget is spent (the attempt's timeout was cut to it).
+		return outcome{err: fail(ErrUnavailable, 0, fmt.Sprintf("no complete answer within %s, the time allowed", c.cfg.Budget), nil)}
 	case actx.Err() != nil:
-		return outcome{err: fail(ErrUnavailable, 0, fmt.Sprintf("no answer within %s", c.cfg.Timeout), actx.Err()), transient: true}
+		return outcome{err: fail(ErrUnavailable, 0, fmt.Sprintf("no complete answer within %s", timeout), actx.Err()), transient: true}
 	case errors.As(err, &unknownAuthority), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify):
 		return outcome{err: fail(ErrUntrustedServer, 0,
 			"its TLS certificate does not verify against the configured roots: check the CA root certificate and the URL's host", unwrapURL(err))}
@@ -524,11 +691,26 @@ func unwrapURL(err error) error {
 }
 
 // readCerts reads and decodes a 200 answer.
-func (c *Client) readCerts(ctx, actx context.Context, resp *http.Response, fail func(error, int, string, error) *Error) outcome {
+// An answer cut off while its body was read is marked unanswered.
+func (c *Client) readCerts(ctx, bctx, actx context.Context, timeout time.Duration, resp *http.Response, fail func(error, int, string, error) *Error) outcome {
 	limit := c.cfg.MaxResponseSize
 	tooLarge := fmt.Sprintf("response too large: more than %d bytes", limit)
 	if resp.ContentLength > limit {
 		return outcome{err: fail(ErrBadResponse, 0, tooLarge, nil)}
+	}
+	// An answer that cannot be used, seen once the attempt's time has run out, is an answer
+	// cut off by the deadline rather than a bad one: when the deadline closes the connection,
+	// a server watching its request context may end its answer cleanly (an empty 200, or the
+	// chunked body so far) in the moment between our TLS close_notify and the TCP close, and
+	// the read then ends in a plain EOF.
+	cutOff := func(reason string, err error) outcome {
+		if actx.Err() == nil {
+			return outcome{err: fail(ErrBadResponse, 0, reason, err)}
+		}
+		o := c.transportFailure(ctx, bctx, actx, timeout, fail, actx.Err())
+		o.err.(*Error).Reason = joinReason("the answer was cut off", o.err.(*Error).Reason)
+		o.unanswered = true
+		return o
 	}
 	mt, params, err := estwire.MediaType(resp.Header.Get("Content-Type"))
 	if err == nil && mt != estwire.MediaPKCS7 {
@@ -538,12 +720,13 @@ func (c *Client) readCerts(ctx, actx context.Context, resp *http.Response, fail 
 		err = fmt.Errorf("smime-type %q where certs-only was expected", params["smime-type"])
 	}
 	if err != nil {
-		return outcome{err: fail(ErrBadResponse, 0, joinReason(err.Error(), reasonOf(resp)), nil)}
+		return cutOff(joinReason(err.Error(), reasonOf(resp)), nil)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		o := c.transportFailure(ctx, actx, fail, err)
+		o := c.transportFailure(ctx, bctx, actx, timeout, fail, err)
 		o.err.(*Error).Reason = joinReason("the answer was cut off", o.err.(*Error).Reason)
+		o.unanswered = true
 		return o
 	}
 	if int64(len(body)) > limit {
@@ -551,11 +734,11 @@ func (c *Client) readCerts(ctx, actx context.Context, resp *http.Response, fail 
 	}
 	der, err := estwire.DecodeBody(body)
 	if err != nil {
-		return outcome{err: fail(ErrBadResponse, 0, "malformed body", err)}
+		return cutOff("malformed body", err)
 	}
 	certs, err := estwire.DecodeCertsOnly(der)
 	if err != nil {
-		return outcome{err: fail(ErrBadResponse, 0, "malformed certs-only PKCS#7", err)}
+		return cutOff("malformed certs-only PKCS#7", err)
 	}
 	return outcome{certs: certs, der: der}
 }

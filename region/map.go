@@ -20,6 +20,7 @@ import (
 func (r *Region) Map() map[string]any {
 	m := plain(reflect.ValueOf(r).Elem()).(map[string]any)
 	delete(m, "messages")
+	delete(m, "sandbox") // the host's, not the script's
 	m["region"] = r.Name
 	key := m["key"].(map[string]any)
 	for _, f := range keyFields {

@@ -43,6 +43,8 @@ type Region struct {
 	Profile Profile           `yaml:"profile"`
 	// Messages replaces catalog texts for this region: language, then message key.
 	Messages map[string]map[string]string `yaml:"messages"`
+	// Sandbox bounds the procedures' Lua runs in this region. It is not part of ctx.config.
+	Sandbox Sandbox `yaml:"sandbox"`
 
 	fsys fs.FS
 	en   map[string]string // the en catalog: overrides must name its keys
@@ -57,6 +59,17 @@ type Token struct {
 	DefaultSOPIN   string        `yaml:"default_so_pin"`   // a blank token's administrator password
 	Label          string        `yaml:"label"`            // token name written by format
 }
+
+// Sandbox is what one procedure run may use.
+type Sandbox struct {
+	// MemoryMiB is the heap a run may use, in MiB: 0 is tokenrun's default (128 MiB), at most
+	// MaxSandboxMemoryMiB.
+	MemoryMiB int `yaml:"memory_mib"`
+}
+
+// MaxSandboxMemoryMiB is the ceiling of sandbox.memory_mib: runtime.MaxMemoryLimit, which this
+// package cannot import (it has no Lua); a test in cmd/tokenrun checks that they agree.
+const MaxSandboxMemoryMiB = 1024
 
 // UserID is the format of the user ID printed on the acceptance act.
 type UserID struct {

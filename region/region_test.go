@@ -60,7 +60,7 @@ func TestLoadErrors(t *testing.T) {
 		want   []string
 	}{
 		{"unknown_keys", []string{
-			`regions/unknown_keys.yaml:2: langauge: unknown key "langauge": did you mean "language"? (known: language, token, user_id, otp_pin, password, validity, key, subject, ca, profile, messages)`,
+			`regions/unknown_keys.yaml:2: langauge: unknown key "langauge": did you mean "language"? (known: language, token, user_id, otp_pin, password, validity, key, subject, ca, profile, messages, sandbox)`,
 			`regions/unknown_keys.yaml:4: ca.ulr: unknown key "ulr": did you mean "url"? (known in ca: protocol, url, roots, timeout, label_from_validity)`,
 			`regions/unknown_keys.yaml:5: ca.roots_file: unknown key "roots_file" (known in ca: protocol, url, roots, timeout, label_from_validity)`,
 		}},
@@ -254,4 +254,18 @@ func TestErrorFormat(t *testing.T) {
 	var e *Error
 	require.True(t, errors.As(error(es), &e))
 	assert.Equal(t, "ca.url", e.Key)
+}
+
+func TestSandboxMemory(t *testing.T) {
+	r, err := Load(shipped, "default")
+	require.NoError(t, err)
+	assert.Equal(t, 128, r.Sandbox.MemoryMiB)
+	assert.NotContains(t, r.Map(), "sandbox", "the host's setting, not the script's")
+	require.NoError(t, r.Set("sandbox.memory_mib=512"))
+	assert.Equal(t, 512, r.Sandbox.MemoryMiB)
+	for _, v := range []string{"2048", "-1"} {
+		err := r.Set("sandbox.memory_mib=" + v)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "sandbox.memory_mib: "+v+" is out of range: give 1 to 1024 MiB")
+	}
 }

@@ -53,6 +53,10 @@ func (r *Region) validate() Errors {
 		add("token.label", "%q is %d bytes long; a token name holds at most 32 (a PKCS#11 limit)", t.Label, len(t.Label))
 	}
 
+	if m := r.Sandbox.MemoryMiB; m < 0 || m > MaxSandboxMemoryMiB {
+		add("sandbox.memory_mib", "%d is out of range: give 1 to %d MiB, or 0 for tokenrun's default", m, MaxSandboxMemoryMiB)
+	}
+
 	u := r.UserID
 	switch {
 	case u.Pattern.src == "":

@@ -147,3 +147,33 @@ func BenchmarkRunFixedCost(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRunGuards measures what the memory watchdog and the bounded
+// string library add to every run, apart from the noise of a whole run:
+// registering with the watchdog (with the cancel-cause context it needs)
+// and installing the replacement string and table functions in a state.
+func BenchmarkRunGuards(b *testing.B) {
+	b.Run("watchdog", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			ctx, cancel := context.WithCancelCause(context.Background())
+			stop := watchMemory(DefaultMemoryLimit, cancel)
+			stop()
+			cancel(nil)
+			_ = ctx
+		}
+	})
+	b.Run("string_library", func(b *testing.B) {
+		L := lua.NewState(lua.Options{SkipOpenLibs: true})
+		defer L.Close()
+		L.Push(L.NewFunction(lua.OpenString))
+		L.Call(0, 0)
+		L.Push(L.NewFunction(lua.OpenTable))
+		L.Call(0, 0)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			installStringLib(L)
+		}
+	})
+}

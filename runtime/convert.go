@@ -94,6 +94,14 @@ func keyString(k lua.LValue) string {
 }
 
 func formatNumber(f float64) string {
+	switch {
+	case math.IsNaN(f):
+		return "nan" // as Lua prints them
+	case math.IsInf(f, 1):
+		return "inf"
+	case math.IsInf(f, -1):
+		return "-inf"
+	}
 	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
 		return strconv.FormatInt(int64(f), 10)
 	}

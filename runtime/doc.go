@@ -12,8 +12,18 @@
 // raises "file.lua:LINE: os is not available in tokenrun scripts", through
 // an __index on _G and on the string and package tables that answers only
 // for those names: any other missing global is nil, as in plain Lua.
-// string.rep is capped at MaxStringRep, since the context is not checked
-// inside one Go call. There is no memory limit.
+//
+// # Limits
+//
+// gopher-lua checks the context only between VM instructions, has no
+// allocator hook, and its compiler recurses without bound, so the host
+// bounds what it cannot interrupt. Compile admits source first (Admit:
+// size, nesting, expression length). The string functions that match
+// patterns, and table.sort, check the context as they go
+// (internal/luapattern is gopher-lua's matcher adapted for that); every
+// library call producing a string is capped at MaxCallOutput. A watchdog
+// samples the heap while runs go on and stops one over its MemoryLimit
+// (memory.go explains the rules).
 //
 // # Redaction
 //
@@ -28,5 +38,5 @@
 // message (procedure NAME VERSION)", with the Lua traceback kept apart for
 // --debug. error({code=..., message=...}) and run returning nil, {code=...}
 // set Code; a run stopped by its context wraps context.DeadlineExceeded or
-// context.Canceled.
+// context.Canceled, one stopped by the watchdog ErrMemoryLimit.
 package runtime

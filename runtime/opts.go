@@ -120,8 +120,10 @@ func (o *Opts) Duration(key string, def time.Duration) time.Duration {
 	case *lua.LNilType:
 		return def
 	case lua.LNumber:
-		if v < 0 || float64(v) > math.MaxInt64/float64(time.Second) {
-			o.L.RaiseError("bad option '%s' to %s (duration must be between 0 and %d seconds)", key, o.funcName(), int64(math.MaxInt64/int64(time.Second)))
+		// Written so that NaN fails too: every comparison with it is false.
+		if !(v >= 0 && float64(v) <= math.MaxInt64/float64(time.Second)) {
+			o.L.RaiseError("bad option '%s' to %s (duration must be between 0 and %d seconds, got %s)", key, o.funcName(),
+				int64(math.MaxInt64/int64(time.Second)), formatNumber(float64(v)))
 		}
 		return time.Duration(float64(v) * float64(time.Second))
 	case lua.LString:

@@ -31,7 +31,7 @@ func TestOptsErrors(t *testing.T) {
 		{"number wanted", "p.opts{n = '1'}", "t.lua:2: bad option 'n' to probe.opts (number expected, got string)"},
 		{"boolean wanted", "p.opts{b = 'yes'}", "t.lua:2: bad option 'b' to probe.opts (boolean expected, got string)"},
 		{"duration string", "p.opts{d = 'soon'}", `t.lua:2: bad option 'd' to probe.opts (duration expected as seconds or a string like "1m30s", got "soon")`},
-		{"duration negative", "p.opts{d = -1}", "t.lua:2: bad option 'd' to probe.opts (duration must be between 0 and 9223372036 seconds)"},
+		{"duration negative", "p.opts{d = -1}", "t.lua:2: bad option 'd' to probe.opts (duration must be between 0 and 9223372036 seconds, got -1)"},
 		{"duration type", "p.opts{d = true}", `t.lua:2: bad option 'd' to probe.opts (duration (seconds or a string like "1m30s") expected, got boolean)`},
 		{"table wanted", "p.opts{t = 'x'}", "t.lua:2: bad option 't' to probe.opts (table expected, got string)"},
 		{"function wanted", "p.opts{f = 'x'}", "t.lua:2: bad option 'f' to probe.opts (function expected, got string)"},

@@ -40,6 +40,10 @@ type RunOptions struct {
 	// OnProcedure, when set, is called with a procedure's metadata once it is read and
 	// checked, before run(ctx) is called: a front-end announces the run by it.
 	OnProcedure func(p *Procedure)
+	// MemoryLimit bounds the process's heap while the run goes on (see
+	// DefaultMemoryLimit): 0 is DefaultMemoryLimit, and more than
+	// MaxMemoryLimit is refused.
+	MemoryLimit int64
 }
 
 // Procedure is the metadata a procedure file returns.
@@ -107,11 +111,18 @@ var metadataFields = []string{"api", "description", "name", "run", "version"}
 // plain error, the caller's.
 func Run(ctx context.Context, s *Script, opts RunOptions) (*Result, error) {
 	start := time.Now()
+	limit, err := memoryLimit(opts.MemoryLimit)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", s.name, err)
+	}
 	if opts.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
 		defer cancel()
 	}
+	ctx, cancelCause := context.WithCancelCause(ctx)
+	defer cancelCause(nil)
+	defer watchMemory(limit, cancelCause)()
 	st := &runState{
 		reg:   opts.Registry,
 		obs:   opts.Observer,
@@ -130,7 +141,7 @@ func Run(ctx context.Context, s *Script, opts RunOptions) (*Result, error) {
 
 	L := newSandbox(st)
 	defer L.Close()
-	L.SetContext(runCtx)
+	L.SetContext(&vmContext{Context: runCtx, done: runCtx.Done()})
 
 	r := &runner{L: L, st: st, s: s, ctx: runCtx, start: start, timeout: opts.Timeout}
 	luaCtx, err := r.ctxTable(opts)
@@ -236,6 +247,9 @@ func (r *runner) fail(obj lua.LValue, f *failure) *ScriptError {
 		e.Code, e.Fields = "", nil
 		e.Message = "script stopped: " + r.stopReason(err)
 		e.Cause = err
+		if cause := context.Cause(r.ctx); errors.Is(cause, ErrMemoryLimit) {
+			e.Cause = cause
+		}
 		e.stopped = true
 	}
 	r.label(e)
@@ -243,6 +257,9 @@ func (r *runner) fail(obj lua.LValue, f *failure) *ScriptError {
 }
 
 func (r *runner) stopReason(err error) string {
+	if cause := context.Cause(r.ctx); errors.Is(cause, ErrMemoryLimit) {
+		return cause.Error()
+	}
 	if !errors.Is(err, context.DeadlineExceeded) {
 		return "canceled"
 	}
@@ -419,3 +436,14 @@ func toGoAll(values []lua.LValue) []any {
 	}
 	return out
 }
+
+// vmContext is the run's context as the VM sees it: gopher-lua calls Done
+// before every instruction, and through the run's layers of contexts
+// (values, cancel cause, deadline) each call costs a few nanoseconds more
+// than a field read.
+type vmContext struct {
+	context.Context
+	done <-chan struct{}
+}
+
+func (c *vmContext) Done() <-chan struct{} { return c.done }

@@ -9,11 +9,6 @@ import (
 	lua "github.com/yuin/gopher-lua"
 )
 
-// MaxStringRep caps the result of string.rep: gopher-lua does not check the
-// context inside a single Go call, so one string.rep can allocate gigabytes
-// long after the deadline (gopher-lua issue #521).
-const MaxStringRep = 16 << 20
-
 // removedGlobals are the standard names the sandbox takes away. Reading one
 // raises a message naming it, instead of the "attempt to call a nil value"
 // a script author would otherwise have to decode. Globals that never existed
@@ -60,6 +55,8 @@ func newSandbox(st *runState) *lua.LState {
 		L.Push(lua.LString(lib.name))
 		L.Call(1, 0)
 	}
+
+	installStringLib(L)
 
 	g := L.G.Global
 	for name := range removedGlobals {
@@ -125,7 +122,6 @@ func newSandbox(st *runState) *lua.LState {
 	g.RawSetString("pairs", L.NewFunction(func(L *lua.LState) int { return sandboxPairs(L, next) }))
 	iter := L.NewFunction(ipairsNext)
 	g.RawSetString("ipairs", L.NewFunction(func(L *lua.LState) int { return sandboxIpairs(L, iter) }))
-	g.RawGetString("string").(*lua.LTable).RawSetString("rep", L.NewFunction(stringRep))
 	return L
 }
 
@@ -199,20 +195,6 @@ func (st *runState) print(L *lua.LState) int {
 		L.RaiseError("print: %v", err)
 	}
 	return 0
-}
-
-func stringRep(L *lua.LState) int {
-	s := L.CheckString(1)
-	n := L.CheckNumber(2)
-	if n <= 0 || s == "" {
-		L.Push(lua.LString(""))
-		return 1
-	}
-	if float64(len(s))*float64(n) > MaxStringRep {
-		L.RaiseError("string.rep: result would exceed %d MiB", MaxStringRep>>20)
-	}
-	L.Push(lua.LString(strings.Repeat(s, int(n))))
-	return 1
 }
 
 // sandboxPairs honours __pairs (Lua 5.2) so that read-only proxies such as

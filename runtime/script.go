@@ -37,8 +37,8 @@ var cache struct {
 
 // Compile parses and compiles src, or returns the Script already compiled
 // for the same name and content: parsing costs about ten times more than
-// running a small procedure. A syntax error is a *ScriptError whose text is
-// "name:LINE: message".
+// running a small procedure. A syntax error, or source Admit refuses, is a
+// *ScriptError whose text is "name:LINE: message".
 func Compile(name string, src []byte) (*Script, error) {
 	h := sha256.New()
 	h.Write([]byte(name))
@@ -54,6 +54,11 @@ func Compile(name string, src []byte) (*Script, error) {
 		return s, nil
 	}
 
+	// Every compile goes through here, and Admit first: the compiler can
+	// crash the process on hostile source.
+	if err := Admit(name, src); err != nil {
+		return nil, err
+	}
 	chunk, err := parse.Parse(bytes.NewReader(src), name)
 	if err != nil {
 		return nil, syntaxError(name, src, err)

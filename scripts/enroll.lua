@@ -113,16 +113,31 @@ local function pin_after_stop(entry, info)
   return "ask", ui.secret { id = "token_pin_now", label = msg.text("enroll_pin_now_prompt") }
 end
 
--- ca_failure tells the person what a CA error means; the journal keeps the key.
-local function ca_failure(serial, err)
+-- MAX_CA_STEPS bounds the CA steps a journal keeps (the last ones): one per run that asked.
+local MAX_CA_STEPS = 20
+
+-- ca_step is what the journal keeps of one CA step (one ca.enroll call: every attempt and
+-- wait of it): when it started and ended, how many seconds it took, and how it ended.
+local function ca_steps(data, res, outcome)
+  local steps = {}
+  local old = data.ca_steps or {}
+  for i = math.max(1, #old - MAX_CA_STEPS + 2), #old do steps[#steps + 1] = old[i] end
+  steps[#steps + 1] = { started = res.started, ended = res.ended, seconds = res.seconds, outcome = outcome }
+  return steps
+end
+
+-- ca_failure tells the person what a CA error means; the journal keeps the key and, with
+-- the CA step's times, the pending state for the rerun.
+local function ca_failure(serial, err, steps)
   if err.code == "CA_PENDING" then
-    journal.record(serial, "pending", { retry_after = err.retry_after })
+    journal.record(serial, "pending", { retry_after = err.retry_after, ca_steps = steps })
     return msg.fail("CA_PENDING", "enroll_pending", { seconds = err.retry_after or 60 })
   elseif err.code == "CA_UNAVAILABLE" then
     msg.warn("ca_unavailable", { reason = err.message })
   else
     msg.warn("ca_refused", { reason = err.message })
   end
+  journal.record(serial, "requested", { ca_steps = steps })
   return msg.fail(err.code, "enroll_interrupted", { reason = err.code })
 end
 
@@ -267,16 +282,35 @@ return {
         local subject = { CN = user_id }
         for k, v in pairs(cfg.subject) do subject[k] = v end
         local csr = assert(ca.csr { key = key, subject = subject })
+        -- Requests the CA received in full but never answered: it may hold certificates that
+        -- never reached the token. Kept for support, across reruns, as each happens.
+        local unanswered = entry.data.ca_unanswered or {}
+        -- ca.timeout is one budget for this whole step: every attempt, retry and wait.
         local issued, cerr = ca.enroll {
           csr = csr, auth = auth, key = key, server = cfg.ca.url, roots = cfg.ca.roots,
           label = cfg.ca.label_from_validity and validity.value or nil,
-          validity_years = validity.years, timeout = cfg.ca.timeout, progress = bar,
+          validity_years = validity.years, timeout = cfg.ca.timeout,
+          -- Every wait before asking again, each second: the next attempt and the countdown
+          -- (a GUI shows them). The CA asked to wait (202, Retry-After): a countdown people
+          -- read too; the short waits between retries after a failure have no note.
+          on_wait = function(w)
+            bar:update {
+              note = w.pending and msg.text("progress_ca_pending", { seconds = w.seconds }) or nil,
+              attempt = w.attempt + 1, retry_in = w.seconds,
+            }
+          end,
+          on_unanswered = function(a)
+            unanswered[#unanswered + 1] = { op = a.op, attempt = a.attempt, sent = a.sent, failed = a.failed,
+              reason = a.reason }
+            journal.record(serial, "requested", { ca_unanswered = unanswered })
+          end,
         }
         bar:done(issued ~= nil)
-        if not issued then return ca_failure(serial, cerr) end
+        local steps = ca_steps(entry.data, issued or cerr, issued and "issued" or cerr.code)
+        if not issued then return ca_failure(serial, cerr, steps) end
         -- Kept before it goes to the token: a run stopped now still has it.
         pem = issued.pem
-        journal.record(serial, "issued", { cert_pem = pem })
+        journal.record(serial, "issued", { cert_pem = pem, ca_steps = steps })
       end
       local bar = ui.progress { id = "store_certificate", label = msg.text("progress_storing") }
       local serr

@@ -34,6 +34,12 @@ func TestLoadErrors(t *testing.T) {
 		{"syntax error names the file", fstest.MapFS{"manifest.yaml": {Data: []byte(ok)}, "a.lua": {Data: []byte("return {")}}, "a.lua:"},
 		{"library syntax error", fstest.MapFS{"manifest.yaml": {Data: []byte(ok)}, "a.lua": {Data: []byte("return 1")},
 			"lib/x.lua": {Data: []byte("local = 1")}}, "lib/x.lua:1:"},
+		// Source that would crash gopher-lua's compiler is refused before it,
+		// so a signed bundle carrying it fails pack, verify and install cleanly.
+		{"hostile procedure", fstest.MapFS{"manifest.yaml": {Data: []byte(ok)},
+			"a.lua": {Data: []byte("return " + strings.Repeat("not ", 250000) + "true")}}, "a.lua:1: nesting too deep"},
+		{"hostile library", fstest.MapFS{"manifest.yaml": {Data: []byte(ok)}, "a.lua": {Data: []byte("return 1")},
+			"lib/x.lua": {Data: []byte("return " + strings.Repeat("{", 500000))}}, "lib/x.lua:1: nesting too deep"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

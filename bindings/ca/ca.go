@@ -4,6 +4,7 @@
 package ca
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -18,7 +19,6 @@ import (
 	"github.com/tokenrun/tokenrun/ca"
 	"github.com/tokenrun/tokenrun/internal/readfile"
 	"github.com/tokenrun/tokenrun/runtime"
-	"github.com/tokenrun/tokenrun/ui"
 )
 
 // IdentityType is the userdata type of a loaded initial key.
@@ -68,17 +68,97 @@ func code(err error) string {
 }
 
 func fail(L *lua.LState, err error) int {
+	return failTimed(L, err, nil)
+}
+
+// failTimed is fail with the call's timing fields (see timing) added.
+func failTimed(L *lua.LState, err error, extra map[string]any) int {
 	fields := errcode.Fields(err)
 	var pe *ca.PendingError
 	if errors.As(err, &pe) && pe.RetryAfter > 0 {
 		fields["retry_after"] = pe.RetryAfter.Seconds()
 	}
+	var ce *ca.Error
+	if errors.As(err, &ce) && ce.Attempts > 0 {
+		fields["attempts"] = ce.Attempts
+	}
+	for k, v := range extra {
+		fields[k] = v
+	}
 	return runtime.Fail(L, code(err), err.Error(), fields)
+}
+
+// timeFormat is how times reach scripts: RFC 3339, UTC, to the millisecond.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// timing is what a script (and the journal it writes) is told of how long an EST call took:
+// started and ended (RFC 3339, ms) and seconds (a number, to the ms).
+func timing(start, end time.Time) map[string]any {
+	return map[string]any{
+		"started": start.UTC().Format(timeFormat),
+		"ended":   end.UTC().Format(timeFormat),
+		"seconds": float64(end.Sub(start).Milliseconds()) / 1000,
+	}
+}
+
+// hooks runs a script's on_wait and on_unanswered callbacks from inside an EST call (on the
+// script's own goroutine: the client calls them on the caller's). A callback that raises
+// stops the call, and its error is raised once the client has returned.
+type hooks struct {
+	L                    *lua.LState
+	onWait, onUnanswered *lua.LFunction
+	cancel               context.CancelFunc
+	err                  error
+}
+
+func newHooks(L *lua.LState, o *runtime.Opts) *hooks {
+	return &hooks{L: L, onWait: o.Func("on_wait"), onUnanswered: o.Func("on_unanswered")}
+}
+
+// install sets the callbacks into cfg and returns the context the call must use.
+func (h *hooks) install(ctx context.Context, cfg *ca.ClientConfig) context.Context {
+	ctx, h.cancel = context.WithCancel(ctx)
+	if h.onWait != nil {
+		cfg.OnWait = func(w ca.Wait) {
+			h.call(h.onWait, map[string]any{
+				"seconds": w.Left.Seconds(), "total": w.Total.Seconds(), "pending": w.Pending, "attempt": w.Attempt})
+		}
+	}
+	if h.onUnanswered != nil {
+		cfg.OnUnanswered = func(u ca.Unanswered) {
+			h.call(h.onUnanswered, map[string]any{"op": u.Op, "attempt": u.Attempt,
+				"sent": u.Sent.UTC().Format(timeFormat), "failed": u.Failed.UTC().Format(timeFormat), "reason": u.Reason})
+		}
+	}
+	return ctx
+}
+
+func (h *hooks) call(fn *lua.LFunction, arg map[string]any) {
+	if h.err != nil {
+		return
+	}
+	if err := h.L.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, runtime.ToLua(h.L, arg)); err != nil {
+		h.err = err
+		h.cancel()
+	}
+}
+
+// done ends the call's context and raises a callback's error, unless the run itself is
+// ending (a callback cannot run in a cancelled run, and that is no bug of the script).
+func (h *hooks) done() {
+	h.cancel()
+	if h.err != nil && runtime.Context(h.L).Err() == nil {
+		runtime.Raise(h.L, fmt.Errorf("a callback of the CA call raised: %w", h.err))
+	}
 }
 
 // Module is the Lua module.
 func Module() runtime.Module {
-	server := "opts.server (EST base URL), opts.roots (PEM text or file: the CA's trust anchors), opts.label ('1y'|'3y'), opts.timeout"
+	server := "opts.server (EST base URL), opts.roots (PEM text or file: the CA's trust anchors), opts.label ('1y'|'3y'), " +
+		"opts.timeout (seconds for the whole call: every attempt, retry and wait)"
+	timed := "; opts.on_wait(w) hears each second of a wait before asking again ({seconds = left, total =, pending = true for a 202's Retry-After, attempt =}), " +
+		"opts.on_unanswered(a) each request sent in full that got no complete answer ({op, attempt, sent, failed, reason}: the CA may have issued); " +
+		"the result and the error carry started, ended and seconds (how long the call took)"
 	return runtime.Module{
 		Name: "ca",
 		Doc:  "The bank's initial keys, certificate requests and EST enrollment.",
@@ -88,9 +168,10 @@ func Module() runtime.Module {
 			{Name: "csr", Fn: csr, Args: "opts: table", Returns: "csr: string?, err: table?",
 				Doc: "A PKCS#10 request signed by opts.key (token.Key): opts.subject {CN=, C=, O=, ...}, opts.dns_names, opts.emails."},
 			{Name: "enroll", Fn: enroll, Args: "opts: table", Returns: "cert: table?, err: table?",
-				Doc: "simpleenroll opts.csr authenticated by opts.auth (ca.Identity); " + server + "; opts.key and opts.validity_years check the issued certificate before it is returned; opts.progress (a ui.Progress) shows each retry's attempt and the wait before it. CA_PENDING carries retry_after."},
+				Doc: "simpleenroll opts.csr authenticated by opts.auth (ca.Identity); " + server + timed + "; opts.key and opts.validity_years check the issued certificate before it is returned. " +
+					"A 202 is waited out (Retry-After) while opts.timeout allows; past it, CA_PENDING carries retry_after."},
 			{Name: "reenroll", Fn: reenroll, Args: "opts: table", Returns: "cert: table?, err: table?",
-				Doc: "simplereenroll opts.csr authenticated by the token's own opts.key and opts.cert; " + server + "."},
+				Doc: "simplereenroll opts.csr authenticated by the token's own opts.key and opts.cert; " + server + timed + "."},
 			{Name: "cacerts", Fn: cacerts, Args: "opts: table", Returns: "certs: table?, err: table?",
 				Doc: "The CA's certificates (PEM strings): " + server + "."},
 		},
@@ -156,13 +237,18 @@ func strings1(L *lua.LState, t *lua.LTable) []string {
 	return out
 }
 
-// clientConfig reads the options every EST call shares.
+// clientConfig reads the options every EST call shares. opts.timeout is the whole call's
+// budget (the region's ca.timeout: "how long to keep trying the CA"), and bounds each attempt
+// too, so a slow CA may use all of it in one attempt; a 202 is waited out within it.
 func clientConfig(L *lua.LState, o *runtime.Opts) ca.ClientConfig {
 	o.Required("server", "roots")
+	timeout := o.Duration("timeout", 0)
 	cfg := ca.ClientConfig{
-		URL:     o.String("server", ""),
-		Label:   o.String("label", ""),
-		Timeout: o.Duration("timeout", 0),
+		URL:         o.String("server", ""),
+		Label:       o.String("label", ""),
+		Timeout:     timeout,
+		Budget:      timeout,
+		WaitPending: true,
 	}
 	roots, err := pemText(o.String("roots", ""))
 	if err != nil {
@@ -205,25 +291,34 @@ func enroll(L *lua.LState) int {
 	csrDER := []byte(o.String("csr", ""))
 	key, hasKey := runtime.OptUserData[*bindtoken.KeyRef](o, "key", bindtoken.KeyType)
 	years := o.Int("validity_years", 0)
-	if bar := bindtoken.OptProgress(o); bar != nil {
-		cfg.Retrying = func(next int, wait time.Duration) {
-			ui.UpdateProgress(bar, ui.Step{Fraction: -1, Attempt: next, RetryIn: wait})
-		}
-	}
+	h := newHooks(L, o)
 	o.Check()
+	ctx := h.install(runtime.Context(L), &cfg)
 	c := newClient(L, cfg)
 	defer c.Close()
-	e, err := c.Enroll(runtime.Context(L), csrDER)
+	start := time.Now()
+	e, err := c.Enroll(ctx, csrDER)
+	t := timing(start, time.Now())
+	h.done()
 	if err != nil {
-		return fail(L, err)
+		return failTimed(L, err, t)
 	}
 	if hasKey {
 		if err := ca.CheckIssued(e.Certificate, e.Chain, key.Key.Public, rootPool(cfg.RootsPEM), time.Duration(years)*ca.Year); err != nil {
-			return fail(L, err)
+			return failTimed(L, err, t)
 		}
 	}
-	L.Push(runtime.ToLua(L, certMap(e)))
+	L.Push(runtime.ToLua(L, timedCert(e, t)))
 	return 1
+}
+
+// timedCert is the certificate table with the call's timing.
+func timedCert(e *ca.Enrollment, t map[string]any) map[string]any {
+	m := certMap(e)
+	for k, v := range t {
+		m[k] = v
+	}
+	return m
 }
 
 func rootPool(pemBytes []byte) *x509.CertPool {
@@ -242,18 +337,23 @@ func reenroll(L *lua.LState) int {
 		runtime.ArgError(L, 1, "cert: "+err.Error())
 	}
 	csrDER := []byte(o.String("csr", ""))
+	h := newHooks(L, o)
 	o.Check()
 	signer, err := key.Signer(runtime.Context(L))
 	if err != nil {
 		return fail(L, err)
 	}
+	ctx := h.install(runtime.Context(L), &cfg)
 	c := newClient(L, cfg)
 	defer c.Close()
-	e, err := c.Reenroll(runtime.Context(L), csrDER, &ca.Identity{Certificate: cert, Key: signer})
+	start := time.Now()
+	e, err := c.Reenroll(ctx, csrDER, &ca.Identity{Certificate: cert, Key: signer})
+	t := timing(start, time.Now())
+	h.done()
 	if err != nil {
-		return fail(L, err)
+		return failTimed(L, err, t)
 	}
-	L.Push(runtime.ToLua(L, certMap(e)))
+	L.Push(runtime.ToLua(L, timedCert(e, t)))
 	return 1
 }
 

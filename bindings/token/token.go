@@ -191,9 +191,6 @@ func optProgress(o *runtime.Opts) ui.Progress {
 	return nil
 }
 
-// OptProgress is optProgress for the other bindings that show a long operation (ca.enroll).
-func OptProgress(o *runtime.Opts) ui.Progress { return optProgress(o) }
-
 // waiting moves bar on while token.wait waits: the fraction of the timeout gone, once a
 // second (the wait looks four times a second). Nil when there is no bar.
 func waiting(bar ui.Progress, timeout time.Duration) func(time.Duration) {

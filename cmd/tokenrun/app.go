@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	rdebug "runtime/debug"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -26,9 +27,28 @@ func runMain(args []string, in io.Reader, out, errOut io.Writer) int {
 // runMainContext runs the CLI and returns the process exit code. Actions return errors; only
 // here are they printed and turned into exit codes. ctx is every action's c.Context: main
 // cancels it on SIGINT/SIGTERM.
-func runMainContext(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer) int {
+//
+// A panic that reaches here (in this goroutine) is a bug in tokenrun: it exits 1 (internal)
+// with one line asking to report it, and the stack with --debug. Go's fatal errors (out of
+// memory, stack overflow, concurrent map writes) and panics in other goroutines cannot be
+// recovered in the process: the Go runtime prints them and exits 2. We decided against a
+// supervisor process that would turn them into exit 1 (see "Exit codes" in the README): it
+// would run every command as two processes sharing the terminal, forward signals, leave the
+// child driving a token alone if the parent is killed, and need the child's own exit 2 told
+// apart from the runtime's, all to change the code of a crash whose output already says
+// "fatal error:". The sandbox's bounds (memory, output of one call, source size and depth,
+// pattern work, file sizes, KDF iterations) exist so that no script or file reaches one.
+func runMainContext(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			code = internalError(errOut, r, debug(args))
+		}
+	}()
 	app := newApp(stdio{in: in, out: out, err: errOut})
-	err := app.RunContext(ctx, permuteCommandArgs(app, args))
+	args, err := rewriteArgs(app, args)
+	if err == nil {
+		err = app.RunContext(ctx, args)
+	}
 	if err == nil {
 		return exitOK
 	}
@@ -40,30 +60,50 @@ func runMainContext(ctx context.Context, args []string, in io.Reader, out, errOu
 	return exitCode(err)
 }
 
+// internalError reports a recovered panic: one line, the stack only with --debug.
+func internalError(errOut io.Writer, r any, withStack bool) int {
+	msg := strings.Join(strings.Fields(fmt.Sprint(r)), " ")
+	if !withStack {
+		fmt.Fprintf(errOut, "tokenrun: internal error: %s (a bug in tokenrun: please report it with the output of 'tokenrun --version' and of the same command with --debug)\n", escapeText(msg, 500))
+		return exitInternal
+	}
+	fmt.Fprintf(errOut, "tokenrun: internal error: %s (a bug in tokenrun: please report it with the output of 'tokenrun --version' and the stack below)\n", escapeText(msg, 500))
+	_, _ = errOut.Write(rdebug.Stack())
+	return exitInternal
+}
+
+// debug reports whether --debug was given, anywhere before "--".
 func debug(args []string) bool {
 	for _, a := range args {
-		if a == "--debug" {
+		switch a {
+		case "--":
+			return false
+		case "--debug", "-debug", "--debug=true", "-debug=true":
 			return true
 		}
 	}
 	return false
 }
 
+// testCommands adds hidden commands in tests (cli_test.go: one that panics); nil otherwise.
+var testCommands func(stdio) []*cli.Command
+
 func newApp(io stdio) *cli.App {
 	app := &cli.App{
 		Name:      "tokenrun",
 		Usage:     "drive PKCS#11 tokens from sandboxed, versioned Lua procedures",
-		Version:   fmt.Sprintf("%s (script API %d)", runtime.Version, runtime.APILevel),
+		Version:   versionString(),
 		Reader:    io.in,
 		Writer:    io.out,
 		ErrWriter: io.err,
 		// Errors are printed once, by runMain, with the right exit code.
-		ExitErrHandler:  func(*cli.Context, error) {},
-		HideHelpCommand: true,
+		ExitErrHandler: func(*cli.Context, error) {},
+		// tokenrun --generate-bash-completion lists what may come next (completion.go).
+		EnableBashCompletion: true,
 		// A path may contain a comma: repeat --soft or --set instead of joining values.
 		DisableSliceFlagSeparator: true,
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "debug", Usage: "show the Lua traceback of a script error"},
+			&cli.BoolFlag{Name: "debug", Usage: "show the Lua traceback of a script error and the stack of an internal error (also after the command)"},
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err} },
 		// The client's procedures first, then signing, then the tools of bank IT and support.
@@ -76,38 +116,14 @@ func newApp(io stdio) *cli.App {
 			scriptsCommand(io),
 			diagnoseCommand(io),
 			replayCommand(io),
+			completionCommand(io),
 		),
+	}
+	if testCommands != nil {
+		app.Commands = append(app.Commands, testCommands(io)...)
 	}
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError
 	}
 	return app
-}
-
-// permuteCommandArgs lets flags follow positional arguments of a command or subcommand.
-func permuteCommandArgs(app *cli.App, args []string) []string {
-	if len(args) < 2 {
-		return args
-	}
-	// Global flags come first; find the command name.
-	i := 1
-	for i < len(args) && strings.HasPrefix(args[i], "-") {
-		i++
-	}
-	if i >= len(args) {
-		return args
-	}
-	cmd := app.Command(args[i])
-	for cmd != nil && len(cmd.Subcommands) > 0 && i+1 < len(args) {
-		sub := cmd.Command(args[i+1])
-		if sub == nil {
-			break
-		}
-		cmd, i = sub, i+1
-	}
-	if cmd == nil {
-		return args
-	}
-	out := append([]string{}, args[:i+1]...)
-	return append(out, permuteArgs(cmd.Flags, args[i+1:])...)
 }

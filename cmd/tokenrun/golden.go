@@ -569,8 +569,12 @@ func driveJSONUI(args []string, ans map[string]any) (tr []string, code int, stdo
 		case "say":
 			tr = append(tr, fmt.Sprintf("%s: %s", m["level"], m["text"]))
 		case "progress":
-			// Only the start: a retried CA request moves on with fraction null too.
-			if m["fraction"] == nil && !running[id] {
+			switch note, _ := m["note"].(string); {
+			case m["fraction"] == nil && note != "":
+				// An update with words for the person (the CA's countdown).
+				tr = append(tr, fmt.Sprintf("progress %s note: %s", id, note))
+			case m["fraction"] == nil && !running[id]:
+				// The start; a retried CA request moves on with fraction null and no note too.
 				tr = append(tr, fmt.Sprintf("progress %s: %s", id, m["label"]))
 			}
 			running[id] = true

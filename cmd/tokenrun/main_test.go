@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tokenrun/tokenrun/region"
+	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/token/pkcs11/p11test"
 )
@@ -61,6 +63,12 @@ func TestCLI(t *testing.T) {
 		{name: "bad ui", args: []string{"run", "--soft", tok, "--ui", "web", "tour"}, code: exitUsage, want: []string{`--ui "web"`}},
 		{name: "deadline stops a runaway script", args: []string{"run", "--soft", tok, "--timeout", "200ms", td + "scripts/spin.lua"}, code: exitCancelled,
 			want: []string{"timed out after 200ms", "spin.lua:2"}},
+		{name: "negative timeout", args: []string{"run", "--soft", tok, "--timeout", "-5s", td + "scripts/spin.lua"}, code: exitUsage,
+			want: []string{"--timeout -5s: a duration cannot be negative"}},
+		{name: "negative replay timeout", args: []string{"replay", "--timeout", "-1m", "nothere.jsonl"}, code: exitUsage,
+			want: []string{"--timeout -1m0s: a duration cannot be negative"}},
+		{name: "region memory over the ceiling", args: []string{"change-pin", "--soft", tok, "--set", "sandbox.memory_mib=2000"}, code: exitUsage,
+			want: []string{"sandbox.memory_mib: 2000 is out of range: give 1 to 1024 MiB"}},
 		{name: "script bug", args: []string{"run", "--soft", tok, td + "scripts/bug.lua"}, code: exitScript, want: []string{"bug.lua:3:"}, absent: []string{"goroutine", ".go:"}},
 		{name: "sandbox escape", args: []string{"run", "--soft", tok, td + "scripts/escape.lua"}, code: exitScript, want: []string{"escape.lua:2: os is not available"}},
 		{name: "api too new", args: []string{"run", "--soft", tok, td + "scripts/too_new.lua"}, code: exitScript, want: []string{"99", "1"}},
@@ -156,4 +164,17 @@ func TestDemo(t *testing.T) {
 	for _, secret := range []string{demoOTPPIN, "ab1cd0efg2h", "Kz7mWq9x", demoPIN} {
 		assert.NotContains(t, all, secret)
 	}
+}
+
+// region cannot import runtime (it has no Lua), so it keeps its own copy of the ceiling.
+func TestSandboxMemoryCeilingAgrees(t *testing.T) {
+	assert.Equal(t, int64(runtime.MaxMemoryLimit), int64(region.MaxSandboxMemoryMiB)<<20)
+}
+
+// TOKENRUN_TIMEOUT is checked like the flag.
+func TestNegativeTimeoutFromEnvironment(t *testing.T) {
+	t.Setenv("TOKENRUN_TIMEOUT", "-5s")
+	r := tokenrun(t, "", "run", "--soft", filepath.Join(t.TempDir(), "tok"), td+"scripts/spin.lua")
+	assert.Equal(t, exitUsage, r.code, r.err)
+	assert.Contains(t, r.err, "--timeout -5s: a duration cannot be negative")
 }

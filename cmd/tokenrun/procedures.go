@@ -73,14 +73,14 @@ func loadSet(c *cli.Context, io stdio) (*scripts.Set, error) {
 }
 
 // regionConfig loads the region with --set overrides and --lang: the script's ctx.config,
-// and the policy module that checks what people type against it.
-func regionConfig(c *cli.Context, set *scripts.Set) (map[string]any, runtime.Module, error) {
+// the policy module that checks what people type against it, and the region itself.
+func regionConfig(c *cli.Context, set *scripts.Set) (map[string]any, runtime.Module, *region.Region, error) {
 	r, err := region.Load(set.FS, c.String("region"))
 	if err != nil {
-		return nil, runtime.Module{}, usageError{err}
+		return nil, runtime.Module{}, nil, usageError{err}
 	}
 	if err := r.Set(c.StringSlice("set")...); err != nil {
-		return nil, runtime.Module{}, usageError{err}
+		return nil, runtime.Module{}, nil, usageError{err}
 	}
 	lang := c.String("lang")
 	if lang == "" {
@@ -88,12 +88,12 @@ func regionConfig(c *cli.Context, set *scripts.Set) (map[string]any, runtime.Mod
 	}
 	messages, err := r.Catalog(lang)
 	if err != nil {
-		return nil, runtime.Module{}, usageError{err}
+		return nil, runtime.Module{}, nil, usageError{err}
 	}
 	cfg := r.Map()
 	cfg["language"] = lang
 	cfg["messages"] = messages
-	return cfg, bindpolicy.Module(r, messages), nil
+	return cfg, bindpolicy.Module(r, messages), r, nil
 }
 
 func runProcedure(c *cli.Context, io stdio, p procedure) error {
@@ -108,7 +108,7 @@ func runProcedure(c *cli.Context, io stdio, p procedure) error {
 	if !ok {
 		return usageError{fmt.Errorf("the scripts tree %s has no procedure %s", set.Source, p.name)}
 	}
-	cfg, policy, err := regionConfig(c, set)
+	cfg, policy, reg, err := regionConfig(c, set)
 	if err != nil {
 		return err
 	}
@@ -137,6 +137,7 @@ func runProcedure(c *cli.Context, io stdio, p procedure) error {
 		script: script, libs: set.Libraries, provider: prov, uri: uri, frontend: fe, transcript: tr,
 		timeout: c.Duration("timeout"), config: cfg, journal: store, stdio: io, extra: []runtime.Module{policy},
 		args: args, command: "tokenrun " + p.command, lockWait: c.Duration("lock-wait"),
+		memory: int64(reg.Sandbox.MemoryMiB) << 20,
 	})
 	if err != nil {
 		return err

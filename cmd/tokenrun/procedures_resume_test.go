@@ -56,9 +56,12 @@ ui.say(("objects: %d keys, %d certs"):format(#tok:keys(), #tok:certificates()))
 	return keys, certs
 }
 
-func enrollJSON(t *testing.T, dir string, ca *enrollCA) (string, int) {
+// enrollJSON runs enroll on the software token in dir through the JSON front-end; extra
+// are more flags (--set ca.timeout=3s).
+func enrollJSON(t *testing.T, dir string, ca *enrollCA, extra ...string) (string, int) {
 	t.Helper()
 	args := append([]string{"enroll", "--soft", dir, "--lang", "en", "--ui", "json"}, ca.args()...)
+	args = append(args, extra...)
 	tr, code, stdout, stderr := driveJSON(t, args, enrollAnswers(ca))
 	assertNoSecrets(t, enrollAnswers(ca), stdout+stderr)
 	return strings.Join(tr, "\n") + "\n" + stderr, code
@@ -91,14 +94,15 @@ func TestEnrollResumesAfterCAOutage(t *testing.T) {
 	assert.Equal(t, 1, certs)
 }
 
-// TestEnrollPendingThenIssued: the CA answers 202 first; the run records the pending step
-// and tells the person to come back; the rerun re-sends and stores the certificate.
+// TestEnrollPendingThenIssued: the CA answers 202 first, asking to wait longer than
+// ca.timeout leaves; the run records the pending step and tells the person to come back; the
+// rerun re-sends and stores the certificate.
 func TestEnrollPendingThenIssued(t *testing.T) {
 	t.Setenv("TOKENRUN_HOME", t.TempDir())
 	ca := newEnrollCA(t)
 	ca.start(t, devca.ServerOptions{PendingFirst: 1})
 	dir, serial := softToken(t)
-	out, code := enrollJSON(t, dir, ca)
+	out, code := enrollJSON(t, dir, ca, "--set", "ca.timeout=1s")
 	require.Equal(t, exitCA, code, out)
 	assert.Contains(t, out, "has not issued the certificate yet")
 	j, err := os.ReadFile(filepath.Join(os.Getenv("TOKENRUN_HOME"), "journal", serial+".json"))

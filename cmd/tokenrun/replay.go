@@ -32,7 +32,7 @@ func replayCommand(io stdio) *cli.Command {
 			"typed reaches the token, you are asked for a stand-in, told what the client's token did with it.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "scripts", Usage: "replay the procedure from the scripts tree in `DIR` (e.g. a changed one) instead of the installed or shipped one"},
-			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "stop the replay after this long"},
+			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "stop the replay after this long", Action: nonNegative("timeout")},
 			&cli.StringFlag{Name: "soft", Usage: "reproduce on a software token set up in `DIR` (new or empty) in the recorded starting state; it stays there as the run left it"},
 			&cli.StringFlag{Name: "answers", Usage: "with --soft: answer the reproduction's questions (its PINs, stand-in secrets) from the YAML `FILE`"},
 			&cli.StringFlag{Name: "ui", Usage: "with --soft: front-end for those questions: terminal, answers (with --answers) or json"},

@@ -32,7 +32,7 @@ func runFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "yes", EnvVars: []string{"TOKENRUN_YES"},
 			Usage: "let the answers file give confirmations (never the ones that need a person)"},
 		&cli.DurationFlag{Name: "timeout", EnvVars: []string{"TOKENRUN_TIMEOUT"},
-			Usage: "stop the procedure after this long (e.g. 5m); 0 means no limit"},
+			Usage: "stop the procedure after this long (e.g. 5m); 0 means no limit", Action: nonNegative("timeout")},
 		transcriptFlag(),
 		lockWaitFlag(),
 	)
@@ -141,6 +141,7 @@ type runSpec struct {
 	uri      *token.URI
 	frontend ui.Frontend
 	timeout  time.Duration
+	memory   int64 // RunOptions.MemoryLimit: 0 is the runtime's default
 	config   map[string]any
 	args     map[string]any
 	libs     map[string]*runtime.Script
@@ -206,6 +207,7 @@ func execute(ctx context.Context, s runSpec) (res *runtime.Result, err error) {
 		Args:        s.args,
 		Libraries:   s.libs,
 		OnProcedure: onProcedure,
+		MemoryLimit: s.memory,
 	})
 	if a, ok := s.frontend.(*ui.Answers); ok {
 		if unused := a.Unused(); len(unused) > 0 && err == nil {
@@ -230,5 +232,16 @@ func bothObservers(a, b runtime.Observer) runtime.Observer {
 func reportDone(io stdio, res *runtime.Result) {
 	if res.Procedure != nil {
 		fmt.Fprintf(io.err, "%s %s: done\n", res.Procedure.Name, res.Procedure.Version)
+	}
+}
+
+// nonNegative refuses a negative duration flag: Run reads any timeout <= 0
+// as no limit, so "--timeout -5s" would have meant the opposite of a short one.
+func nonNegative(name string) func(*cli.Context, time.Duration) error {
+	return func(_ *cli.Context, d time.Duration) error {
+		if d < 0 {
+			return usageError{fmt.Errorf("--%s %s: a duration cannot be negative (0 means no limit)", name, d)}
+		}
+		return nil
 	}
 }

@@ -5,7 +5,7 @@
 ---@class camodule
 local ca = {}
 
----The CA's certificates (PEM strings): opts.server (EST base URL), opts.roots (PEM text or file: the CA's trust anchors), opts.label ('1y'|'3y'), opts.timeout.
+---The CA's certificates (PEM strings): opts.server (EST base URL), opts.roots (PEM text or file: the CA's trust anchors), opts.label ('1y'|'3y'), opts.timeout (seconds for the whole call: every attempt, retry and wait).
 ---
 ---Since API level 1.
 ---@param opts table
@@ -21,7 +21,7 @@ function ca.cacerts(opts) end
 ---@return table? err
 function ca.csr(opts) end
 
----simpleenroll opts.csr authenticated by opts.auth (ca.Identity); opts.server (EST base URL), opts.roots (PEM text or file: the CA's trust anchors), opts.label ('1y'|'3y'), opts.timeout; opts.key and opts.validity_years check the issued certificate before it is returned; opts.progress (a ui.Progress) shows each retry's attempt and the wait before it. CA_PENDING carries retry_after.
+---simpleenroll opts.csr authenticated by opts.auth (ca.Identity); opts.server (EST base URL), opts.roots (PEM text or file: the CA's trust anchors), opts.label ('1y'|'3y'), opts.timeout (seconds for the whole call: every attempt, retry and wait); opts.on_wait(w) hears each second of a wait before asking again ({seconds = left, total =, pending = true for a 202's Retry-After, attempt =}), opts.on_unanswered(a) each request sent in full that got no complete answer ({op, attempt, sent, failed, reason}: the CA may have issued); the result and the error carry started, ended and seconds (how long the call took); opts.key and opts.validity_years check the issued certificate before it is returned. A 202 is waited out (Retry-After) while opts.timeout allows; past it, CA_PENDING carries retry_after.
 ---
 ---Since API level 1.
 ---@param opts table
@@ -38,7 +38,7 @@ function ca.enroll(opts) end
 ---@return table? err
 function ca.load_pkcs12(path, password) end
 
----simplereenroll opts.csr authenticated by the token's own opts.key and opts.cert; opts.server (EST base URL), opts.roots (PEM text or file: the CA's trust anchors), opts.label ('1y'|'3y'), opts.timeout.
+---simplereenroll opts.csr authenticated by the token's own opts.key and opts.cert; opts.server (EST base URL), opts.roots (PEM text or file: the CA's trust anchors), opts.label ('1y'|'3y'), opts.timeout (seconds for the whole call: every attempt, retry and wait); opts.on_wait(w) hears each second of a wait before asking again ({seconds = left, total =, pending = true for a 202's Retry-After, attempt =}), opts.on_unanswered(a) each request sent in full that got no complete answer ({op, attempt, sent, failed, reason}: the CA may have issued); the result and the error carry started, ended and seconds (how long the call took).
 ---
 ---Since API level 1.
 ---@param opts table
