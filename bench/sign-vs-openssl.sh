@@ -7,7 +7,8 @@
 #
 # Usage: bench/sign-vs-openssl.sh [N] [rsa|ec|both]      (defaults: 1000 both)
 # Needs: go, openssl, softhsm2 (softhsm2-util), opensc (pkcs11-tool); .ci/setup-tokens.sh
-# installs them. Everything happens in a temporary directory, removed at the end.
+# installs them. Everything happens in a temporary directory under $TMPDIR (default /tmp),
+# removed at the end: TMPDIR=/dev/shm measures on tmpfs, the default on /tmp's filesystem.
 set -euo pipefail
 
 n=${1:-1000}

@@ -104,17 +104,25 @@ func parseSignedData(sd cryptobyte.String) (*signedData, error) {
 		}
 		out.content, out.hasContent = []byte(octets), true
 	}
+	if err := parseSignedDataTail(sd, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
+// parseSignedDataTail reads what follows encapContentInfo in a SignedData, DER: the
+// certificates, the crls and the signerInfos, into out.
+func parseSignedDataTail(sd cryptobyte.String, out *signedData) error {
 	var certs cryptobyte.String
 	var hasCerts bool
 	if !sd.ReadOptionalASN1(&certs, &hasCerts, contextTag(0)) {
-		return nil, malformedf("SignedData: certificates malformed")
+		return malformedf("SignedData: certificates malformed")
 	}
 	for i := 0; !certs.Empty(); i++ {
 		var c cryptobyte.String
 		var tag cbasn1.Tag
 		if !certs.ReadAnyASN1Element(&c, &tag) {
-			return nil, malformedf("SignedData: certificate %d malformed", i)
+			return malformedf("SignedData: certificate %d malformed", i)
 		}
 		if tag != cbasn1.SEQUENCE {
 			// Attribute certificates and other choices say nothing about the signer.
@@ -132,31 +140,31 @@ func parseSignedData(sd cryptobyte.String) (*signedData, error) {
 	}
 	// Revocation data is neither used nor checked (no CRL or OCSP checking here).
 	if !sd.SkipOptionalASN1(contextTag(1)) {
-		return nil, malformedf("SignedData: crls malformed")
+		return malformedf("SignedData: crls malformed")
 	}
 
 	var sis cryptobyte.String
 	if !sd.ReadASN1(&sis, cbasn1.SET) {
-		return nil, malformedf("SignedData: signerInfos missing")
+		return malformedf("SignedData: signerInfos missing")
 	}
 	if !sd.Empty() {
-		return nil, malformedf("SignedData: extra data after signerInfos")
+		return malformedf("SignedData: extra data after signerInfos")
 	}
 	for i := 0; !sis.Empty(); i++ {
 		var si cryptobyte.String
 		if !sis.ReadASN1(&si, cbasn1.SEQUENCE) {
-			return nil, malformedf("SignerInfo %d is not a SEQUENCE", i)
+			return malformedf("SignerInfo %d is not a SEQUENCE", i)
 		}
 		s, err := parseSignerInfo(si)
 		if err != nil {
-			return nil, fmt.Errorf("%w (SignerInfo %d)", err, i)
+			return fmt.Errorf("%w (SignerInfo %d)", err, i)
 		}
 		out.signers = append(out.signers, s)
 	}
 	if len(out.signers) == 0 {
-		return nil, malformedf("no signers: SignedData has no SignerInfo (a certificate bundle?)")
+		return malformedf("no signers: SignedData has no SignerInfo (a certificate bundle?)")
 	}
-	return out, nil
+	return nil
 }
 
 func parseSignerInfo(si cryptobyte.String) (signerInfo, error) {

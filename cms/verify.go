@@ -3,6 +3,8 @@ package cms
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/subtle"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -58,8 +60,11 @@ type Verdict struct {
 	Chain []*x509.Certificate
 	// Detached says whether the message came without the document.
 	Detached bool
-	// Content is the document embedded in an attached signature.
+	// Content is the document embedded in an attached signature, from Verify; VerifyReader
+	// does not hold it, and leaves Content nil.
 	Content []byte
+	// ContentSize is the embedded document's size in bytes, for an attached signature.
+	ContentSize int64
 	// Hash is the message digest the signer used.
 	Hash crypto.Hash
 
@@ -91,7 +96,8 @@ func (v *Verdict) problemf(format string, args ...any) {
 // Verify checks a DER (or BER) CMS SignedData. content is the document for a detached
 // signature and nil for an attached one. It returns an error only when sig cannot be read as
 // one (wrapping ErrMalformed) or has a shape not handled (ErrUnsupported: several signers);
-// every failed check is in the Verdict instead, so callers must test Verdict.OK.
+// every failed check is in the Verdict instead, so callers must test Verdict.OK. It holds sig
+// and the document in memory; VerifyReader reads them as streams.
 func Verify(sig []byte, content []byte, opts VerifyOptions) (*Verdict, error) {
 	sd, err := parse(sig)
 	if err != nil {
@@ -100,24 +106,50 @@ func Verify(sig []byte, content []byte, opts VerifyOptions) (*Verdict, error) {
 	if len(sd.signers) > 1 {
 		return nil, unsupportedf("%d signers: only single-signer messages are verified", len(sd.signers))
 	}
+	doc := docInfo{}
+	switch {
+	case sd.hasContent:
+		doc = docInfo{present: true, embedded: true, bytes: sd.content, size: int64(len(sd.content))}
+		doc.differs = content != nil && !bytes.Equal(content, sd.content)
+	case content != nil:
+		doc = docInfo{present: true, bytes: content, size: int64(len(content))}
+	}
+	if h, ok := hashForOID(sd.signers[0].digestAlg); ok && doc.present {
+		doc.digest = sum(h, doc.bytes)
+	}
+	return verdict(sd, doc, opts), nil
+}
+
+// docInfo is what the checks need of the document: its digest with the signer's hash, and
+// its bytes when they are in memory (a signature without signed attributes covers them).
+type docInfo struct {
+	present  bool   // given, or embedded
+	embedded bool   // the copy in an attached signature
+	differs  bool   // attached, and the content given besides is not the embedded one
+	digest   []byte // with the signer's digest algorithm; nil when that is unknown
+	bytes    []byte // the document, unless streamed
+	streamed bool   // only the digest is known
+	size     int64
+}
+
+// verdict makes the checks on a parsed single-signer message.
+func verdict(sd *signedData, doc docInfo, opts VerifyOptions) *Verdict {
 	si := sd.signers[0]
 	v := &Verdict{HasSigningTime: si.hasSigningTime, SigningTime: si.signingTime}
 	v.Problems = append(v.Problems, sd.certProblems...)
 
-	// The document, and which copy of it is being checked.
-	var doc []byte
 	docOK := true
 	what := "the given content"
-	if sd.hasContent {
-		v.Content, doc, what = sd.content, sd.content, "the embedded content"
-		if content != nil && !bytes.Equal(content, sd.content) {
+	if doc.embedded {
+		what = "the embedded content"
+		v.Content, v.ContentSize = doc.bytes, doc.size
+		if doc.differs {
 			docOK = false
 			v.problemf("the content given differs from the content embedded in the signature")
 		}
 	} else {
 		v.Detached = true
-		doc = content
-		if content == nil {
+		if !doc.present {
 			docOK = false
 			v.problemf("detached signature, but no content was given to check it against")
 		}
@@ -155,10 +187,11 @@ func Verify(sig []byte, content []byte, opts VerifyOptions) (*Verdict, error) {
 			v.problemf("signed attributes lack message-digest: the content is not bound to the signature")
 		case !hashKnown:
 			contentOK = false
-		case doc != nil:
-			h := hash.New()
-			h.Write(doc)
-			if subtle.ConstantTimeCompare(h.Sum(nil), si.digest) != 1 {
+		case doc.present && doc.digest == nil:
+			contentOK = false
+			v.problemf("%s was not hashed with %v: the message's digestAlgorithms do not list it", what, hash)
+		case doc.present:
+			if subtle.ConstantTimeCompare(doc.digest, si.digest) != 1 {
 				contentOK = false
 				v.problemf("%s does not match: its %v digest differs from the signed one", what, hash)
 			}
@@ -172,18 +205,25 @@ func Verify(sig []byte, content []byte, opts VerifyOptions) (*Verdict, error) {
 		v.problemf("the signer's certificate (%s) is neither in the message nor among the given certificates", describeSID(si))
 	case !hashKnown:
 	default:
-		signed := si.attrsDER
-		if !si.hasAttrs {
-			signed = doc
-		}
 		alg, err := x509Algorithm(si.sigAlg, hash)
 		switch {
 		case err != nil:
 			v.problemf("%v", err)
-		case !si.hasAttrs && doc == nil:
+		case !si.hasAttrs && !doc.present:
 			v.problemf("no signed attributes: the signature covers the content itself, which is missing")
+		case !si.hasAttrs && doc.bytes == nil && doc.digest == nil:
+			v.problemf("no signed attributes: the signature covers the content itself, which was not hashed with %v", hash)
 		default:
-			if err := cert.CheckSignature(alg, signed, si.signature); err != nil {
+			var err error
+			switch {
+			case si.hasAttrs:
+				err = cert.CheckSignature(alg, si.attrsDER, si.signature)
+			case !doc.streamed:
+				err = cert.CheckSignature(alg, doc.bytes, si.signature)
+			default:
+				err = checkDigestSignature(cert, alg, hash, doc.digest, si.signature)
+			}
+			if err != nil {
 				if si.hasAttrs {
 					v.problemf("signature does not verify with the certificate's key: %v", err)
 				} else {
@@ -242,7 +282,32 @@ func Verify(sig []byte, content []byte, opts VerifyOptions) (*Verdict, error) {
 	default:
 		v.CertValidAtSigningTime = true
 	}
-	return v, nil
+	return v
+}
+
+// checkDigestSignature is cert.CheckSignature for a signature over content known only by its
+// digest (a streamed document, signed without signed attributes). It refuses what
+// crypto/x509 refuses: SHA-1 and keys other than RSA and ECDSA.
+func checkDigestSignature(cert *x509.Certificate, alg x509.SignatureAlgorithm, h crypto.Hash, digest, sig []byte) error {
+	if alg == x509.SHA1WithRSA || alg == x509.ECDSAWithSHA1 {
+		return x509.InsecureAlgorithmError(alg)
+	}
+	switch pub := cert.PublicKey.(type) {
+	case *rsa.PublicKey:
+		if alg != x509.SHA256WithRSA && alg != x509.SHA384WithRSA && alg != x509.SHA512WithRSA {
+			return x509.ErrUnsupportedAlgorithm
+		}
+		return rsa.VerifyPKCS1v15(pub, h, digest, sig)
+	case *ecdsa.PublicKey:
+		if alg != x509.ECDSAWithSHA256 && alg != x509.ECDSAWithSHA384 && alg != x509.ECDSAWithSHA512 {
+			return x509.ErrUnsupportedAlgorithm
+		}
+		if !ecdsa.VerifyASN1(pub, digest, sig) {
+			return errors.New("x509: ECDSA verification failure")
+		}
+		return nil
+	}
+	return x509.ErrUnsupportedAlgorithm
 }
 
 func findSigner(si signerInfo, inMessage, given []*x509.Certificate) *x509.Certificate {

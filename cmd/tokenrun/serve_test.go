@@ -23,7 +23,9 @@ import (
 // that serve until a signal.
 func TestMain(m *testing.M) {
 	if os.Getenv("TOKENRUN_TEST_AS_MAIN") == "1" {
-		os.Exit(runMain(append([]string{"tokenrun"}, os.Args[1:]...), os.Stdin, os.Stdout, os.Stderr))
+		code := runMain(append([]string{"tokenrun"}, os.Args[1:]...), os.Stdin, os.Stdout, os.Stderr)
+		writePeakRSS(os.Getenv("TOKENRUN_TEST_PEAK_RSS_FILE"))
+		os.Exit(code)
 	}
 	// Procedures keep transcripts (and journals) under TOKENRUN_HOME: never in the home of
 	// whoever runs the tests. Tests that look at them set their own.

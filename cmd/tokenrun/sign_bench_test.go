@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tokenrun/tokenrun/cms"
+	"github.com/tokenrun/tokenrun/internal/atomicfile"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/token/pkcs11"
 	"github.com/tokenrun/tokenrun/token/pkcs11/p11test"
@@ -108,8 +109,10 @@ func BenchmarkSignPath(b *testing.B) {
 		})
 		b.Run(kc.name+"/file", func(b *testing.B) {
 			out := filepath.Join(b.TempDir(), "order.xml.p7s")
+			group := atomicfile.NewGroup(signGroupFiles, signGroupDelay)
+			defer group.Close()
 			for b.Loop() {
-				if err := signOne(ctx, signer, signJob{in: doc, out: out}, true); err != nil {
+				if err := signOne(ctx, signer, signJob{in: doc, out: out}, true, group, nil); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -37,19 +40,8 @@ func verifyCommand(io stdio) *cli.Command {
 				// than a verdict that always says no.
 				return usageError{errors.New("verify needs the certificates to trust: --roots PEM (the bank's root CA certificate)")}
 			}
-			sig, err := readfile.Read(in, readfile.Signature)
-			if err != nil {
-				return usageError{fmt.Errorf("signature: %w", err)}
-			}
-			var content []byte
-			if contentPath != "" {
-				if content, err = readfile.Read(contentPath, readfile.Document); err != nil {
-					return usageError{fmt.Errorf("content: %w", err)}
-				}
-				if content == nil {
-					content = []byte{} // an empty document is still one to check against
-				}
-			}
+			// Roots first: they are small, and a mistake there is found before a large
+			// signature or document is read.
 			rootsPEM, err := readfile.Read(rootsPath, readfile.Roots)
 			if err != nil {
 				return usageError{fmt.Errorf("roots: %w", err)}
@@ -58,8 +50,25 @@ func verifyCommand(io stdio) *cli.Command {
 			if err != nil {
 				return usageError{fmt.Errorf("roots %s: %w", rootsPath, err)}
 			}
-
-			v, err := cms.Verify(bindsign.DecodeSignature(sig), content, cms.VerifyOptions{Roots: roots})
+			sigFile, err := readfile.Open(in, readfile.Signature)
+			if err != nil {
+				return usageError{fmt.Errorf("signature: %w", err)}
+			}
+			defer sigFile.Close()
+			var content *readfile.File
+			if contentPath != "" {
+				doc, err := readfile.Open(contentPath, readfile.Document)
+				if err != nil {
+					return usageError{fmt.Errorf("content: %w", err)}
+				}
+				defer doc.Close()
+				content = doc
+			}
+			v, err := verifyStream(sigFile, content, cms.VerifyOptions{Roots: roots})
+			var re *readfile.Error
+			if errors.As(err, &re) {
+				return usageError{err}
+			}
 			if err != nil {
 				err = fmt.Errorf("%s cannot be checked: %w", in, err)
 				if c.Bool("json") {
@@ -82,6 +91,33 @@ func verifyCommand(io stdio) *cli.Command {
 			return nil
 		},
 	}
+}
+
+// maxTextSignature bounds a PEM or base64 signature, which is decoded in memory: such text is
+// how small signatures travel (in mail, in forms); a large one comes as DER, which is
+// streamed.
+const maxTextSignature = 256 << 20
+
+// verifyStream checks a signature read from sig and a document read from content (nil
+// without --content), neither held whole when the signature is DER or BER; a PEM signature
+// is decoded in memory first.
+func verifyStream(sig, content *readfile.File, opts cms.VerifyOptions) (*cms.Verdict, error) {
+	var doc io.Reader
+	if content != nil {
+		doc = content
+	}
+	br := bufio.NewReader(sig)
+	if first, err := br.Peek(1); err == nil && first[0] != 0x30 {
+		text, err := io.ReadAll(io.LimitReader(br, maxTextSignature+1))
+		if err != nil {
+			return nil, err
+		}
+		if len(text) > maxTextSignature {
+			return nil, fmt.Errorf("signature %s is text (PEM or base64) of more than %s; give a large signature as DER", sig.Name(), readfile.Size(maxTextSignature))
+		}
+		return cms.VerifyReader(bytes.NewReader(bindsign.DecodeSignature(text)), doc, opts)
+	}
+	return cms.VerifyReader(br, doc, opts)
 }
 
 func printJSON(io stdio, v any) error {

@@ -63,12 +63,20 @@ var (
 	// Record: a small JSON or YAML record tokenrun wrote itself (journal, install record,
 	// active pointer, a development CA's files).
 	Record = Kind{Name: "record", Max: 16 << 20}
-	// Signature: a CMS signature file; attached ones carry the document.
-	Signature = Kind{Name: "signature", Max: 256 << 20}
-	// Document: a document to sign or to check a detached signature against, read whole
-	// until signing streams (issue 11, item 9).
-	Document = Kind{Name: "document", Max: 2 << 30}
+	// Signature: a CMS signature file. Attached ones carry the document, and are read as a
+	// stream (`tokenrun verify`), so the limit is a Document's plus a generous envelope.
+	Signature = Kind{Name: "signature", Max: DocumentMax + 64<<20}
+	// Document: a document to sign or to check a detached signature against. It is hashed
+	// as it is read, never held, so memory sets no limit; the limit is CMS's: an attached
+	// signature holds the document in an OCTET STRING with a four-octet length, so just
+	// under 4 GiB (cms.MaxStreamDocument, the same number). A scanned contract of a
+	// gigabyte fits.
+	Document = Kind{Name: "document", Max: DocumentMax}
 )
+
+// DocumentMax is Document's limit: 4 GiB less 1 MiB, for the CMS envelope around an
+// attached document.
+const DocumentMax = 1<<32 - 1<<20
 
 // PKCS12Max is PKCS12's limit as a constant, for the parser's own check of bytes in memory.
 const PKCS12Max = 1 << 20
