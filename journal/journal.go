@@ -139,6 +139,24 @@ func (s *Store) Record(serial, procedure, step string, data map[string]any) (*En
 	return e, nil
 }
 
+// Forget removes data fields from the token's journal, keeping its step: what was typed but
+// turned out wrong (a user ID the CA refused), so that a rerun asks for it again. It is
+// written atomically before it returns; a field that is not there is no error.
+func (s *Store) Forget(serial string, fields ...string) (*Entry, error) {
+	e, err := s.Load(serial)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range fields {
+		delete(e.Data, f)
+	}
+	e.Updated = s.now().UTC()
+	if err := s.write(e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
 func (s *Store) write(e *Entry) error {
 	p, err := s.path(e.Serial)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -44,6 +45,11 @@ type RunOptions struct {
 	// DefaultMemoryLimit): 0 is DefaultMemoryLimit, and more than
 	// MaxMemoryLimit is refused.
 	MemoryLimit int64
+	// BeforeRun, when set, is called with a procedure's validated metadata before its run
+	// function starts: the host checks what the run will need (an answers file against the
+	// prompts the procedure declares) before any module is called. Its error ends the run
+	// as it is, unwrapped.
+	BeforeRun func(*Procedure) error
 }
 
 // Procedure is the metadata a procedure file returns.
@@ -52,6 +58,24 @@ type Procedure struct {
 	Version     string
 	API         int
 	Description string
+	// Prompts are the prompts the procedure may ask, as its metadata declares them
+	// (field prompts): the contract with answers files, checked before a run. Nil when
+	// the procedure declares none.
+	Prompts []PromptSpec
+}
+
+// PromptSpec is one declared prompt: { id = "validity", kind = "choice", choices_from =
+// "validity", note = "..." }.
+type PromptSpec struct {
+	ID   string
+	Kind string // text, secret, choice or confirm
+	// Choices are a choice prompt's values; ChoicesFrom instead names a list in the region
+	// configuration (ctx.config) whose items' id fields are the values.
+	Choices     []string
+	ChoicesFrom string
+	Optional    bool   // may be left out: the procedure has a default
+	HumanOnly   bool   // only a person at a terminal answers it
+	Note        string // when it is asked, for the README's table
 }
 
 // Result is what a successful run produced.
@@ -100,7 +124,7 @@ var (
 // from a broken script.
 var ErrAPILevel = errors.New("procedure needs a newer host API")
 
-var metadataFields = []string{"api", "description", "name", "run", "version"}
+var metadataFields = []string{"api", "description", "name", "prompts", "run", "version"}
 
 // Run executes s in a fresh sandbox. A script that returns a table with any
 // of the fields name, version, api, description or run is a procedure: its
@@ -173,6 +197,11 @@ func Run(ctx context.Context, s *Script, opts RunOptions) (*Result, error) {
 	st.api = proc.API
 	if opts.OnProcedure != nil {
 		opts.OnProcedure(proc)
+	}
+	if opts.BeforeRun != nil {
+		if err := opts.BeforeRun(proc); err != nil {
+			return nil, err
+		}
 	}
 
 	L.Push(run)
@@ -395,6 +424,9 @@ func (r *runner) metadata(t *lua.LTable) (*Procedure, *lua.LFunction, error) {
 	default:
 		return nil, nil, bad("field 'api' must be a number, got %s", v.Type())
 	}
+	if p.Prompts, err = promptSpecs(t.RawGetString("prompts")); err != nil {
+		return nil, nil, bad("%s", err.Error())
+	}
 	var run *lua.LFunction
 	switch v := t.RawGetString("run").(type) {
 	case *lua.LNilType:
@@ -415,6 +447,101 @@ func (r *runner) metadata(t *lua.LTable) (*Procedure, *lua.LFunction, error) {
 		}
 	}
 	return p, run, nil
+}
+
+var promptKinds = []string{"text", "secret", "choice", "confirm"}
+
+var promptFields = map[string]bool{"id": true, "kind": true, "choices": true, "choices_from": true,
+	"optional": true, "human_only": true, "note": true}
+
+// promptSpecs reads the prompts field: a list of { id =, kind =, ... } tables.
+func promptSpecs(v lua.LValue) ([]PromptSpec, error) {
+	if v == lua.LNil {
+		return nil, nil
+	}
+	t, ok := v.(*lua.LTable)
+	if !ok {
+		return nil, fmt.Errorf("field 'prompts' must be a list of tables, got %s", v.Type())
+	}
+	var out []PromptSpec
+	seen := map[string]bool{}
+	for i := 1; i <= t.Len(); i++ {
+		e, ok := t.RawGetInt(i).(*lua.LTable)
+		if !ok {
+			return nil, fmt.Errorf("prompts[%d] must be a table like { id = \"user_id\", kind = \"text\" }", i)
+		}
+		var ps PromptSpec
+		var err error
+		e.ForEach(func(k, x lua.LValue) {
+			ks, _ := k.(lua.LString)
+			if err != nil {
+				return
+			}
+			if !promptFields[string(ks)] {
+				err = fmt.Errorf("prompts[%d]: unknown field '%s'", i, keyString(k))
+				return
+			}
+			str := func() string {
+				s, ok := x.(lua.LString)
+				if !ok {
+					err = fmt.Errorf("prompts[%d].%s must be a string, got %s", i, ks, x.Type())
+				}
+				return string(s)
+			}
+			switch ks {
+			case "id":
+				ps.ID = str()
+			case "kind":
+				ps.Kind = str()
+			case "choices_from":
+				ps.ChoicesFrom = str()
+			case "note":
+				ps.Note = str()
+			case "optional", "human_only":
+				b, ok := x.(lua.LBool)
+				if !ok {
+					err = fmt.Errorf("prompts[%d].%s must be a boolean, got %s", i, ks, x.Type())
+				}
+				if ks == "optional" {
+					ps.Optional = bool(b)
+				} else {
+					ps.HumanOnly = bool(b)
+				}
+			case "choices":
+				ct, ok := x.(*lua.LTable)
+				if !ok {
+					err = fmt.Errorf("prompts[%d].choices must be a list of strings, got %s", i, x.Type())
+					return
+				}
+				for j := 1; j <= ct.Len(); j++ {
+					c, ok := ct.RawGetInt(j).(lua.LString)
+					if !ok {
+						err = fmt.Errorf("prompts[%d].choices must be a list of strings", i)
+						return
+					}
+					ps.Choices = append(ps.Choices, string(c))
+				}
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		if ps.ID == "" {
+			return nil, fmt.Errorf("prompts[%d] has no id", i)
+		}
+		if seen[ps.ID] {
+			return nil, fmt.Errorf("prompt '%s' is declared twice", ps.ID)
+		}
+		seen[ps.ID] = true
+		if !slices.Contains(promptKinds, ps.Kind) {
+			return nil, fmt.Errorf("prompt '%s': kind must be one of %s, got %q", ps.ID, strings.Join(promptKinds, ", "), ps.Kind)
+		}
+		if (len(ps.Choices) > 0 || ps.ChoicesFrom != "") && ps.Kind != "choice" {
+			return nil, fmt.Errorf("prompt '%s': only a choice prompt has choices", ps.ID)
+		}
+		out = append(out, ps)
+	}
+	return out, nil
 }
 
 func isMetadataField(s string) bool {

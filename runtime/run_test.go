@@ -32,7 +32,7 @@ func procedure(fields map[string]string) string {
 	}
 	var b strings.Builder
 	b.WriteString("return {\n")
-	for _, k := range []string{"name", "version", "api", "description", "run", "extra", "descripton"} {
+	for _, k := range []string{"name", "version", "api", "description", "run", "prompts", "extra", "descripton"} {
 		if v, ok := base[k]; ok {
 			fmt.Fprintf(&b, "  %s = %s,\n", k, v)
 		}
@@ -81,7 +81,12 @@ func TestRunMetadataErrors(t *testing.T) {
 		{"api zero", map[string]string{"api": `0`}, "t.lua: procedure metadata: field 'api' must be a whole number of at least 1, got 0 (procedure change_pin 1.2.0)"},
 		{"missing run", map[string]string{"run": ""}, "t.lua: procedure metadata: missing field 'run' (procedure change_pin 1.2.0)"},
 		{"run not a function", map[string]string{"run": `"go"`}, "t.lua: procedure metadata: field 'run' must be a function, got string (procedure change_pin 1.2.0)"},
-		{"misspelt field", map[string]string{"descripton": `"x"`}, "t.lua: procedure metadata: unknown field 'descripton' (known: api, description, name, run, version)"},
+		{"prompts not a list", map[string]string{"prompts": `"user_id"`}, "t.lua: procedure metadata: field 'prompts' must be a list of tables, got string (procedure change_pin 1.2.0)"},
+		{"prompt kind unknown", map[string]string{"prompts": `{ { id = "user_id", kind = "number" } }`}, `t.lua: procedure metadata: prompt 'user_id': kind must be one of text, secret, choice, confirm, got "number" (procedure change_pin 1.2.0)`},
+		{"prompt twice", map[string]string{"prompts": `{ { id = "a", kind = "text" }, { id = "a", kind = "text" } }`}, "t.lua: procedure metadata: prompt 'a' is declared twice (procedure change_pin 1.2.0)"},
+		{"prompt field misspelt", map[string]string{"prompts": `{ { id = "a", kind = "text", optinal = true } }`}, "t.lua: procedure metadata: prompts[1]: unknown field 'optinal' (procedure change_pin 1.2.0)"},
+		{"choices on text", map[string]string{"prompts": `{ { id = "a", kind = "text", choices = { "x" } } }`}, "t.lua: procedure metadata: prompt 'a': only a choice prompt has choices (procedure change_pin 1.2.0)"},
+		{"misspelt field", map[string]string{"descripton": `"x"`}, "t.lua: procedure metadata: unknown field 'descripton' (known: api, description, name, prompts, run, version)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,6 +94,23 @@ func TestRunMetadataErrors(t *testing.T) {
 			assert.Equal(t, tt.want, scriptError(t, err).Error())
 		})
 	}
+}
+
+// TestRunBeforeRun: the host sees the declared prompts before run starts, and its error ends
+// the run before any module is called.
+func TestRunBeforeRun(t *testing.T) {
+	src := procedure(map[string]string{"run": `function() require("probe").echo() end`,
+		"prompts": `{ { id = "validity", kind = "choice", choices_from = "validity", note = "n" }, { id = "pin", kind = "secret", optional = true } }`})
+	var got *Procedure
+	ran := false
+	stop := errors.New("answers do not fit")
+	_, err := runSrc(t, src, RunOptions{Observer: ObserverFunc(func(CallEvent) { ran = true }),
+		BeforeRun: func(p *Procedure) error { got = p; return stop }})
+	require.ErrorIs(t, err, stop)
+	assert.False(t, ran, "run must not be called")
+	require.NotNil(t, got)
+	assert.Equal(t, []PromptSpec{{ID: "validity", Kind: "choice", ChoicesFrom: "validity", Note: "n"},
+		{ID: "pin", Kind: "secret", Optional: true}}, got.Prompts)
 }
 
 func TestRunRefusesNewerAPI(t *testing.T) {

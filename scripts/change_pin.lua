@@ -8,6 +8,12 @@ return {
   name = "change_pin",
   version = "1.0.0",
   api = 1,
+  prompts = {
+    { id = "current_pin", kind = "secret" },
+    { id = "new_pin", kind = "secret" },
+    { id = "new_pin_confirm", kind = "secret" },
+    { id = "final_try", kind = "confirm", human_only = true, note = "spending the last try of a PIN" },
+  },
   description = "Change the token's user password",
   run = function(ctx)
     local tok, info = tokens.find(ctx)
@@ -17,7 +23,8 @@ return {
     if not ok then return nil, err end
 
     local current = ui.secret { id = "current_pin", label = msg.text("user_pin_prompt") }
-    local new_pin = input.new_password()
+    local new_pin, perr = input.new_password(ctx)
+    if not new_pin then return nil, perr end
     if new_pin == current then
       return msg.fail("INVALID_INPUT", "password_same_as_old")
     end

@@ -42,34 +42,71 @@ local function find_validity(ctx, id)
   end
 end
 
--- open_container loads the initial key; when it will not open, it says what to check,
--- pointing out where 1/I and 0/O sit in the PIN typed.
-local function open_container(ctx, user_id)
-  local file = ui.ask { id = "key_file", kind = "file", label = msg.text("key_file_prompt") }
-  local otp = input.otp_pin(ctx)
-  local password = otp
-  if not input.yes_no("pin_is_password", msg.text("password_matches_pin_confirm"), true) then
-    password = ui.secret { id = "key_password", label = msg.text("key_file_password_prompt") }
-  end
-  local auth, err = ca.load_pkcs12(file, password)
-  if auth then
-    return auth, file
-  end
+-- container_problem tells the person why the initial key did not open and returns the error
+-- (nil, {code, message}): for a wrong password, what to check, pointing out where 1/I and 0/O
+-- sit in the PIN typed.
+local function container_problem(ctx, err, file, user_id, password)
   if err.code == "CA_WRONG_PASSWORD" then
-    ui.error(msg.text("container_open_failed",
-      { file = file, user_id = user_id, length = ctx.config.otp_pin.length }))
+    local text = msg.text("container_open_failed",
+      { file = file, user_id = user_id, length = ctx.config.otp_pin.length })
+    ui.error(text)
     local positions = policy.confusable(password)
     if #positions > 0 then
       local list = {}
       for i, p in ipairs(positions) do list[i] = tostring(p) end
       msg.warn("otp_pin_confusable", { positions = table.concat(list, ", ") })
     end
-    return nil, { code = err.code, message = msg.text("container_open_failed",
-      { file = file, user_id = user_id, length = ctx.config.otp_pin.length }) }
+    return nil, { code = err.code, message = text }
+  elseif err.code == "CA_CONTAINER_MISSING" then
+    return msg.fail(err.code, "key_file_missing", { file = file })
   elseif err.code == "CA_UNSUPPORTED_CONTAINER" then
     return msg.fail(err.code, "container_unsupported", { file = file })
   end
   return msg.fail(err.code, "container_damaged", { file = file })
+end
+
+-- open_container loads the initial key. A person at a terminal is asked again (input.TRIES
+-- in all) for what did not work: the password after a wrong one, the file after a missing,
+-- damaged or unsupported one.
+local function open_container(ctx, user_id)
+  local file = ui.ask { id = "key_file", kind = "file", label = msg.text("key_file_prompt") }
+  local otp = input.otp_pin(ctx)
+  local own = not input.yes_no("pin_is_password", msg.text("password_matches_pin_confirm"), true)
+  local function container_password()
+    if own then
+      return ui.secret { id = "key_password", label = msg.text("key_file_password_prompt") }
+    end
+    return otp
+  end
+  local password = container_password()
+  for attempt = 1, input.TRIES do
+    local auth, err = ca.load_pkcs12(file, password)
+    if auth then
+      return auth, file
+    end
+    local _, shown = container_problem(ctx, err, file, user_id, password)
+    if not ui.interactive() or attempt == input.TRIES then
+      return nil, shown
+    end
+    msg.say("try_again")
+    if err.code == "CA_WRONG_PASSWORD" then
+      if not own then otp = input.otp_pin(ctx) end
+      password = container_password()
+    else
+      file = ui.ask { id = "key_file", kind = "file", label = msg.text("key_file_prompt") }
+    end
+  end
+end
+
+-- cn is the user a certificate was issued to: the CN of its subject.
+local function cn(subject)
+  return subject and subject:match("CN=([^,+]+)")
+end
+
+-- names_user: whether a CA refusal names the user ID sent (devca: "the request names user
+-- \"X\" but the initial key belongs to user ..."), which makes the ID the likely mistake.
+local function names_user(err, user_id)
+  return err.code == "CA_REFUSED" and user_id ~= nil and (err.message or ""):find(user_id, 1, true) ~= nil
 end
 
 -- find_key is the key this enrollment made: by the id in the journal, else (killed between
@@ -128,8 +165,13 @@ end
 
 -- ca_failure tells the person what a CA error means; the journal keeps the key and, with
 -- the CA step's times, the pending state for the rerun.
-local function ca_failure(serial, err, steps)
-  if err.code == "CA_PENDING" then
+local function ca_failure(serial, err, steps, user_id)
+  if names_user(err, user_id) then
+    -- Typed, but not accepted: the rerun asks for it again and reuses the key.
+    journal.record(serial, "requested", { ca_steps = steps, user_id_refused = user_id })
+    journal.forget(serial, { "user_id" })
+    return msg.fail(err.code, "enroll_user_id_refused", { user_id = user_id, reason = err.message })
+  elseif err.code == "CA_PENDING" then
     journal.record(serial, "pending", { retry_after = err.retry_after, ca_steps = steps })
     return msg.fail("CA_PENDING", "enroll_pending", { seconds = err.retry_after or 60 })
   elseif err.code == "CA_UNAVAILABLE" then
@@ -145,6 +187,28 @@ return {
   name = "enroll",
   version = "1.0.0",
   api = 1,
+  -- The prompts it may ask: the contract with answers files, checked before the run starts
+  -- (the README's table of prompt ids is generated from these).
+  prompts = {
+    { id = "validity", kind = "choice", choices_from = "validity" },
+    { id = "user_id", kind = "text" },
+    { id = "key_file", kind = "text" },
+    { id = "otp_pin", kind = "secret" },
+    { id = "pin_is_password", kind = "choice", choices = { "true", "false" }, note = "when false also `key_password`" },
+    { id = "key_password", kind = "secret" },
+    { id = "profile_name", kind = "text", optional = true },
+    { id = "new_pin", kind = "secret" },
+    { id = "new_pin_confirm", kind = "secret" },
+    { id = "confirm", kind = "confirm" },
+    { id = "current_pin", kind = "secret", optional = true,
+      note = "left out or empty, the region's blank-token password is used" },
+    { id = "switch_user", kind = "confirm",
+      note = "a resumed registration whose answers name another user than the one it was started for" },
+    { id = "pin_unknown_go_on", kind = "confirm", human_only = true,
+      note = "after a run stopped during the password change with the outcome unknown" },
+    { id = "token_pin_now", kind = "secret", note = "after `pin_unknown_go_on`" },
+    { id = "final_try", kind = "confirm", human_only = true, note = "spending the last try of a PIN" },
+  },
   description = "First registration: key pair on the token, certificate from the CA, new token password",
   run = function(ctx)
     local cfg = ctx.config
@@ -156,12 +220,22 @@ return {
     if entry and entry.procedure ~= "enroll" then entry = nil end
 
     -- A finished profile: certificates are public, so this needs no login (and spends no
-    -- try of a password that is no longer the default).
+    -- try of a password that is no longer the default). It says whose profile it is; answers
+    -- that name another user stop the run (REFUSED): that user needs another token.
     if not entry then
       local certs = tok:certificates() or {}
       if #certs > 0 then
+        local holder = cn(certs[1].subject) or certs[1].subject
+        msg.say("enroll_profile_of_user", { holder = holder })
         msg.say("enroll_profile_present", { subject = certs[1].subject, valid_until = certs[1].not_after })
-        return { serial = serial, profile = certs[1].label, unchanged = true }
+        if not ui.interactive() then
+          local named = ui.ask { id = "user_id", label = msg.text("user_id_prompt",
+            { example = cfg.user_id.example }), optional = true }
+          if named ~= "" and named ~= holder then
+            return msg.fail("REFUSED", "enroll_profile_other_user", { holder = holder, user_id = named })
+          end
+        end
+        return { serial = serial, profile = certs[1].label, unchanged = true, holder = holder }
       end
     end
     if cfg.ca.roots == "" then
@@ -169,7 +243,8 @@ return {
     end
 
     -- What the person types, all checked before the token is touched. A resumed run keeps
-    -- what the key and request were made for.
+    -- what the key and request were made for, except what the CA refused (the user ID is then
+    -- asked again) and what the answers correct before the CA accepted it.
     local data = entry and entry.data or {}
     local user_id, validity, label
     if entry then
@@ -181,6 +256,31 @@ return {
         msg.say("enroll_password_already_set")
         journal.finish(serial)
         return { serial = serial, profile = label }
+      end
+      local issued = past(entry, "issued") or data.cert_pem ~= nil
+      if not user_id then
+        -- The CA refused the user ID typed last time: the rerun asks for it again.
+        if data.user_id_refused then
+          msg.warn("enroll_user_id_again", { user_id = data.user_id_refused })
+        end
+        user_id = input.user_id(ctx)
+        journal.record(serial, entry.step, { user_id = user_id })
+      else
+        -- The user the answers (or the person) name, the journal's by default: another one on
+        -- a half-done token is told what to do, never to format.
+        local named = input.user_id(ctx, user_id)
+        if named ~= user_id then
+          if issued then
+            return msg.fail("REFUSED", "enroll_other_user_issued", { journal_user = user_id, user_id = named })
+          end
+          msg.warn("enroll_other_user", { journal_user = user_id, user_id = named, date = entry.started })
+          if not ui.confirm { id = "switch_user", label = msg.text("enroll_switch_user_confirm", { user_id = named }),
+            default = false } then
+            return msg.fail("REFUSED", "enroll_other_user_declined", { journal_user = user_id, user_id = named })
+          end
+          user_id = named
+          journal.record(serial, entry.step, { user_id = user_id })
+        end
       end
     else
       validity = find_validity(ctx, ui.choose { id = "validity", label = msg.text("validity_prompt"),
@@ -197,7 +297,8 @@ return {
       local default = cfg.profile.default_name ~= "" and cfg.profile.default_name or user_id
       label = ui.ask { id = "profile_name", label = msg.text("token_name_prompt"), default = default }
     end
-    local new_pin = input.new_password()
+    local new_pin, pwerr = input.new_password(ctx)
+    if not new_pin then return nil, pwerr end
 
     if not entry then
       msg.say("enroll_summary", { user_id = user_id, validity = validity.label, token = tokens.describe(info),
@@ -209,20 +310,23 @@ return {
 
     -- The token's current password: what the answers file or the person gives, else the
     -- region's default for a blank token (not a secret: it is printed in the bank's guide).
-    local current = cfg.token.default_user_pin
-    if current == "" then
+    local default_pin = cfg.token.default_user_pin
+    local current
+    if default_pin == "" then
       current = ui.secret { id = "current_pin", label = msg.text("user_pin_prompt") }
     else
-      local given = ui.secret { id = "current_pin", label = msg.text("current_pin_prompt"), optional = true }
-      if given ~= "" then current = given end
+      current = ui.secret { id = "current_pin", label = msg.text("current_pin_prompt"), optional = true }
+      if current == "" then current = default_pin end
     end
+    -- Whether the blank token's password is what is tried (left out, or given as it is).
+    local is_default = default_pin ~= "" and current == default_pin
     local pin_now = current
     if past(entry, "setting_pin") then
       -- Stopped during the password change: find out which password the token has.
       local which, typed = pin_after_stop(entry, info)
       if not which then return nil, typed end
       if which == "ask" then
-        which, pin_now = typed == new_pin and "new" or "old", typed
+        which, pin_now, is_default = typed == new_pin and "new" or "old", typed, false
       end
       if which == "new" then
         if pin_now == new_pin then
@@ -234,15 +338,27 @@ return {
         journal.finish(serial)
         return { serial = serial, profile = label }
       end
-    elseif current == cfg.token.default_user_pin then
+    elseif is_default then
       msg.say("token_blank")
     end
-    local ok, err = tokens.login(tok, "user", pin_now)
-    if not ok then
-      if err.code == "PIN_INCORRECT" and not past(entry, "setting_pin") then
+    -- A person at a terminal who typed a wrong password is asked again (the counters are
+    -- read before every try); the default refused means the token was used before.
+    local ok, err
+    for attempt = 1, input.TRIES do
+      ok, err = tokens.login(tok, "user", pin_now)
+      if ok then break end
+      if err.code ~= "PIN_INCORRECT" then return nil, err end
+      if is_default and not past(entry, "setting_pin") then
         msg.warn("token_default_pin_refused")
       end
-      return nil, err
+      if not ui.interactive() or attempt == input.TRIES or past(entry, "setting_pin") then
+        return nil, err
+      end
+      msg.say("try_again")
+      pin_now = ui.secret { id = "current_pin", label = msg.text(default_pin == "" and "user_pin_prompt"
+        or "current_pin_prompt"), optional = default_pin ~= "" }
+      if pin_now == "" then pin_now = default_pin end
+      is_default = default_pin ~= "" and pin_now == default_pin
     end
     current = pin_now
 
@@ -307,7 +423,7 @@ return {
         }
         bar:done(issued ~= nil)
         local steps = ca_steps(entry.data, issued or cerr, issued and "issued" or cerr.code)
-        if not issued then return ca_failure(serial, cerr, steps) end
+        if not issued then return ca_failure(serial, cerr, steps, user_id) end
         -- Kept before it goes to the token: a run stopped now still has it.
         pem = issued.pem
         journal.record(serial, "issued", { cert_pem = pem, ca_steps = steps })

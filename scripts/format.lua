@@ -10,6 +10,13 @@ return {
   name = "format",
   version = "1.0.0",
   api = 1,
+  prompts = {
+    { id = "so_pin", kind = "secret" },
+    { id = "token_label", kind = "text", optional = true },
+    { id = "confirm", kind = "confirm" },
+    { id = "support_ticket", kind = "text", note = "with `--support-override`" },
+    { id = "final_try", kind = "confirm", human_only = true, note = "spending the last try of a PIN" },
+  },
   description = "Format the token (refused while it holds a profile, unless support overrides)",
   run = function(ctx)
     local cfg = ctx.config

@@ -10,6 +10,12 @@ return {
   name = "unblock",
   version = "1.0.0",
   api = 1,
+  prompts = {
+    { id = "so_pin", kind = "secret" },
+    { id = "new_pin", kind = "secret" },
+    { id = "new_pin_confirm", kind = "secret" },
+    { id = "final_try", kind = "confirm", human_only = true, note = "spending the last try of a PIN" },
+  },
   description = "Set a new user password as administrator (unblocks a locked one)",
   run = function(ctx)
     local tok, info = tokens.find(ctx)
@@ -27,7 +33,8 @@ return {
     if not ok then return nil, err end
 
     local so_pin = ui.secret { id = "so_pin", label = msg.text("so_pin_prompt") }
-    local new_pin = input.new_password()
+    local new_pin, perr = input.new_password(ctx)
+    if not new_pin then return nil, perr end
     ok, err = tokens.login(tok, "so", so_pin)
     if not ok then return nil, err end
     ok, err = tok:init_pin(new_pin)

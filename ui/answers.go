@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -29,6 +31,10 @@ type AnswersOptions struct {
 	// Name is how messages refer to the answers ("answers.yaml"). LoadAnswers defaults it
 	// to the path, ParseAnswers to "the answers file", NewAnswers to "the answer set".
 	Name string
+	// Stdin is read when LoadAnswers is given the path "-" (--answers -).
+	Stdin io.Reader
+	// Env looks up {env: NAME} answers; nil is os.LookupEnv.
+	Env func(string) (string, bool)
 }
 
 // Answers answers prompts from a fixed set of values, usually a YAML file, for batch
@@ -59,8 +65,12 @@ type Answers struct {
 	order        []string // ids in file order, for Unused
 	values       map[string]answerValue
 
-	mu    sync.Mutex // guards asked
-	asked map[string]bool
+	env  func(string) (string, bool)
+	perm fs.FileMode // the file's permission bits; 0 when not from a file
+
+	mu       sync.Mutex // guards asked and declared
+	asked    map[string]bool
+	declared map[string]bool // ids the procedure declares: never reported unused
 
 	outMu sync.Mutex // guards out
 }
@@ -72,15 +82,41 @@ type answerValue struct {
 }
 
 // LoadAnswers reads an answers file. Errors name the path and, for content errors, the line.
+// The path "-" reads opts.Stdin (named "standard input").
 func LoadAnswers(path string, opts AnswersOptions) (*Answers, error) {
-	data, err := readfile.Read(path, readfile.Answers)
+	if path == "-" {
+		if opts.Stdin == nil {
+			return nil, errors.New("read answers: no standard input to read")
+		}
+		data, err := io.ReadAll(io.LimitReader(opts.Stdin, readfile.Answers.Max+1))
+		if err != nil {
+			return nil, fmt.Errorf("read answers from standard input: %w", err)
+		}
+		if opts.Name == "" {
+			opts.Name = "standard input"
+		}
+		return ParseAnswers(data, opts)
+	}
+	f, err := readfile.Open(path, readfile.Answers)
+	if err != nil {
+		return nil, fmt.Errorf("read answers: %w", err)
+	}
+	defer f.Close()
+	data, err := f.ReadAll()
 	if err != nil {
 		return nil, fmt.Errorf("read answers: %w", err)
 	}
 	if opts.Name == "" {
 		opts.Name = path
 	}
-	return ParseAnswers(data, opts)
+	a, err := ParseAnswers(data, opts)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := f.Stat(); err == nil {
+		a.perm = st.Mode().Perm()
+	}
+	return a, nil
 }
 
 // ParseAnswers reads answers from YAML text, as LoadAnswers does from a file; opts.Name
@@ -193,12 +229,18 @@ func newAnswers(opts AnswersOptions, name string) *Answers {
 	if out == nil {
 		out = io.Discard
 	}
+	env := opts.Env
+	if env == nil {
+		env = os.LookupEnv
+	}
 	return &Answers{
 		name:         name,
 		allowConfirm: opts.AllowConfirm,
 		out:          out,
+		env:          env,
 		values:       make(map[string]answerValue),
 		asked:        make(map[string]bool),
+		declared:     make(map[string]bool),
 	}
 }
 
@@ -232,7 +274,7 @@ func (a *Answers) Ask(ctx context.Context, p Prompt) (string, error) {
 			where = fmt.Sprintf("%s:%d", a.name, v.line)
 		}
 		var err error
-		if raw, err = v.scalar(p); err != nil {
+		if raw, err = a.text(v, p.Kind); err != nil {
 			return "", noAnswerf("%s: answer for prompt '%s' %s", where, p.ID, err.Error())
 		}
 	case p.Kind == Confirm:
@@ -248,11 +290,74 @@ func (a *Answers) Ask(ctx context.Context, p Prompt) (string, error) {
 	if err != nil {
 		var retry *retryError
 		if errors.As(err, &retry) {
+			if p.Kind == Choice {
+				vals := make([]string, len(p.Choices))
+				for i, c := range p.Choices {
+					vals[i] = c.Value
+				}
+				return "", noAnswerf("%s: answer for prompt '%s' is not valid: %s (allowed values: %s)", where, p.ID, retry.msg, strings.Join(vals, ", "))
+			}
 			return "", noAnswerf("%s: answer for prompt '%s' is not valid: %s", where, p.ID, retry.msg)
 		}
 		return "", promptErr(p.ID, err)
 	}
 	return value, nil
+}
+
+// text is the answer as text, a secret given as {file: PATH} or {env: NAME} read from there,
+// or an error completing "answer for prompt 'x' ...".
+func (a *Answers) text(v answerValue, kind Kind) (string, error) {
+	if src, ref, ok := v.secretSource(); ok {
+		if kind != Secret {
+			return "", fmt.Errorf("is a {%s: ...} source, which only a secret prompt takes", src)
+		}
+		return a.readSecret(src, ref)
+	}
+	return v.scalar(Prompt{Kind: kind})
+}
+
+// secretSource reports an answer written as {file: PATH} or {env: NAME}.
+func (v answerValue) secretSource() (src, ref string, ok bool) {
+	n := v.node
+	if n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n == nil || n.Kind != yaml.MappingNode || len(n.Content) != 2 {
+		return "", "", false
+	}
+	k, x := n.Content[0], n.Content[1]
+	if k.Kind != yaml.ScalarNode || x.Kind != yaml.ScalarNode || (k.Value != "file" && k.Value != "env") {
+		return "", "", false
+	}
+	return k.Value, x.Value, true
+}
+
+// readSecret reads a secret from a file (through readfile, as a PIN file: its first line)
+// or an environment variable. Errors name the file or variable, never the secret.
+func (a *Answers) readSecret(src, ref string) (string, error) {
+	if ref == "" {
+		return "", fmt.Errorf("{%s: ...} names no %s", src, map[string]string{"file": "file", "env": "variable"}[src])
+	}
+	if src == "env" {
+		s, ok := a.env(ref)
+		if !ok {
+			return "", fmt.Errorf("names the environment variable %s, which is not set", ref)
+		}
+		return s, nil
+	}
+	b, err := readfile.Read(ref, readfile.PIN)
+	if err != nil {
+		return "", fmt.Errorf("names a file that cannot be read: %w", err)
+	}
+	s := string(b)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	s = strings.TrimSuffix(s, "\r")
+	if len(s) > MaxAnswer {
+		return "", fmt.Errorf("names a file whose first line is more than the %d bytes an answer may hold", MaxAnswer)
+	}
+	return s, nil
 }
 
 // scalar returns the answer as text, or an error completing "answer for prompt 'x' ...".
@@ -268,6 +373,9 @@ func (v answerValue) scalar(p Prompt) (string, error) {
 	case yaml.SequenceNode:
 		return "", errors.New("must be a single value, not a list")
 	case yaml.MappingNode:
+		if p.Kind == Secret {
+			return "", errors.New("must be a single value, {file: PATH} or {env: NAME}")
+		}
 		return "", errors.New("must be a single value, not a mapping")
 	case yaml.ScalarNode:
 	default:
@@ -288,13 +396,14 @@ func (v answerValue) scalar(p Prompt) (string, error) {
 }
 
 // Unused returns the ids that were in the answers but never asked, in file order, so the
-// CLI can warn about a misspelt id after the run.
+// CLI can warn about a misspelt id after the run. Ids the procedure declares (see Check) are
+// left out: a resumed run legitimately skips what it asked before.
 func (a *Answers) Unused() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var ids []string
 	for _, id := range a.order {
-		if !a.asked[id] {
+		if !a.asked[id] && !a.declared[id] {
 			ids = append(ids, id)
 		}
 	}

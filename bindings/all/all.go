@@ -57,7 +57,7 @@ func Codes() []luadoc.Code {
 		errcode.NotFound, errcode.AlreadyExists, errcode.Unsupported, errcode.InvalidInput, errcode.TokenError,
 		errcode.Cancelled, errcode.TimedOut, errcode.Refused, errcode.TokenBusy,
 		errcode.NoCertificate, errcode.KeyMismatch, errcode.Malformed,
-		bindca.CodeWrongPassword, bindca.CodeDamagedContainer, bindca.CodeUnsupported, bindca.CodePending,
+		bindca.CodeWrongPassword, bindca.CodeDamagedContainer, bindca.CodeContainerMissing, bindca.CodeUnsupported, bindca.CodePending,
 		bindca.CodeRefused, bindca.CodeUnavailable, bindca.CodeBadResponse, bindca.CodeUntrustedServer,
 		bindca.CodeCertificateRefused, bindca.CodeError,
 	}

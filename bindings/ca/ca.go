@@ -9,6 +9,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -28,6 +31,7 @@ const IdentityType = "ca.Identity"
 const (
 	CodeWrongPassword      = "CA_WRONG_PASSWORD"
 	CodeDamagedContainer   = "CA_DAMAGED_CONTAINER"
+	CodeContainerMissing   = "CA_CONTAINER_MISSING" // no file at the path given (mistyped, or the flash drive is not in)
 	CodeUnsupported        = "CA_UNSUPPORTED_CONTAINER"
 	CodePending            = "CA_PENDING"
 	CodeRefused            = "CA_REFUSED"
@@ -41,6 +45,8 @@ const (
 // code maps a ca error to its script code.
 func code(err error) string {
 	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return CodeContainerMissing
 	case errors.Is(err, ca.ErrWrongPassword):
 		return CodeWrongPassword
 	case errors.Is(err, ca.ErrDamagedContainer):
@@ -164,7 +170,7 @@ func Module() runtime.Module {
 		Doc:  "The bank's initial keys, certificate requests and EST enrollment.",
 		Funcs: []runtime.Func{
 			{Name: "load_pkcs12", Fn: loadPKCS12, Args: "path: string, password: string", Returns: "id: ca.Identity?, err: table?", Secret: []string{"password"},
-				Doc: "Open an initial-key container (Key.pfx). Codes: CA_WRONG_PASSWORD, CA_DAMAGED_CONTAINER, CA_UNSUPPORTED_CONTAINER (GOST)."},
+				Doc: "Open an initial-key container (Key.pfx). A leading ~ is the home directory. Codes: CA_WRONG_PASSWORD, CA_CONTAINER_MISSING (no such file), CA_DAMAGED_CONTAINER, CA_UNSUPPORTED_CONTAINER (GOST)."},
 			{Name: "csr", Fn: csr, Args: "opts: table", Returns: "csr: string?, err: table?",
 				Doc: "A PKCS#10 request signed by opts.key (token.Key): opts.subject {CN=, C=, O=, ...}, opts.dns_names, opts.emails."},
 			{Name: "enroll", Fn: enroll, Args: "opts: table", Returns: "cert: table?, err: table?",
@@ -190,13 +196,27 @@ func identityFields(v any) map[string]any {
 }
 
 func loadPKCS12(L *lua.LState) int {
-	path, password := L.CheckString(1), L.CheckString(2)
+	path, password := expandHome(L.CheckString(1)), L.CheckString(2)
 	id, err := ca.LoadPKCS12(path, password)
 	if err != nil {
 		return fail(L, err)
 	}
 	L.Push(runtime.NewUserData(L, IdentityType, id))
 	return 1
+}
+
+// expandHome reads a leading ~ as the user's home directory, as a shell would: people type
+// "~/Desktop/Key.pfx" into a prompt, where no shell expands it.
+func expandHome(path string) string {
+	rest, ok := strings.CutPrefix(path, "~")
+	if !ok || (rest != "" && rest[0] != '/' && rest[0] != filepath.Separator) {
+		return path
+	}
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" {
+		return path
+	}
+	return filepath.Join(home, rest)
 }
 
 func csr(L *lua.LState) int {

@@ -50,6 +50,8 @@ func TestCAModule(t *testing.T) {
 	}{
 		{name: "initial key fields", src: `local id = assert(ca.load_pkcs12(KEY, PIN)); return id.common_name`, want: []any{"qq111111_qwertyui"}},
 		{name: "wrong password", src: `return ca.load_pkcs12(KEY, "ZZZZZZZZZZZ")`, code: "CA_WRONG_PASSWORD"},
+		{name: "missing file", src: `return ca.load_pkcs12("no/such/Key.pfx", PIN)`, code: "CA_CONTAINER_MISSING"},
+		{name: "missing file under home", src: `return ca.load_pkcs12("~/no-such-dir-tokenrun/Key.pfx", PIN)`, code: "CA_CONTAINER_MISSING", err: "no-such-dir-tokenrun"},
 		{name: "GOST container named", src: `return ca.load_pkcs12("../../ca/testdata/gost-streebog256-mac.pfx", PIN)`, code: "CA_UNSUPPORTED_CONTAINER", err: "1.2.643"},
 		{name: "cacerts", src: `local c = assert(ca.cacerts{server = URL, roots = ROOTS}); return #c, c[1]:sub(1, 27)`,
 			want: []any{float64(1), "-----BEGIN CERTIFICATE-----"}},

@@ -24,6 +24,8 @@ func Module(store *journal.Store, procedure string) runtime.Module {
 				Doc: "The open journal of the token (serial, procedure, step, started, updated, data, history), or nil."},
 			{Name: "record", Fn: b.record, Args: "serial: string, step: string, data?: table", Returns: "entry: table?, err: table?",
 				Doc: "Move to step, merging data; written atomically before it returns. Fields named like secrets are refused."},
+			{Name: "forget", Fn: b.forget, Args: "serial: string, fields: table", Returns: "entry: table?, err: table?",
+				Doc: "Remove data fields (a list of names) from the journal, keeping its step: input that turned out wrong, such as a user ID the CA refused, so a rerun asks for it again."},
 			{Name: "finish", Fn: b.finish, Args: "serial: string", Returns: "ok: boolean?, err: table?",
 				Doc: "Close the journal; it is kept among finished ones."},
 		},
@@ -75,6 +77,24 @@ func (b *binding) record(L *lua.LState) int {
 		data = m
 	}
 	e, err := b.store.Record(serial, b.procedure, step, data)
+	if err != nil {
+		return runtime.Fail(L, "JOURNAL_ERROR", err.Error(), nil)
+	}
+	L.Push(runtime.ToLua(L, entryMap(e)))
+	return 1
+}
+
+func (b *binding) forget(L *lua.LState) int {
+	serial, t := L.CheckString(1), L.CheckTable(2)
+	var fields []string
+	for i := 1; i <= t.Len(); i++ {
+		s, ok := t.RawGetInt(i).(lua.LString)
+		if !ok {
+			runtime.ArgError(L, 2, "fields must be a list of field names")
+		}
+		fields = append(fields, string(s))
+	}
+	e, err := b.store.Forget(serial, fields...)
 	if err != nil {
 		return runtime.Fail(L, "JOURNAL_ERROR", err.Error(), nil)
 	}

@@ -47,6 +47,17 @@ func TestJournalFromLua(t *testing.T) {
 	assert.Equal(t, "JOURNAL_ERROR", se.Code)
 	assert.NotContains(t, err.Error(), "AB1CD0EFG2H")
 
+	// Input that turned out wrong is forgotten; the step stays.
+	_, err = store.Forget("42", "nothing_there")
+	require.NoError(t, err)
+	got, err = run(t, store, `
+		local j = require("journal")
+		assert(j.record("42", "requested", {user_id = "qq222222_typotypo"}))
+		local e = assert(j.forget("42", {"user_id"}))
+		return e.step, e.data.user_id == nil, e.data.key_id`)
+	require.NoError(t, err)
+	assert.Equal(t, []any{"requested", true, "0a0b"}, got)
+
 	got, err = run(t, store, `local j = require("journal"); assert(j.finish("42")); return j.load("42") == nil`)
 	require.NoError(t, err)
 	assert.Equal(t, []any{true}, got)

@@ -26,7 +26,7 @@ import (
 func runFlags() []cli.Flag {
 	return append(tokenFlags(),
 		&cli.StringFlag{Name: "answers", EnvVars: []string{"TOKENRUN_ANSWERS"},
-			Usage: "answer prompts from the YAML `FILE` (keys are prompt ids)"},
+			Usage: "answer prompts from the YAML `FILE` (keys are prompt ids; - reads standard input)"},
 		&cli.StringFlag{Name: "ui", EnvVars: []string{"TOKENRUN_UI"},
 			Usage: "front-end: terminal, answers (with --answers) or json (JSON lines on stdin/stdout)"},
 		&cli.BoolFlag{Name: "yes", EnvVars: []string{"TOKENRUN_YES"},
@@ -104,6 +104,10 @@ func loadScript(arg string, io stdio) (*runtime.Script, map[string]*runtime.Scri
 	return sc, nil, err
 }
 
+// terminalOptions are the terminal front-end's; tests set Interactive to feed a person's
+// typing through a pipe.
+var terminalOptions ui.TerminalOptions
+
 // frontend builds the prompt front-end the flags ask for.
 func frontend(c *cli.Context, io stdio) (ui.Frontend, error) {
 	mode := c.String("ui")
@@ -119,12 +123,12 @@ func frontend(c *cli.Context, io stdio) (ui.Frontend, error) {
 		if answers != "" {
 			return nil, usageError{errors.New("--answers goes with --ui answers (or leave --ui out)")}
 		}
-		return ui.NewTerminal(io.in, io.err, ui.TerminalOptions{}), nil
+		return ui.NewTerminal(io.in, io.err, terminalOptions), nil
 	case "answers":
 		if answers == "" {
 			return nil, usageError{errors.New("--ui answers needs --answers FILE")}
 		}
-		a, err := ui.LoadAnswers(answers, ui.AnswersOptions{Out: io.err, AllowConfirm: c.Bool("yes")})
+		a, err := ui.LoadAnswers(answers, ui.AnswersOptions{Out: io.err, AllowConfirm: c.Bool("yes"), Stdin: io.in})
 		if err != nil {
 			return nil, usageError{err}
 		}
@@ -208,6 +212,7 @@ func execute(ctx context.Context, s runSpec) (res *runtime.Result, err error) {
 		Libraries:   s.libs,
 		OnProcedure: onProcedure,
 		MemoryLimit: s.memory,
+		BeforeRun:   answersCheck(s.frontend, s.config, s.stdio.err),
 	})
 	if a, ok := s.frontend.(*ui.Answers); ok {
 		if unused := a.Unused(); len(unused) > 0 && err == nil {

@@ -443,3 +443,29 @@ func (r *Report) goldens(ctx context.Context, fsys fs.FS, opts Options) error {
 	r.Notes = append(r.Notes, notes...)
 	return nil
 }
+
+// errPrompts stops a procedure once its metadata is read (see Prompts).
+var errPrompts = errors.New("metadata read")
+
+// Prompts reads the prompts each procedure of set declares: its chunk runs with stubbed host
+// modules, and the run stops once the runtime has validated the metadata, before run.
+func Prompts(ctx context.Context, set *scripts.Set, cfg map[string]any, mods []runtime.Module) (map[string][]runtime.PromptSpec, error) {
+	reg := runtime.NewRegistry()
+	for _, m := range stubbed(mods) {
+		if err := reg.Add(m); err != nil {
+			return nil, fmt.Errorf("host module %s: %w", m.Name, err)
+		}
+	}
+	out := map[string][]runtime.PromptSpec{}
+	for _, name := range set.Names() {
+		var got *runtime.Procedure
+		_, err := runtime.Run(ctx, set.Procedures[name], runtime.RunOptions{Registry: reg, Config: cfg,
+			Libraries: set.Libraries, Timeout: 5 * time.Second, Args: map[string]any{},
+			BeforeRun: func(p *runtime.Procedure) error { got = p; return errPrompts }})
+		if got == nil {
+			return nil, fmt.Errorf("procedure %s: %w", name, err)
+		}
+		out[name] = got.Prompts
+	}
+	return out, nil
+}

@@ -7,31 +7,51 @@ local msg = require("lib.msg")
 
 local M = {}
 
--- new_password asks for the new token password twice and applies the password policy.
-function M.new_password()
-  local new = ui.secret {
-    id = "new_pin", label = msg.text("new_password_prompt"), hints = policy.hints("password"),
-    -- The same text as its own confirmation checks every rule except the match. The err
-    -- table goes to ui as it is: its code and the rules broken reach a GUI.
-    validate = function(v)
-      local ok, err = policy.password(v, v)
-      return ok, err
-    end,
-  }
-  ui.secret {
-    id = "new_pin_confirm", label = msg.text("new_password_confirm_prompt"),
-    validate = function(v)
-      local ok, err = policy.password(new, v)
-      return ok, err
-    end,
-  }
-  return new
+-- TRIES bounds how often a person at a terminal is asked again after a mistake the host
+-- finds only once it tries the answer (a wrong OTP PIN, a missing file, a refused password).
+M.TRIES = 3
+
+-- new_password shows the password rules, then asks for the new token password twice and
+-- applies the password policy. When the two differ, a person is asked for both again (the
+-- first may be the one mistyped); from an answers file the mismatch stops the run.
+function M.new_password(ctx)
+  local rules = ctx.config.password
+  msg.say("password_rules", { min = rules.min_length, max = rules.max_length, sequence = rules.max_sequence })
+  local interactive = ui.interactive()
+  for attempt = 1, M.TRIES do
+    local new = ui.secret {
+      id = "new_pin", label = msg.text("new_password_prompt"), hints = policy.hints("password"),
+      -- The same text as its own confirmation checks every rule except the match. The err
+      -- table goes to ui as it is: its code and the rules broken reach a GUI.
+      validate = function(v)
+        local ok, err = policy.password(v, v)
+        return ok, err
+      end,
+    }
+    local confirm = ui.secret {
+      id = "new_pin_confirm", label = msg.text("new_password_confirm_prompt"),
+      validate = not interactive and function(v)
+        local ok, err = policy.password(new, v)
+        return ok, err
+      end or nil,
+    }
+    local ok, err = policy.password(new, confirm)
+    if ok then
+      return new
+    end
+    if attempt == M.TRIES then
+      ui.error(err.message)
+      return nil, { code = err.code or "INVALID_INPUT", message = err.message }
+    end
+    ui.warn(err.message)
+  end
 end
 
--- user_id asks for the user ID as printed on the acceptance act.
-function M.user_id(ctx)
+-- user_id asks for the user ID as printed on the acceptance act; default (optional) is the
+-- one a resumed registration was started for.
+function M.user_id(ctx, default)
   return ui.ask {
-    id = "user_id", label = msg.text("user_id_prompt", { example = ctx.config.user_id.example }),
+    id = "user_id", label = msg.text("user_id_prompt", { example = ctx.config.user_id.example }), default = default,
     hints = policy.hints("user_id"),
     validate = function(v)
       local ok, err = policy.user_id(v)

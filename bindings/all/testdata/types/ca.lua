@@ -29,7 +29,7 @@ function ca.csr(opts) end
 ---@return table? err
 function ca.enroll(opts) end
 
----Open an initial-key container (Key.pfx). Codes: CA_WRONG_PASSWORD, CA_DAMAGED_CONTAINER, CA_UNSUPPORTED_CONTAINER (GOST).
+---Open an initial-key container (Key.pfx). A leading ~ is the home directory. Codes: CA_WRONG_PASSWORD, CA_CONTAINER_MISSING (no such file), CA_DAMAGED_CONTAINER, CA_UNSUPPORTED_CONTAINER (GOST).
 ---
 ---Since API level 1. Secret (never logged): password.
 ---@param path string

@@ -13,6 +13,15 @@ local journal = {}
 ---@return table? err
 function journal.finish(serial) end
 
+---Remove data fields (a list of names) from the journal, keeping its step: input that turned out wrong, such as a user ID the CA refused, so a rerun asks for it again.
+---
+---Since API level 1.
+---@param serial string
+---@param fields table
+---@return table? entry
+---@return table? err
+function journal.forget(serial, fields) end
+
 ---The open journal of the token (serial, procedure, step, started, updated, data, history), or nil.
 ---
 ---Since API level 1.
