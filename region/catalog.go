@@ -18,10 +18,12 @@ import (
 
 // Catalogs are messages/LANG.yaml in the scripts tree: flat key: text files. en is the
 // reference: every key exists there first, and the other languages have exactly its keys
-// and, in each text, its placeholders (CheckCatalogs).
+// and, in each text, its placeholders (CheckCatalogs). A placeholder may be typed, for plural
+// forms, dates and durations rendered in the catalog's language: see render.go.
 
 var (
-	placeholderRE = regexp.MustCompile(`\{([a-z][a-z0-9_]*)\}`)
+	// {name} or {name|type|...}: group 1 is the name, group 2 the type and forms with their |.
+	placeholderRE = regexp.MustCompile(`\{([a-z][a-z0-9_]*)((?:\|[^{}|]*)*)\}`)
 	messageKeyRE  = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
 )
 
@@ -48,6 +50,9 @@ func Catalog(fsys fs.FS, lang string, overrides map[string]map[string]string) (m
 			if msg := checkOverride(en, k, overrides[l][k]); msg != "" {
 				bad = append(bad, fmt.Errorf("messages.%s.%s: %s", l, k, msg))
 			}
+			for _, msg := range checkForms(l, overrides[l][k]) {
+				bad = append(bad, fmt.Errorf("messages.%s.%s: %s", l, k, msg))
+			}
 		}
 	}
 	if len(bad) > 0 {
@@ -67,18 +72,26 @@ func Catalog(fsys fs.FS, lang string, overrides map[string]map[string]string) (m
 		}
 		maps.Copy(out, overrides[lang])
 	}
+	out[LangKey] = lang
 	return out, nil
 }
 
 // CheckCatalogs checks the catalogs of the scripts tree fsys: each is valid YAML of snake_case
 // keys and texts; kk and ru have every key of en and no other; each text has the same
-// placeholders as en's; there is no catalog for a language the procedures do not speak.
+// placeholders as en's; every plural placeholder has the forms its language needs (ru one,
+// few, many; kk and en one, other); there is no catalog for a language the procedures do not
+// speak.
 func CheckCatalogs(fsys fs.FS) []error {
 	en, enLines, err := readCatalog(fsys, "en")
 	if err != nil {
 		return []error{err}
 	}
 	var errs []error
+	for _, k := range sortedKeys(en) {
+		for _, msg := range checkForms("en", en[k]) {
+			errs = append(errs, &Error{File: catalogFile("en"), Line: enLines[k], Key: k, Msg: msg})
+		}
+	}
 	for _, lang := range languages {
 		if lang == "en" {
 			continue
@@ -96,6 +109,11 @@ func CheckCatalogs(fsys fs.FS) []error {
 				errs = append(errs, &Error{File: file, Key: k, Msg: fmt.Sprintf("missing: translate messages/en.yaml:%d", enLines[k])})
 			case !slices.Equal(placeholders(text), placeholders(en[k])):
 				errs = append(errs, &Error{File: file, Line: lines[k], Key: k, Msg: fmt.Sprintf("uses %s but messages/en.yaml:%d uses %s: placeholders are not translated", braces(placeholders(text)), enLines[k], braces(placeholders(en[k])))})
+			}
+			if ok {
+				for _, msg := range checkForms(lang, text) {
+					errs = append(errs, &Error{File: file, Line: lines[k], Key: k, Msg: msg})
+				}
 			}
 		}
 		for _, k := range sortedKeys(cat) {
@@ -179,14 +197,8 @@ func braces(names []string) string {
 	return strings.Join(out, ", ")
 }
 
-// Format fills text's {placeholders} from args. A placeholder args lacks stays as it is, so
-// a forgotten value shows in the output (and in golden tests) instead of vanishing.
+// Format fills text's {placeholders} from args, typed ones in English; FormatIn and Text
+// render in a language.
 func Format(text string, args map[string]any) string {
-	return placeholderRE.ReplaceAllStringFunc(text, func(m string) string {
-		v, ok := args[m[1:len(m)-1]]
-		if !ok {
-			return m
-		}
-		return fmt.Sprint(v)
-	})
+	return FormatIn("en", text, args)
 }

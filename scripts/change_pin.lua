@@ -33,8 +33,7 @@ return {
     ok, err = tok:set_pin(current, new_pin)
     tok:logout()
     if not ok then
-      ui.error(err.message)
-      return nil, err
+      return nil, err -- the host shows the catalog's text for the code
     end
     msg.say("change_pin_done")
     return { serial = info.serial }

@@ -56,7 +56,7 @@ local function container_problem(ctx, err, file, user_id, password)
       for i, p in ipairs(positions) do list[i] = tostring(p) end
       msg.warn("otp_pin_confusable", { positions = table.concat(list, ", ") })
     end
-    return nil, { code = err.code, message = text }
+    return nil, { code = err.code, shown = true, detail = err.message, message = text }
   elseif err.code == "CA_CONTAINER_MISSING" then
     return msg.fail(err.code, "key_file_missing", { file = file })
   elseif err.code == "CA_UNSUPPORTED_CONTAINER" then
@@ -163,24 +163,24 @@ local function ca_steps(data, res, outcome)
   return steps
 end
 
--- ca_failure tells the person what a CA error means; the journal keeps the key and, with
--- the CA step's times, the pending state for the rerun.
+-- ca_failure tells the person, once, what a CA error means; the journal keeps the key and,
+-- with the CA step's times, the pending state for the rerun. The CA's own message (a Go
+-- error chain, in English) is kept for --debug and the transcript.
 local function ca_failure(serial, err, steps, user_id)
   if names_user(err, user_id) then
     -- Typed, but not accepted: the rerun asks for it again and reuses the key.
     journal.record(serial, "requested", { ca_steps = steps, user_id_refused = user_id })
     journal.forget(serial, { "user_id" })
-    return msg.fail(err.code, "enroll_user_id_refused", { user_id = user_id, reason = err.message })
+    return msg.fail(err.code, "enroll_user_id_refused", { user_id = user_id, reason = msg.reason(err) }, err.message)
   elseif err.code == "CA_PENDING" then
     journal.record(serial, "pending", { retry_after = err.retry_after, ca_steps = steps })
-    return msg.fail("CA_PENDING", "enroll_pending", { seconds = err.retry_after or 60 })
-  elseif err.code == "CA_UNAVAILABLE" then
-    msg.warn("ca_unavailable", { reason = err.message })
-  else
-    msg.warn("ca_refused", { reason = err.message })
+    return msg.fail("CA_PENDING", "enroll_pending", { seconds = err.retry_after or 60 }, err.message)
   end
   journal.record(serial, "requested", { ca_steps = steps })
-  return msg.fail(err.code, "enroll_interrupted", { reason = err.code })
+  if err.code == "CA_UNAVAILABLE" then
+    return msg.fail(err.code, "ca_unavailable", { reason = msg.reason(err) }, err.message)
+  end
+  return msg.fail(err.code, "ca_refused", { reason = msg.reason(err) }, err.message)
 end
 
 return {
@@ -377,8 +377,8 @@ return {
       local kerr
       key, kerr = tok:generate_key(spec)
       if not key then
-        bar:done(false, kerr.message)
-        return msg.fail(kerr.code, "enroll_interrupted", { reason = kerr.message })
+        bar:done(false)
+        return msg.fail(kerr.code, "enroll_interrupted", { reason = msg.reason(kerr) }, kerr.message)
       end
       bar:done(true)
     end
@@ -433,7 +433,7 @@ return {
       cert, serr = tok:store_certificate(pem, { id = key.id, label = label })
       bar:done(cert ~= nil)
       if not cert then
-        return msg.fail(serr.code, "enroll_interrupted", { reason = serr.message })
+        return msg.fail(serr.code, "enroll_interrupted", { reason = msg.reason(serr) }, serr.message)
       end
     end
     journal.record(serial, "stored")
@@ -446,7 +446,7 @@ return {
     bar:done(verdict ~= nil and verdict.ok)
     if not (verdict and verdict.ok) then
       return msg.fail("CA_CERTIFICATE_REFUSED", "enroll_interrupted",
-        { reason = sgerr and sgerr.message or "verification" })
+        { reason = msg.reason({ code = "CA_CERTIFICATE_REFUSED" }) }, sgerr and sgerr.message)
     end
     journal.record(serial, "verified")
 
@@ -459,7 +459,7 @@ return {
     ok, perr = tok:set_pin(current, new_pin)
     bar:done(ok ~= nil)
     if not ok then
-      return msg.fail(perr.code, "enroll_interrupted", { reason = perr.message })
+      return msg.fail(perr.code, "enroll_interrupted", { reason = msg.reason(perr) }, perr.message)
     end
     journal.record(serial, "pin_set")
     tok:logout()

@@ -64,8 +64,7 @@ return {
     ok, err = tok:format { so_pin = so_pin, label = label, user_pin = cfg.token.default_user_pin }
     bar:done(ok ~= nil)
     if not ok then
-      ui.error(err.message)
-      return nil, err
+      return nil, err -- the host shows the catalog's text for the code
     end
     if journal.load(serial) then journal.finish(serial) end
     msg.say("format_done")

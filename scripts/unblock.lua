@@ -40,8 +40,7 @@ return {
     ok, err = tok:init_pin(new_pin)
     tok:logout()
     if not ok then
-      ui.error(err.message)
-      return nil, err
+      return nil, err -- the host shows the catalog's text for the code
     end
     msg.say("unblock_done")
     return { serial = info.serial }

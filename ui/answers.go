@@ -73,6 +73,8 @@ type Answers struct {
 	declared map[string]bool // ids the procedure declares: never reported unused
 
 	outMu sync.Mutex // guards out
+
+	chrome Chrome // the words of the marks and refusals (chrome.go)
 }
 
 type answerValue struct {
@@ -286,7 +288,7 @@ func (a *Answers) Ask(ctx context.Context, p Prompt) (string, error) {
 	}
 	// Choices are matched by value only: a position in a file would silently change
 	// meaning when a region reorders its options.
-	value, err := p.resolve(raw, false)
+	value, err := withChrome(p, a.chrome).resolve(raw, false)
 	if err != nil {
 		var retry *retryError
 		if errors.As(err, &retry) {
@@ -417,7 +419,7 @@ func (a *Answers) Say(ctx context.Context, level Level, text string) error {
 	}
 	a.outMu.Lock()
 	defer a.outMu.Unlock()
-	if _, err := io.WriteString(a.out, sayLine(level, text)); err != nil {
+	if _, err := io.WriteString(a.out, sayLine(a.chrome, level, text)); err != nil {
 		return fmt.Errorf("say: %w", err)
 	}
 	return nil
@@ -428,5 +430,5 @@ func (a *Answers) Progress(ctx context.Context, id, label string) (Progress, err
 	if label == "" {
 		label = id
 	}
-	return startPlain(&a.outMu, a.out, label)
+	return startPlain(&a.outMu, a.out, label, a.chrome)
 }

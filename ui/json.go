@@ -49,6 +49,8 @@ type JSON struct {
 
 	runID string
 	now   func() time.Time // the clock of progress lines; tests stop it
+
+	chrome Chrome // the words of refused answers (chrome.go)
 }
 
 // NewJSON returns a JSON-lines front-end reading answer lines from in and writing event
@@ -426,7 +428,7 @@ func (j *JSON) askSourced(ctx context.Context, p Prompt) (string, bool, error) {
 		if cancel {
 			return "", false, cancelledf("prompt '%s': cancelled by the driver", p.ID)
 		}
-		value, err := p.resolve(raw, false)
+		value, err := withChrome(p, j.chrome).resolve(raw, false)
 		if err == nil {
 			return value, person, nil
 		}

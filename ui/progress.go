@@ -13,13 +13,13 @@ import (
 // sayLine formats a message for people reading a terminal or a log: warnings and errors
 // get a word in front so they stand out without colour, which logs and old Windows
 // consoles lack.
-func sayLine(level Level, text string) string {
+func sayLine(c Chrome, level Level, text string) string {
 	text = termtext.Lines(text) // it may quote a token's label or a file name
 	switch level {
 	case Warn:
-		return "Warning: " + text + "\n"
+		return c.text("ui_warning", map[string]any{"text": text}) + "\n"
 	case Error:
-		return "Error: " + text + "\n"
+		return c.text("ui_error", map[string]any{"text": text}) + "\n"
 	}
 	return text + "\n"
 }
@@ -33,16 +33,17 @@ func percent(fraction float64) int {
 	return int(math.Round(math.Min(fraction, 1) * 100))
 }
 
-func doneLine(label string, ok bool, note string) string {
+func doneLine(c Chrome, label string, ok bool, note string) string {
 	label, note = termtext.Lines(label), termtext.Lines(note)
-	word := "done"
+	key := "ui_progress_done"
 	if !ok {
-		word = "failed"
+		key = "ui_progress_failed"
 	}
+	line := c.text(key, map[string]any{"label": label})
 	if note != "" {
-		return fmt.Sprintf("%s: %s (%s)\n", label, word, note)
+		return fmt.Sprintf("%s (%s)\n", line, note)
 	}
-	return fmt.Sprintf("%s: %s\n", label, word)
+	return line + "\n"
 }
 
 // plainProgress writes one line per visible change: for logs, pipes and answers files,
@@ -55,12 +56,13 @@ type plainProgress struct {
 	step  int // last 10% step printed, -1 for none
 	note  string
 	done  bool
+	words Chrome
 }
 
-func startPlain(mu *sync.Mutex, out io.Writer, label string) (*plainProgress, error) {
+func startPlain(mu *sync.Mutex, out io.Writer, label string, c Chrome) (*plainProgress, error) {
 	// Catalogs often end a progress label with an ellipsis; the lines below add their own.
 	label = strings.TrimRight(label, ".… ")
-	p := &plainProgress{mu: mu, out: out, label: label, step: -1}
+	p := &plainProgress{mu: mu, out: out, label: label, step: -1, words: c}
 	mu.Lock()
 	defer mu.Unlock()
 	if _, err := io.WriteString(out, label+"...\n"); err != nil {
@@ -103,5 +105,5 @@ func (p *plainProgress) Done(ok bool, note string) {
 		return
 	}
 	p.done = true
-	_, _ = io.WriteString(p.out, doneLine(p.label, ok, note))
+	_, _ = io.WriteString(p.out, doneLine(p.words, p.label, ok, note))
 }

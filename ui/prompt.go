@@ -85,6 +85,10 @@ type Prompt struct {
 	// before the person types and check as they type. Nil: none. They never replace
 	// Validate, which has the last word.
 	Hints *Hints
+
+	// Chrome renders the words of the answers the front-end itself refuses ("answer yes or
+	// no") in the run's language; nil is English. Front-ends given one (SetChrome) fill it.
+	Chrome Chrome
 }
 
 // Hints describe an acceptable answer to a text, file or secret prompt. Every field is
@@ -261,15 +265,15 @@ func (p Prompt) resolve(raw string, numbered bool) (string, error) {
 		v, ok := p.matchChoice(raw, numbered)
 		if !ok {
 			if raw == "" {
-				return "", retryf(CodeNotAChoice, "choose one of the options")
+				return "", retryf(CodeNotAChoice, "%s", p.Chrome.text("ui_choose_option", nil))
 			}
-			return "", retryf(CodeNotAChoice, "%q is not one of the options", raw)
+			return "", retryf(CodeNotAChoice, "%s", p.Chrome.text("ui_not_an_option", map[string]any{"value": raw}))
 		}
 		value = v
 	case Confirm:
 		v, ok := parseConfirm(raw)
 		if !ok {
-			return "", retryf(CodeNotYesNo, "answer yes or no")
+			return "", retryf(CodeNotYesNo, "%s", p.Chrome.text("ui_answer_yes_no", nil))
 		}
 		value = v
 	}

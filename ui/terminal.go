@@ -58,6 +58,7 @@ type Terminal struct {
 	mu     sync.Mutex // guards out and the fields below
 	asking bool       // a prompt owns the screen: the progress line must not redraw
 	bar    *termBar   // the progress line on screen, if any
+	chrome Chrome     // the words around the procedure's texts (chrome.go)
 }
 
 // NewTerminal returns a terminal front-end reading in and writing out.
@@ -113,6 +114,9 @@ func (t *Terminal) Ask(ctx context.Context, p Prompt) (string, error) {
 		t.mu.Unlock()
 	}()
 
+	t.mu.Lock()
+	p = withChrome(p, t.chrome)
+	t.mu.Unlock()
 	numbered := p.numbered()
 	if err := t.write(intro(p, numbered)); err != nil {
 		return "", promptErr(p.ID, err)
@@ -133,7 +137,7 @@ func (t *Terminal) Ask(ctx context.Context, p Prompt) (string, error) {
 		if !errors.As(err, &retry) {
 			return "", t.askErr(ctx, p, err)
 		}
-		if err := t.write("Not accepted: " + retry.msg + "\n"); err != nil {
+		if err := t.write(p.Chrome.text("ui_not_accepted", map[string]any{"reason": retry.msg}) + "\n"); err != nil {
 			return "", promptErr(p.ID, err)
 		}
 		if !t.interactive && attempt >= pipeAttempts {
@@ -263,7 +267,10 @@ func readHidden(br *bufio.Reader) (string, error) {
 
 func (t *Terminal) lineErr(line string, err error) (string, error) {
 	if errors.Is(err, errLineTooLong) {
-		return "", retryf(CodeTooLong, "the answer is too long")
+		t.mu.Lock()
+		c := t.chrome
+		t.mu.Unlock()
+		return "", retryf(CodeTooLong, "%s", c.text("ui_answer_too_long", nil))
 	}
 	return line, err
 }
@@ -325,15 +332,15 @@ func promptLine(p Prompt, numbered bool) string {
 				def = " [" + choiceKey(p, numbered, i) + "]"
 			}
 		}
-		return "Enter " + keys + def + ": "
+		return p.Chrome.text("ui_enter", map[string]any{"keys": keys}) + def + ": "
 	case Confirm:
 		switch p.Default {
 		case "yes":
-			return p.label() + " [Y/n]: "
+			return p.label() + " " + p.Chrome.text("ui_confirm_default_yes", nil) + ": "
 		case "no":
-			return p.label() + " [y/N]: "
+			return p.label() + " " + p.Chrome.text("ui_confirm_default_no", nil) + ": "
 		}
-		return p.label() + " [y/n]: "
+		return p.label() + " " + p.Chrome.text("ui_confirm", nil) + ": "
 	}
 	if p.Default != "" {
 		return p.label() + " [" + p.Default + "]: "
@@ -349,7 +356,7 @@ func (t *Terminal) Say(ctx context.Context, level Level, text string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.clearBar()
-	_, err := io.WriteString(t.out, sayLine(level, text))
+	_, err := io.WriteString(t.out, sayLine(t.chrome, level, text))
 	if !t.asking {
 		t.drawBar()
 	}
@@ -366,7 +373,7 @@ func (t *Terminal) Progress(ctx context.Context, id, label string) (Progress, er
 		label = id
 	}
 	if !t.redraw {
-		return startPlain(&t.mu, t.out, label)
+		return startPlain(&t.mu, t.out, label, t.chrome)
 	}
 	b := &termBar{t: t, label: label, start: time.Now(), fraction: -1, stop: make(chan struct{})}
 	t.mu.Lock()
@@ -446,7 +453,7 @@ func (b *termBar) Done(ok bool, note string) {
 	if t.bar == b {
 		t.bar = nil
 	}
-	_, _ = io.WriteString(t.out, doneLine(b.label, ok, note))
+	_, _ = io.WriteString(t.out, doneLine(t.chrome, b.label, ok, note))
 	if !t.asking {
 		t.drawBar()
 	}

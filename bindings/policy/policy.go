@@ -47,7 +47,7 @@ func (b *binding) fail(L *lua.LState, problems []region.Problem) int {
 	msgs := make([]string, len(problems))
 	keys := make([]any, len(problems))
 	for i, p := range problems {
-		msgs[i] = region.Format(b.catalog[p.Key], p.Args)
+		msgs[i] = region.Text(b.catalog, p.Key, p.Args)
 		keys[i] = p.Key
 	}
 	return runtime.Fail(L, "INVALID_INPUT", strings.Join(msgs, " "), map[string]any{"problems": keys})
@@ -98,7 +98,7 @@ func (b *binding) text(L *lua.LState) int {
 	if t := L.OptTable(2, nil); t != nil {
 		args, _ = runtime.ToGo(t).(map[string]any)
 	}
-	L.Push(lua.LString(region.Format(msg, args)))
+	L.Push(lua.LString(region.FormatIn(b.catalog[region.LangKey], msg, args)))
 	return 1
 }
 

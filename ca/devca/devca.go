@@ -112,7 +112,7 @@ func Init(dir string) (*CA, error) {
 	}
 	for _, f := range []string{RootCertFile, RootKeyFile, ServerCertFile, ServerKeyFile, UsersFile} {
 		if _, err := os.Lstat(filepath.Join(dir, f)); err == nil {
-			return nil, fmt.Errorf("devca init %s: %w (%s exists): use Open, or choose an empty directory", dir, ErrExists, f)
+			return nil, fmt.Errorf("devca init %s: %w (%s exists): it already holds a CA (serve it with tokenrun ca serve --dir %s), or choose an empty directory", dir, ErrExists, f, dir)
 		}
 	}
 	now := time.Now()
@@ -200,7 +200,7 @@ func Open(dir string) (*CA, error) {
 	read := func(name string) ([]byte, error) {
 		b, err := readfile.Read(filepath.Join(dir, name), readfile.Record)
 		if errors.Is(err, fs.ErrNotExist) && name == RootCertFile {
-			return nil, fmt.Errorf("devca open %s: %w (no %s): run Init first", dir, ErrNoCA, RootCertFile)
+			return nil, fmt.Errorf("devca open %s: %w (no %s): make one first with tokenrun ca init %s", dir, ErrNoCA, RootCertFile, dir)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("devca open: %w", err)

@@ -67,7 +67,7 @@ func TestInitNeverReplacesACA(t *testing.T) {
 	before := snapshot(t, dir)
 	_, err = Init(dir)
 	require.ErrorIs(t, err, ErrExists)
-	assert.Contains(t, err.Error(), "use Open")
+	assert.Contains(t, err.Error(), "tokenrun ca serve --dir")
 	assert.Equal(t, before, snapshot(t, dir), "a refused Init touches nothing")
 
 	// A half-written CA (a crash after the key) is refused too: its key must not be lost.
@@ -82,7 +82,7 @@ func TestInitNeverReplacesACA(t *testing.T) {
 func TestOpenErrors(t *testing.T) {
 	_, err := Open(t.TempDir())
 	require.ErrorIs(t, err, ErrNoCA)
-	assert.Contains(t, err.Error(), "run Init first")
+	assert.Contains(t, err.Error(), "tokenrun ca init")
 
 	dir := t.TempDir()
 	_, err = Init(dir)

@@ -52,7 +52,7 @@ func runMainContext(ctx context.Context, args []string, in io.Reader, out, errOu
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(errOut, "tokenrun: %s\n", err)
+	printFailure(errOut, err, debug(args)) // speak.go
 	var se *runtime.ScriptError
 	if debug(args) && errors.As(err, &se) && se.Traceback != "" {
 		fmt.Fprintln(errOut, se.Traceback)

@@ -138,7 +138,7 @@ func (w *runWatch) cancelled(ctx context.Context, s runSpec, err error) error {
 			}
 		}
 	}
-	return &cancelledError{notice: region.Format(catalog[key], args), err: err, sig: sig}
+	return &cancelledError{notice: region.Text(catalog, key, args), err: err, sig: sig}
 }
 
 // settleJournal applies journalAfterCall to the journals this run recorded, and returns the

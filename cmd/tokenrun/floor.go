@@ -54,7 +54,7 @@ func guard(p token.Provider, g guardSpec) (*floor.Provider, error) {
 			if t, ok := g.messages["token_busy_waiting"]; ok {
 				text = t
 			}
-			_ = fe.Say(context.Background(), ui.Warn, region.Format(text, args))
+			_ = fe.Say(context.Background(), ui.Warn, region.FormatIn(g.messages[region.LangKey], text, args))
 		},
 	}), nil
 }

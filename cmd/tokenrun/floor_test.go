@@ -407,7 +407,7 @@ func TestUserPINNotInitializedNamesTheWayOut(t *testing.T) {
 		r := tokenrun(t, "", append(args, "--soft", dir, "--lang", "en")...)
 		assert.Equal(t, exitToken, r.code, r.err)
 		assert.Contains(t, r.err, "has no user password set", args[0])
-		assert.Contains(t, r.err, "run the procedure unblock", args[0])
+		assert.Contains(t, r.err, "run tokenrun unblock", args[0])
 		assert.NotContains(t, r.err, "CKR_USER_PIN_NOT_INITIALIZED", args[0])
 	}
 	r := tokenrun(t, "", "unblock", "--soft", dir, "--lang", "en",

@@ -162,6 +162,9 @@ type goldenOptions struct {
 	// CheckJSON, when set, checks everything a case run over --ui json wrote to stdout (the
 	// tests validate it against docs/protocol.schema.json).
 	CheckJSON func(stdout string) error
+	// Screen, when set, gets what the run wrote before normalising: stdout (JSON lines, or
+	// nothing) and stderr. The language test reads the person's screen from it.
+	Screen func(stdout, stderr string)
 }
 
 // goldenCA is a development CA with one user whose initial key opens with enrollOTP,
@@ -328,6 +331,9 @@ func runGoldenCase(ctx context.Context, c goldenCase, opts goldenOptions) (strin
 		}
 	}
 	tr = append(tr, fmt.Sprintf("exit %d", code))
+	if opts.Screen != nil {
+		opts.Screen(stdout, stderr)
+	}
 	got := normaliseGolden(strings.Join(tr, "\n")+"\n", b.serial, ca.keyFile, ca.dir)
 	if err := noSecrets(ans, stdout+stderr+got); err != nil {
 		return got, fmt.Errorf("golden %s on %s: %w", c.Path(), opts.Backend, err)
@@ -604,6 +610,11 @@ var (
 	rePort   = regexp.MustCompile(`127\.0\.0\.1:\d+`)
 	reHex    = regexp.MustCompile(`\b[0-9a-f]{16,}\b`)
 	reModule = regexp.MustCompile(`/usr/lib/\S*softhsm2\.so`)
+	// A time as the catalogs render it ({t|date}, {t|day}) in en, ru and kk: local, so it
+	// changes with the machine's zone as well as the run.
+	reLocalTime = regexp.MustCompile(`\d{1,2} (?:January|February|March|April|May|June|July|August|September|October|November|December|` +
+		`января|февраля|марта|апреля|мая|июня|июля|августа|сентября|октября|ноября|декабря) \d{4}(?: г\.)?(?:, \d\d:\d\d)?|` +
+		`\d{4} жылғы \d{1,2} (?:қаңтар|ақпан|наурыз|сәуір|мамыр|маусым|шілде|тамыз|қыркүйек|қазан|қараша|желтоқсан)(?:, \d\d:\d\d)?`)
 )
 
 // normaliseGolden replaces what changes from run to run: serials, key ids, times, ports,
@@ -616,6 +627,7 @@ func normaliseGolden(s, serial, keyFile, caDir string) string {
 	s = strings.ReplaceAll(s, caDir, "<CA_DIR>")
 	s = strings.ReplaceAll(s, os.TempDir(), "<TMP>")
 	s = reTime.ReplaceAllString(s, "<TIME>")
+	s = reLocalTime.ReplaceAllString(s, "<TIME>")
 	s = rePort.ReplaceAllString(s, "127.0.0.1:<PORT>")
 	s = reModule.ReplaceAllString(s, "<MODULE>")
 	return reHex.ReplaceAllString(s, "<HEX>")

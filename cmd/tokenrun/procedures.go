@@ -14,6 +14,7 @@ import (
 	"github.com/tokenrun/tokenrun/region"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/scripts"
+	"github.com/tokenrun/tokenrun/ui"
 )
 
 // procedure is one shipped procedure exposed as a command.
@@ -128,6 +129,7 @@ func runProcedure(c *cli.Context, io stdio, p procedure) error {
 	if err != nil {
 		return err
 	}
+	ui.SetChrome(fe, catalogChrome(runMessages(cfg))) // speak.go
 	args := map[string]any{"support_override": c.Bool("support-override"), "scripts": set.Source, "scripts_version": set.Manifest.Version}
 	tr, err := procedureTranscript(c, p, set, cfg, args)
 	if err != nil {
@@ -140,9 +142,9 @@ func runProcedure(c *cli.Context, io stdio, p procedure) error {
 		memory: int64(reg.Sandbox.MemoryMiB) << 20,
 	})
 	if err != nil {
-		return err
+		return forPerson(err, runMessages(cfg)) // speak.go
 	}
-	reportDone(io, res)
+	reportProcedureDone(io, res, "tokenrun "+p.command, runMessages(cfg))
 	return nil
 }
 

@@ -39,6 +39,9 @@ return { name = "change_pin", version = "9.9.9", api = 1, description = "probe",
 	manifest := "version: 9.9.9\napi: 1\nprocedures:\n  change_pin: probe.lua\n"
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "manifest.yaml"), []byte(manifest), 0o644))
 	t.Setenv("TOKENRUN_HOME", t.TempDir())
+	// The region's language, not the English the other tests read (TestMain).
+	t.Setenv("TOKENRUN_LANG", "")
+	os.Unsetenv("TOKENRUN_LANG")
 	soft := filepath.Join(t.TempDir(), "tok")
 	roots := filepath.Join(t.TempDir(), "roots.pem")
 	caDir := filepath.Join(t.TempDir(), "ca")

@@ -323,7 +323,7 @@ func TestUnblockOnOpenCryptoki(t *testing.T) {
 	r = tokenrun(t, "", "change-pin", "--module", tk.Module, "--lang", "en",
 		"--answers", writeAnswers(t, map[string]any{"current_pin": tk.UserPIN, "new_pin": newPIN, "new_pin_confirm": newPIN}))
 	require.Equal(t, exitToken, r.code, r.err)
-	assert.Contains(t, r.err, "procedure unblock")
+	assert.Contains(t, r.err, "tokenrun unblock")
 
 	r = tokenrun(t, "", "unblock", "--module", tk.Module, "--lang", "en",
 		"--answers", writeAnswers(t, map[string]any{"so_pin": tk.SOPIN, "new_pin": newPIN, "new_pin_confirm": newPIN}))

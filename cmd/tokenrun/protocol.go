@@ -26,7 +26,7 @@ import (
 // beginRun announces a run to fe when it is a ui.Lifecycle, and returns the context to run
 // under (cancelled when the driver asks to stop), what to pass to runtime.RunOptions as
 // OnProcedure (nil without a Lifecycle), and end, which reports the outcome; call it once.
-func beginRun(ctx context.Context, fe ui.Frontend, info ui.RunInfo) (_ context.Context, onProcedure func(*runtime.Procedure), end func(result any, err error)) {
+func beginRun(ctx context.Context, fe ui.Frontend, info ui.RunInfo, messages map[string]string) (_ context.Context, onProcedure func(*runtime.Procedure), end func(result any, err error)) {
 	lc, ok := ui.Find[ui.Lifecycle](fe)
 	if !ok {
 		return ctx, nil, func(any, error) {}
@@ -45,12 +45,12 @@ func beginRun(ctx context.Context, fe ui.Frontend, info ui.RunInfo) (_ context.C
 	}
 	ctx = lc.Begin(ctx, info)
 	onProcedure = func(p *runtime.Procedure) { lc.Procedure(p.Name, p.Version) }
-	return ctx, onProcedure, func(result any, err error) { _ = lc.End(runResult(result, err)) }
+	return ctx, onProcedure, func(result any, err error) { _ = lc.End(runResult(result, err, messages)) }
 }
 
 // runResult is how a run ended, for the result line: the outcome, the error's code and
 // exit code as runMain will report them, and the procedure's result table.
-func runResult(result any, err error) ui.RunResult {
+func runResult(result any, err error, messages map[string]string) ui.RunResult {
 	if err == nil {
 		r := ui.RunResult{Outcome: ui.OutcomeOK, Exit: exitOK}
 		if m, ok := result.(map[string]any); ok && len(m) > 0 {
@@ -64,9 +64,12 @@ func runResult(result any, err error) ui.RunResult {
 	}
 	var se *runtime.ScriptError
 	var ce *cancelledError
+	var pe *personError
 	switch {
 	case errors.As(err, &ce):
 		// The notice: what state the token is in and how a rerun continues.
+	case errors.As(forPerson(err, messages), &pe) && pe.line != "":
+		r.Message = pe.line // the catalog's words for the code, as the last line says it
 	case errors.As(err, &se) && se.Code != "" && se.Message != "":
 		r.Message = se.Message // the procedure's own words (msg.fail's catalog text)
 	}

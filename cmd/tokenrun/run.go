@@ -164,7 +164,7 @@ type runSpec struct {
 // execute runs one procedure with the token and ui modules, over the host's safety floor.
 func execute(ctx context.Context, s runSpec) (res *runtime.Result, err error) {
 	lang, _ := s.config["language"].(string)
-	ctx, onProcedure, end := beginRun(ctx, s.frontend, ui.RunInfo{Command: s.command, Procedure: scriptName(s.script), Language: lang})
+	ctx, onProcedure, end := beginRun(ctx, s.frontend, ui.RunInfo{Command: s.command, Procedure: scriptName(s.script), Language: lang}, runMessages(s.config))
 	defer func() { end(resultTable(res), err) }()
 	witness := ui.NewWitness(s.frontend)
 	messages, _ := s.config["messages"].(map[string]string)

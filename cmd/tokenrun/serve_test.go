@@ -27,6 +27,10 @@ func TestMain(m *testing.M) {
 		writePeakRSS(os.Getenv("TOKENRUN_TEST_PEAK_RSS_FILE"))
 		os.Exit(code)
 	}
+	// Tests read English unless they ask for a language (the default region speaks ru).
+	if os.Getenv("TOKENRUN_LANG") == "" {
+		os.Setenv("TOKENRUN_LANG", "en")
+	}
 	// Procedures keep transcripts (and journals) under TOKENRUN_HOME: never in the home of
 	// whoever runs the tests. Tests that look at them set their own.
 	if os.Getenv("TOKENRUN_HOME") == "" {

@@ -56,8 +56,13 @@ func signCommand(io stdio) *cli.Command {
 			&cli.StringFlag{Name: "ui", EnvVars: []string{"TOKENRUN_UI"},
 				Usage: "front-end for the PIN prompt and the report: terminal, or json (JSON lines on stdin/stdout, docs/protocol.md)"},
 			lockWaitFlag(),
+			signLangFlag(),
 		),
 		Action: func(c *cli.Context) (err error) {
+			messages, err := signMessages(c) // speak.go
+			if err != nil {
+				return err
+			}
 			inputs := append([]string{}, *c.Generic("in").(*fileList)...)
 			inputs = append(inputs, c.Args().Slice()...)
 			jobs, err := planOutputs(inputs, c.String("out"), c.String("out-dir"), c.Bool("force"))
@@ -81,7 +86,7 @@ func signCommand(io stdio) *cli.Command {
 			if err != nil {
 				return err
 			}
-			ctx, _, end := beginRun(c.Context, fe, ui.RunInfo{Command: "sign", Procedure: "sign"})
+			ctx, _, end := beginRun(c.Context, fe, ui.RunInfo{Command: "sign", Procedure: "sign"}, messages)
 			summary := &signSummary{total: len(jobs)}
 			defer func() { end(summary.result(), err) }()
 			p, uri, err := openSource(c)
@@ -89,11 +94,11 @@ func signCommand(io stdio) *cli.Command {
 				return err
 			}
 			defer p.Close()
-			return signFiles(ctx, signSpec{
+			return forPerson(signFiles(ctx, signSpec{
 				provider: p, uri: uri, pinFile: pinFile, jobs: jobs, detached: c.Bool("detached"),
-				force: c.Bool("force"), stdio: io, lockWait: c.Duration("lock-wait"),
-				frontend: fe, summary: summary,
-			})
+				force: c.Bool("force"), stdio: io, lockWait: c.Duration("lock-wait"), messages: messages,
+				frontend: ui.SetChrome(fe, catalogChrome(messages)), summary: summary,
+			}), messages)
 		},
 	}
 }
@@ -289,8 +294,9 @@ type signSpec struct {
 	detached bool
 	force    bool
 	stdio    stdio
-	lockWait time.Duration // --lock-wait
-	summary  *signSummary  // filled in as the batch goes, for the protocol's result; may be nil
+	lockWait time.Duration     // --lock-wait
+	messages map[string]string // what the person reads, in the --lang catalog; nil: English
+	summary  *signSummary      // filled in as the batch goes, for the protocol's result; may be nil
 }
 
 // signFiles signs every job with one login. Documents are read, signed and written one at a
@@ -300,13 +306,13 @@ func signFiles(ctx context.Context, s signSpec) (err error) {
 	signed := 0
 	defer func() {
 		if sig := interruptOf(ctx); sig != nil && err != nil {
-			err = &cancelledError{notice: signCancelledNotice(signed, len(s.jobs)), err: err, sig: sig}
+			err = &cancelledError{notice: s.say(signCancelledNotice(signed, len(s.jobs)), "sign_cancelled", map[string]any{"signed": signed, "count": len(s.jobs)}), err: err, sig: sig}
 		}
 	}()
 	// The whole batch runs under the safety floor: one token lock from before the PIN check
 	// to the last signature, and the tries ledger deciding the login.
 	witness := ui.NewWitness(s.frontend)
-	guarded, err := guard(s.provider, guardSpec{command: "tokenrun sign", lockWait: s.lockWait, witness: witness})
+	guarded, err := guard(s.provider, guardSpec{command: "tokenrun sign", lockWait: s.lockWait, witness: witness, messages: s.messages})
 	if err != nil {
 		return err
 	}
@@ -339,8 +345,9 @@ func signFiles(ctx context.Context, s signSpec) (err error) {
 		return err
 	}
 	if now := time.Now(); now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
-		fmt.Fprintf(s.stdio.err, "warning: the certificate of key %s is not valid now (valid %s to %s): verifiers will reject these signatures\n",
-			key.Name(), cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339))
+		fmt.Fprintln(s.stdio.err, s.say(fmt.Sprintf("warning: the certificate of key %s is not valid now (valid %s to %s): verifiers will reject these signatures",
+			key.Name(), cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339)),
+			"sign_certificate_not_valid", map[string]any{"key": key.Name(), "from": cert.NotBefore, "until": cert.NotAfter}))
 	}
 	ks, err := tok.Signer(ctx, key)
 	if err != nil {
@@ -386,8 +393,9 @@ func signFiles(ctx context.Context, s signSpec) (err error) {
 		return err
 	}
 	s.summary.done(key, info, cert)
-	fmt.Fprintf(s.stdio.err, "signed %d document(s) with key %s on %s; certificate %s\n",
-		len(s.jobs), key.Name(), info.Name(), certSummary(cert))
+	fmt.Fprintln(s.stdio.err, s.say(fmt.Sprintf("signed %d document(s) with key %s on %s; certificate %s",
+		len(s.jobs), key.Name(), info.Name(), certSummary(cert)),
+		"sign_done", map[string]any{"count": len(s.jobs), "key": key.Name(), "token": personName(info), "subject": cert.Subject.String(), "serial": bindsign.Serial(cert)}))
 	return nil
 }
 
@@ -469,13 +477,15 @@ func login(ctx context.Context, tok token.Token, s signSpec) error {
 	name := info.Name()
 	switch {
 	case !info.UserPINInitialized:
-		return codedError{errcode.PINNotInitialized, fmt.Errorf("%s has no user PIN set: the administrator must set one", name), token.ErrPINNotInitialized}
+		return s.person(codedError{errcode.PINNotInitialized, fmt.Errorf("%s has no user PIN set: the administrator must set one", name), token.ErrPINNotInitialized}, "pin_not_initialized", nil)
 	case info.UserPIN.Locked:
-		return codedError{errcode.PINLocked, fmt.Errorf("the user PIN of %s is locked, so no login was tried: the administrator must unblock it with the SO PIN", name), token.ErrPINLocked}
+		return s.person(codedError{errcode.PINLocked, fmt.Errorf("the user PIN of %s is locked, so no login was tried: the administrator must unblock it with the SO PIN", name), token.ErrPINLocked},
+			"sign_pin_locked", map[string]any{"token": personName(info)})
 	}
 	finalTry := info.UserPIN.FinalTry
 	if finalTry && (s.pinFile != "" || !s.frontend.Interactive()) {
-		return codedError{errcode.Refused, fmt.Errorf("one PIN try is left on %s: tokenrun sign will not spend it from a file or a pipe; type the PIN at a terminal, or have the administrator unblock the token", name), nil}
+		return s.person(codedError{errcode.Refused, fmt.Errorf("one PIN try is left on %s: tokenrun sign will not spend it from a file or a pipe; type the PIN at a terminal, or have the administrator unblock the token", name), nil},
+			"sign_final_try_refused", map[string]any{"token": personName(info)})
 	}
 
 	var pin string
@@ -485,9 +495,9 @@ func login(ctx context.Context, tok token.Token, s signSpec) error {
 			return usageError{err}
 		}
 	} else {
-		p := ui.Prompt{ID: pinPromptID, Kind: ui.Secret, Label: "Password of " + name, HumanOnly: finalTry}
+		p := ui.Prompt{ID: pinPromptID, Kind: ui.Secret, Label: s.say("Password of "+name, "sign_pin_prompt", map[string]any{"token": personName(info)}), HumanOnly: finalTry}
 		if finalTry {
-			p.Help = "Only ONE try is left: a wrong password locks the token."
+			p.Help = s.say("Only ONE try is left: a wrong password locks the token.", "sign_final_try", nil)
 		}
 		pin, err = s.frontend.Ask(ctx, p)
 		if err != nil {
@@ -500,13 +510,13 @@ func login(ctx context.Context, tok token.Token, s signSpec) error {
 			const last = "one try is left, which tokenrun sign takes only from a person typing at a terminal"
 			switch left := te.RetriesLeft; {
 			case left == 1:
-				return fmt.Errorf("%w: %s", err, last)
+				return s.person(fmt.Errorf("%w: %s", err, last), "sign_pin_incorrect_last", nil)
 			case left >= 0:
-				return fmt.Errorf("%w: %d tries left", err, left)
+				return s.person(fmt.Errorf("%w: %d tries left", err, left), "sign_pin_incorrect", map[string]any{"retries_left": left})
 			}
 			// PKCS#11 modules give only flags: read them again.
 			if now, ierr := tok.Info(ctx); ierr == nil && now.UserPIN.FinalTry {
-				return fmt.Errorf("%w: %s", err, last)
+				return s.person(fmt.Errorf("%w: %s", err, last), "sign_pin_incorrect_last", nil)
 			}
 		}
 		return err

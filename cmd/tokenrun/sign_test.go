@@ -187,8 +187,8 @@ func TestSignOnSoftHSM2(t *testing.T) {
 	t.Run("attached, three documents, one run", func(t *testing.T) {
 		r := sign(t, "--in", docs[0], "--in", docs[1], "--in", docs[2])
 		require.Equal(t, exitOK, r.code, r.err)
-		assert.Contains(t, r.err, "signed 3 document(s) with key payments on SIGN")
-		assert.Contains(t, r.err, `"CN=ACME LLP payments,O=ACME LLP,C=KZ"`)
+		assert.Contains(t, r.err, "Signed: 3 documents with the key payments on SIGN")
+		assert.Contains(t, r.err, "certificate CN=ACME LLP payments,O=ACME LLP,C=KZ, serial")
 		for _, d := range docs {
 			assert.Contains(t, r.stdout, d+" -> "+d+".p7s")
 			want, err := os.ReadFile(d)
@@ -285,16 +285,17 @@ func TestSignOnSoftHSM2(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "x.p7s")
 		r := tokenrun(t, "", "sign", "--module", module, "--token", uri, "--pin-file", wrong, "--in", docs[0], "--out", out)
 		assert.Equal(t, exitToken, r.code, r.err)
-		assert.Contains(t, r.err, "PIN incorrect")
+		assert.Contains(t, r.err, "Wrong password")
 		assert.NotContains(t, r.stdout+r.err, "87870000")
 		assert.NoFileExists(t, out)
 	})
 
 	t.Run("no certificate next to the key", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "x.p7s")
-		r := tokenrun(t, "", "sign", "--module", module, "--token", "pkcs11:token=SIGN;object=bare", "--pin-file", pinFile, "--in", docs[0], "--out", out)
+		r := tokenrun(t, "", "--debug", "sign", "--module", module, "--token", "pkcs11:token=SIGN;object=bare", "--pin-file", pinFile, "--in", docs[0], "--out", out)
 		assert.Equal(t, exitToken, r.code, r.err)
-		assert.Contains(t, r.err, "no certificate next to key bare: enroll first")
+		assert.Contains(t, r.err, "register first (tokenrun enroll)", "the person's line")
+		assert.Contains(t, r.err, "no certificate next to key bare: enroll first", "--debug's")
 		assert.NoFileExists(t, out)
 	})
 }
@@ -316,9 +317,9 @@ func TestSignPINSafety(t *testing.T) {
 		{name: "locked", tries: 0, pin: "12345678", code: exitToken, want: []string{"is locked", "no login was tried", "unblock"}, triesNow: 0},
 		{name: "final try from a file", tries: 1, pin: "12345678", code: exitRefused, want: []string{"one PIN try is left", "will not spend it from a file"}, triesNow: 1},
 		{name: "final try from a pipe", tries: 1, stdin: "12345678\n", code: exitRefused, want: []string{"one PIN try is left"}, triesNow: 1},
-		{name: "wrong PIN says the tries left", tries: 10, pin: "31415926", code: exitToken, want: []string{"PIN incorrect", "9 tries left"}, triesNow: 9},
+		{name: "wrong PIN says the tries left", tries: 10, pin: "31415926", code: exitToken, want: []string{"Wrong password", "9 tries left"}, triesNow: 9},
 		{name: "wrong PIN with two left", tries: 2, pin: "31415926", code: exitToken, want: []string{"one try is left"}, triesNow: 1},
-		{name: "PIN from a pipe", tries: 10, stdin: "12345678\n", code: exitOK, want: []string{"Password of KAZTOKEN", "signed 1 document(s)"}, triesNow: 10},
+		{name: "PIN from a pipe", tries: 10, stdin: "12345678\n", code: exitOK, want: []string{"Password of the token KAZTOKEN", "Signed: 1 document "}, triesNow: 10},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -380,7 +381,8 @@ func TestSignUsage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := append([]string{"sign"}, tt.args...)
+			// --debug: the technical line too (the person's line is the catalog's).
+			args := append([]string{"--debug", "sign"}, tt.args...)
 			if tt.name != "no token source" {
 				args = append(args, "--soft", dir)
 			}

@@ -316,16 +316,16 @@ func TestSignSignalled(t *testing.T) {
 	for _, s := range stopSignalsUnderTest {
 		t.Run(s.name, func(t *testing.T) {
 			outDir := t.TempDir()
-			args := append([]string{"sign", "--soft", dir, "--token", "pkcs11:token=KAZTOKEN;object=Main", "--pin-file", pin, "--out-dir", outDir}, files...)
+			args := append([]string{"sign", "--lang", "en", "--soft", dir, "--token", "pkcs11:token=KAZTOKEN;object=Main", "--pin-file", pin, "--out-dir", outDir}, files...)
 			p := startTokenrun(t, home, args...)
 			waitLine(t, p.out, " -> ", nil)
 			require.NoError(t, p.cmd.Process.Signal(s.sig))
 			code, stdout, stderr := p.wait(t)
 			require.Equal(t, exitCancelled, code, stderr)
 			var n, total int
-			i := strings.Index(stderr, "cancelled: ")
+			i := strings.Index(stderr, "Cancelled: ")
 			require.GreaterOrEqual(t, i, 0, stderr)
-			_, err := fmt.Sscanf(stderr[i:], "cancelled: %d of %d document(s) signed", &n, &total)
+			_, err := fmt.Sscanf(stderr[i:], "Cancelled: %d of %d documents signed", &n, &total)
 			require.NoError(t, err, stderr)
 			assert.Equal(t, 1500, total)
 			assert.Less(t, n, total, "the batch stopped early")

@@ -5,6 +5,10 @@ local msg = require("lib.msg")
 
 local M = {}
 
+-- passed[role] is set once check has warned about role's counters and let a login go
+-- ahead, so that the login right after it does not warn a second time.
+local passed = {}
+
 -- describe names a token for people: label and serial.
 function M.describe(info)
   return ("%s (%s)"):format(info.label, info.serial)
@@ -47,7 +51,7 @@ function M.find(ctx, opts)
     elseif err.code == "TOKEN_BUSY" then
       return msg.fail(err.code, "token_busy")
     end
-    ui.error(err.message)
+    -- The host shows the catalog's text for the code, once.
     return nil, err
   end
   local info = tok:info()
@@ -87,12 +91,18 @@ function M.check(tok, role)
   if f[p .. "_retries_left"] and (f[p .. "_count_low"] or f[p .. "_final_try"]) then
     msg.warn(p .. "_tries_left", { retries_left = f[p .. "_retries_left"] })
   end
+  passed[role] = true
   return true
 end
 
 -- login checks the counters, then logs in once; a wrong PIN is reported with the tries left.
+-- The counters are read again unless check has just done so (and warned).
 function M.login(tok, role, pin)
-  local ok, err = M.check(tok, role)
+  local ok, err = true, nil
+  if not passed[role] then
+    ok, err = M.check(tok, role)
+  end
+  passed[role] = nil
   if not ok then
     return nil, err
   end
@@ -102,11 +112,12 @@ function M.login(tok, role, pin)
     return true
   end
   if err.code == "PIN_INCORRECT" then
-    msg.warn(p .. "_incorrect")
+    local _, failure = msg.fail(err.code, p .. "_incorrect", nil, err.message)
     if err.retries_left then
       msg.warn(p .. "_tries_left", { retries_left = err.retries_left })
     end
-    return nil, err
+    failure.retries_left = err.retries_left
+    return nil, failure
   elseif err.code == "PIN_LOCKED" then
     return msg.fail(err.code, p .. "_locked")
   elseif err.code == "REFUSED" then
@@ -115,8 +126,7 @@ function M.login(tok, role, pin)
   elseif err.code == "PIN_NOT_INITIALIZED" then
     return msg.fail(err.code, "pin_not_initialized")
   end
-  ui.error(err.message)
-  return nil, err
+  return nil, err -- the host shows the catalog's text for the code
 end
 
 -- profile finds what enrollment leaves on a token: keys, and which of them have a
