@@ -58,6 +58,9 @@ type Options struct {
 	// the rows' tokens are all worked on, up to Parallel or 4).
 	Parallel    int
 	RetryFailed bool // run only the rows that failed before
+	// Skip names rows the operator leaves out this time (--skip): reported skipped, kept
+	// unfinished in the journal, so a later run without it does them.
+	Skip map[string]bool
 	// Holds reports whether a token that no row is bound to already holds a profile (a
 	// certificate, or an unfinished procedure of someone else): such a token is never given
 	// a row. Nil: a token holding any certificate.
@@ -186,6 +189,11 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		rows[i] = rr
 		st := j.state(r.ID)
 		switch {
+		case st.end == nil && o.Skip[r.ID]:
+			rr.status, rr.result = done, Result{Row: r.ID, UserID: r.UserID(), Outcome: Skipped, Ended: time.Now()}
+			if err := rep.write(rr.result); err != nil {
+				return Summary{}, err
+			}
 		case st.end == nil:
 			if o.RetryFailed {
 				rr.status, rr.result = done, pendingResult(r, st)

@@ -250,3 +250,36 @@ func TestResumeFromJournal(t *testing.T) {
 	_, err = openJournal(jpath, "change_pin")
 	assert.ErrorContains(t, err, "not change_pin")
 }
+
+// TestSkippedRows: rows the operator leaves out are reported skipped and stay unfinished, so
+// a later run without --skip does them, and only them.
+func TestSkippedRows(t *testing.T) {
+	root := t.TempDir()
+	p, err := soft.OpenRoot(soft.Options{}, root)
+	require.NoError(t, err)
+	f := &fakeEnroll{enrolled: map[string]string{}, next: make(chan struct{}, 1)}
+	plugIn(t, root, 3, f.next)
+	l := writeList(t, users(3))
+	rep := filepath.Join(t.TempDir(), "report.jsonl")
+	var out bytes.Buffer
+	opts := Options{Procedure: "enroll", List: l, Provider: p, Run: f.run, Reports: []string{rep}, Holds: f.holds,
+		Out: &out, Poll: 10 * time.Millisecond, Idle: 5 * time.Second, Skip: map[string]bool{"r2": true}}
+	sum, err := Run(context.Background(), opts)
+	require.NoError(t, err, out.String())
+	assert.Equal(t, 1, sum.Counts[Skipped], out.String())
+	assert.Equal(t, 2, sum.Counts[Enrolled], out.String())
+	var skipped []string
+	for _, r := range readReport(t, rep) {
+		if r.Outcome == Skipped {
+			skipped = append(skipped, r.Row)
+		}
+	}
+	assert.Equal(t, []string{"r2"}, skipped)
+
+	opts.Skip = nil
+	sum, err = Run(context.Background(), opts)
+	require.NoError(t, err, out.String())
+	assert.Equal(t, 1, sum.Counts[Enrolled], "only the skipped row runs: %s", out.String())
+	assert.Equal(t, 2, sum.Counts[AlreadyEnrolled])
+	assert.Len(t, f.enrolled, 3)
+}

@@ -51,6 +51,7 @@ func batchFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "report", Usage: "write each row's outcome to `FILE` (.csv or .jsonl) as it ends; repeatable"},
 		&cli.IntFlag{Name: "parallel", Usage: "work on up to N tokens at once (default 1; 4 with a token column)"},
 		&cli.BoolFlag{Name: "retry-failed", Usage: "run again only the rows that failed"},
+		&cli.StringSliceFlag{Name: "skip", Usage: "leave out the row with this `ID` this time (reported skipped; a later run does it); repeatable"},
 		&cli.StringFlag{Name: "soft-root", Usage: "software tokens: each directory that appears in `DIR` is a token plugged in"},
 		&cli.DurationFlag{Name: "ca-pause", Value: 30 * time.Second, Usage: "how long a CA outage pauses the batch before it tries again"},
 		&cli.DurationFlag{Name: "idle", Usage: "stop when no token came for this long (0: wait until stopped)"},
@@ -102,7 +103,7 @@ func runBatch(c *cli.Context, io stdio, p procedure) error {
 	fmt.Fprintf(io.err, "batch %s: %d rows from %s\n", p.command, len(list.Rows), list.Path)
 	sum, err := batch.Run(c.Context, batch.Options{
 		Procedure: p.name, List: list, Common: common, Provider: rows.provider, Run: rows.run,
-		Reports: c.StringSlice("report"), Parallel: c.Int("parallel"), RetryFailed: c.Bool("retry-failed"),
+		Reports: c.StringSlice("report"), Parallel: c.Int("parallel"), RetryFailed: c.Bool("retry-failed"), Skip: skipSet(c.StringSlice("skip")),
 		Holds: rows.holds, Match: match, Out: io.err, CAPause: c.Duration("ca-pause"), Idle: c.Duration("idle"),
 	})
 	fmt.Fprintf(io.err, "batch %s: %s in %s (journal %s)\n", p.command, sum, sum.Elapsed.Round(time.Second), sum.Journal)
@@ -131,4 +132,13 @@ func escapeURI(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// skipSet is --skip's row ids as a set.
+func skipSet(ids []string) map[string]bool {
+	m := map[string]bool{}
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
 }
