@@ -117,6 +117,7 @@ func newApp(io stdio) *cli.App {
 			scriptsCommand(io),
 			diagnoseCommand(io),
 			replayCommand(io),
+			transcriptCommand(io),
 			completionCommand(io),
 		),
 	}
