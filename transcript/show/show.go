@@ -17,6 +17,7 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -36,6 +37,10 @@ type Options struct {
 	// Terms maps texts the procedure took from elsewhere than the catalog (a region's
 	// validity labels) from the recorded language to Lang.
 	Terms map[string]string
+	// Recorded is the catalog of the recorded language: a text shown without its key (a
+	// rule's message passed on by the script) is matched against its templates to recover
+	// the key and the plain {name} arguments.
+	Recorded map[string]string
 }
 
 // Secret is what a secret answer shows as.
@@ -125,14 +130,12 @@ type keyed struct {
 }
 
 type view struct {
-	w     io.Writer
-	o     Options
-	rec   *Record
-	texts map[string]keyed // rendered text -> how, from policy.text calls so far
-	// prompt is the index of the last prompt call, for the refused attempts its validate
-	// callback's calls (depth 1) record.
-	prompt int
-	err    error
+	templates []template // the recorded catalog's, longest literal text first; built when first needed
+	w         io.Writer
+	o         Options
+	rec       *Record
+	texts     map[string]keyed // rendered text -> how, from policy.text calls so far
+	err       error
 }
 
 func (v *view) printf(format string, args ...any) {
@@ -242,6 +245,8 @@ func (v *view) translate(recorded string, opts map[string]any, depth int) string
 		k = kt
 	} else if t, ok := v.o.Terms[recorded]; ok {
 		return t
+	} else if kt, ok := v.unrender(recorded); ok {
+		k = kt
 	} else {
 		return recorded
 	}
@@ -259,6 +264,92 @@ func (v *view) translate(recorded string, opts map[string]any, depth int) string
 	return region.Text(v.o.Catalog, k.key, args)
 }
 
+// template is a catalog text as a pattern: its literal parts quoted, each plain {name} a
+// capture.
+type template struct {
+	key     string
+	re      *regexp.Regexp
+	names   []string
+	literal int
+}
+
+var placeholder = regexp.MustCompile(`\{([a-z][a-z0-9_]*)(\|[^{}]*)?\}`)
+
+// unrender finds the recorded catalog's text that rendered s, and the arguments it was
+// given. A template with a typed placeholder (a plural, a date), or with little literal text
+// of its own, is not tried.
+func (v *view) unrender(s string) (keyed, bool) {
+	if v.o.Recorded == nil {
+		return keyed{}, false
+	}
+	if v.templates == nil {
+		v.templates = []template{}
+		for key, text := range v.o.Recorded {
+			if key == region.LangKey {
+				continue
+			}
+			t, ok := compileTemplate(key, text)
+			if ok {
+				v.templates = append(v.templates, t)
+			}
+		}
+		sort.Slice(v.templates, func(i, j int) bool {
+			a, b := v.templates[i], v.templates[j]
+			if a.literal != b.literal {
+				return a.literal > b.literal
+			}
+			return a.key < b.key
+		})
+	}
+	for _, t := range v.templates {
+		m := t.re.FindStringSubmatch(s)
+		if m == nil {
+			continue
+		}
+		args := map[string]any{}
+		for i, name := range t.names {
+			args[name] = m[i+1]
+		}
+		return keyed{key: t.key, args: args}, true
+	}
+	return keyed{}, false
+}
+
+func compileTemplate(key, text string) (template, bool) {
+	t := template{key: key}
+	var re strings.Builder
+	re.WriteString(`^`)
+	last := 0
+	seen := map[string]bool{}
+	for _, m := range placeholder.FindAllStringSubmatchIndex(text, -1) {
+		if m[4] >= 0 { // typed
+			return template{}, false
+		}
+		name := text[m[2]:m[3]]
+		lit := text[last:m[0]]
+		t.literal += len(lit)
+		re.WriteString(regexp.QuoteMeta(lit))
+		if seen[name] {
+			return template{}, false
+		}
+		seen[name] = true
+		t.names = append(t.names, name)
+		re.WriteString(`(.+?)`)
+		last = m[1]
+	}
+	t.literal += len(text) - last
+	re.WriteString(regexp.QuoteMeta(text[last:]))
+	re.WriteString(`$`)
+	if t.literal < 12 {
+		return template{}, false
+	}
+	var err error
+	if t.re, err = regexp.Compile(re.String()); err != nil {
+		return template{}, false
+	}
+	return t, true
+}
+
 // chrome is a front-end word from the catalog (ui_warning, ui_progress_done...), or the
 // English fallback.
 func (v *view) chrome(key, fallback string, args map[string]any) string {
@@ -273,15 +364,13 @@ func (v *view) chrome(key, fallback string, args map[string]any) string {
 func (v *view) call(i int) {
 	c := v.rec.Calls[i]
 	if c.Depth > 0 {
-		v.callback(c)
-		return
+		return // a prompt's validate callback: ask showed it
 	}
 	switch {
 	case c.Name == "policy.text":
 		v.index(c)
 	case c.Prompt != nil:
-		v.prompt = i
-		v.ask(c)
+		v.ask(i)
 	case c.Module == "ui":
 		v.ui(c)
 	case c.Module == "token":
@@ -373,11 +462,16 @@ func (v *view) progressLabel(c transcript.Call) string {
 	return ""
 }
 
-// ask shows a prompt and what was answered.
-func (v *view) ask(c transcript.Call) {
+// ask shows the prompt call i, the attempts its validate callback refused (the calls after
+// it, deeper), and what was answered.
+func (v *view) ask(i int) {
+	c := v.rec.Calls[i]
 	opts := optsOf(c, 0)
 	label, _ := opts["label"].(string)
 	v.line(c.OffsetUS, "?", v.text(label, nil)+"  ["+esc(c.Prompt.ID)+"]")
+	for j := i + 1; j < len(v.rec.Calls) && v.rec.Calls[j].Depth > c.Depth; j++ {
+		v.callback(v.rec.Calls[j], c.Prompt.Kind == "secret")
+	}
 	if c.Error != "" {
 		v.line(c.OffsetUS+c.DurationUS, "", "(no answer: "+esc(c.Error)+")")
 		return
@@ -419,7 +513,7 @@ func (v *view) ask(c transcript.Call) {
 
 // callback shows what a prompt's validate callback refused: an attempt the person was told
 // was not accepted.
-func (v *view) callback(c transcript.Call) {
+func (v *view) callback(c transcript.Call, secret bool) {
 	if c.Name == "policy.text" {
 		v.index(c)
 		return
@@ -436,6 +530,11 @@ func (v *view) callback(c transcript.Call) {
 	} else if s := str(c.Results, 1); s != "" {
 		reason = s
 	}
+	typed := Secret
+	if a, ok := firstArg(c).(string); ok && !secret && a != "<secret>" {
+		typed = esc(a)
+	}
+	v.line(c.OffsetUS, ">", typed)
 	v.line(c.OffsetUS, "✗", v.chrome("ui_not_accepted", "Not accepted: {reason}", map[string]any{"reason": v.text(reason, nil)}))
 }
 
@@ -668,6 +767,11 @@ func ForLang(fsys fs.FS, h transcript.Header, lang string) (Options, error) {
 		return Options{}, err
 	}
 	o := Options{Lang: lang, Catalog: cat, Terms: map[string]string{}}
+	if h.Language != "" {
+		if o.Recorded, err = reg.Catalog(h.Language); err != nil {
+			return Options{}, err
+		}
+	}
 	for _, val := range reg.Validity {
 		if from := val.Text(h.Language); from != "" {
 			o.Terms[from] = val.Text(lang)
