@@ -779,3 +779,46 @@ func ForLang(fsys fs.FS, h transcript.Header, lang string) (Options, error) {
 	}
 	return o, nil
 }
+
+// Diverged is where a replay left its record: the recorded step, the recorded call and the
+// new one as text ("" when there is none), or the reason when the outcome differs.
+type Diverged struct {
+	Seq           uint64
+	Recorded, New string
+	Reason        string
+}
+
+// RenderDivergence writes the view of rec up to the step before d.Seq, what the client's
+// screens showed so far, then the recorded and the new call side by side.
+func RenderDivergence(w io.Writer, rec *Record, o Options, d Diverged) error {
+	upto := 0
+	for upto < len(rec.Calls) && rec.Calls[upto].Seq < d.Seq {
+		upto++
+	}
+	v := &view{w: w, o: o, rec: rec, texts: map[string]keyed{}}
+	v.header()
+	for i := 0; i < upto; i++ {
+		v.call(i)
+	}
+	v.printf("\n--- the replay diverges at step %d ---\n", d.Seq)
+	none := "(none)"
+	rc, nc := esc(d.Recorded), esc(d.New)
+	if rc == "" {
+		rc = none
+	}
+	if nc == "" {
+		nc = none
+	}
+	if d.Reason != "" && d.Recorded == "" && d.New == "" {
+		v.printf("%-9s %s\n", "why", esc(d.Reason))
+	} else {
+		v.printf("%-9s %s\n%-9s %s\n", "recorded", rc, "new", nc)
+		if d.Reason != "" {
+			v.printf("%-9s %s\n", "why", esc(d.Reason))
+		}
+	}
+	if f := rec.Footer; f != nil {
+		v.printf("%-9s ended %s, exit %d (%s)\n", "recorded", esc(strings.TrimSpace(f.Outcome+" "+f.Code)), f.Exit, esc(f.ExitClass))
+	}
+	return v.err
+}

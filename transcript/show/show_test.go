@@ -53,4 +53,3 @@ func TestReadRefusesNonTranscript(t *testing.T) {
 	_, err = Read(strings.NewReader("{not json\n"))
 	assert.Error(t, err)
 }
-
