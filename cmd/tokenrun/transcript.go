@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/urfave/cli/v2"
 
@@ -28,12 +29,12 @@ func transcriptCommand(io stdio) *cli.Command {
 				}
 				f, err := readfile.Open(c.Args().First(), readfile.Transcript)
 				if err != nil {
-					return err
+					return runner.UsageError{Err: fmt.Errorf("transcript show: %w", err)}
 				}
 				defer f.Close()
 				rec, err := show.Read(f)
 				if err != nil {
-					return runner.UsageError{Err: err}
+					return runner.UsageError{Err: fmt.Errorf("transcript show %s: %w", c.Args().First(), err)}
 				}
 				o, err := show.ForLang(scripts.FS, rec.Header, c.String("lang"))
 				if err != nil {
