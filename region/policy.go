@@ -98,3 +98,38 @@ func LongestSequence(s string) int {
 	}
 	return best
 }
+
+// Rules are the rules of the policy that apply, as Problems (the catalog key of the rule's
+// message and its arguments), in the order Check reports them: what a GUI shows before the
+// password is typed. The confirmation's rule (password_mismatch) is not among them.
+func (p PasswordPolicy) Rules() []Problem {
+	var out []Problem
+	if p.MinLength > 0 {
+		out = append(out, Problem{Key: "password_too_short", Args: map[string]any{"min": p.MinLength}})
+	}
+	if p.MaxLength > 0 {
+		out = append(out, Problem{Key: "password_too_long", Args: map[string]any{"max": p.MaxLength}})
+	}
+	if p.Pattern.String() != "" {
+		out = append(out, Problem{Key: "password_charset", Args: map[string]any{}})
+	}
+	if p.MaxSequence > 0 {
+		out = append(out, Problem{Key: "password_sequence", Args: map[string]any{"max": p.MaxSequence}})
+	}
+	return out
+}
+
+// CharClass is the character class of a pattern that only says which characters may appear,
+// such as "A-Za-z0-9" for ^[A-Za-z0-9]+$, and "" for any other pattern.
+func CharClass(p Pattern) string {
+	s := p.String()
+	for _, suffix := range []string{"]+$", "]*$"} {
+		if strings.HasPrefix(s, "^[") && strings.HasSuffix(s, suffix) {
+			class := s[2 : len(s)-len(suffix)]
+			if class != "" && !strings.HasPrefix(class, "^") && !strings.ContainsAny(class, "[]\\") {
+				return class
+			}
+		}
+	}
+	return ""
+}

@@ -125,3 +125,23 @@ func TestProblemsMatchCatalog(t *testing.T) {
 	}
 	assert.Len(t, seen, 8, "every kind of problem was produced: %v", seen)
 }
+
+func TestPolicyRulesAndCharClass(t *testing.T) {
+	pat := func(s string) Pattern {
+		p, err := NewPattern(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for in, want := range map[string]string{"^[A-Za-z0-9]+$": "A-Za-z0-9", "^[A-Z0-9]*$": "A-Z0-9", "^[^a]+$": "", "^[a-z]{2}[0-9]{6}$": "", "": ""} {
+		if got := CharClass(pat(in)); got != want {
+			t.Errorf("CharClass(%q) = %q, want %q", in, got, want)
+		}
+	}
+	p := PasswordPolicy{MinLength: 8, MaxSequence: 2}
+	rules := p.Rules()
+	if len(rules) != 2 || rules[0].Key != "password_too_short" || rules[1].Key != "password_sequence" {
+		t.Errorf("Rules() = %v", rules)
+	}
+}

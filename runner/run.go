@@ -47,12 +47,29 @@ type Spec struct {
 	// Out is where the script's print and the host's warnings go (the CLI's stderr); nil
 	// discards them.
 	Out io.Writer
+	// Begin, when set, is called first with the run's context. It returns the context to run
+	// under (a driver may cancel it at any moment), what to call with the procedure's
+	// metadata once it is read, and end, told once how the run ended: the JSON protocol's
+	// hello and result lines (ui.Lifecycle), which the CLI wires.
+	Begin func(ctx context.Context) (context.Context, func(*runtime.Procedure), func(*runtime.Result, error))
 }
 
 // Run runs s.Script with the token, ui, ca, sign (and journal) modules, over the host's
 // safety floor. A run a signal stopped ends with a *CancelledError saying what state the
 // token is in; ExitCode classes every error.
-func Run(ctx context.Context, s Spec) (*runtime.Result, error) {
+func Run(ctx context.Context, s Spec) (res *runtime.Result, err error) {
+	var onProcedure func(*runtime.Procedure)
+	if s.Begin != nil {
+		var end func(*runtime.Result, error)
+		ctx, onProcedure, end = s.Begin(ctx)
+		// After the transcript is written and every error is classed: the result line says
+		// how the run ended, as the exit code will.
+		defer func() { end(res, err) }()
+	}
+	return run(ctx, s, onProcedure)
+}
+
+func run(ctx context.Context, s Spec, onProcedure func(*runtime.Procedure)) (*runtime.Result, error) {
 	out := s.Out
 	if out == nil {
 		out = io.Discard
@@ -111,6 +128,7 @@ func Run(ctx context.Context, s Spec) (*runtime.Result, error) {
 		Libraries:   s.Libraries,
 		MemoryLimit: s.Memory,
 		BeforeRun:   answersCheck(s.Frontend, s.Config, out),
+		OnProcedure: onProcedure,
 	})
 	if a, ok := s.Frontend.(*ui.Answers); ok {
 		if unused := a.Unused(); len(unused) > 0 && err == nil {

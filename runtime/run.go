@@ -38,6 +38,9 @@ type RunOptions struct {
 	// policy), by the name scripts require them with ("lib.policy"). A registered host
 	// module of the same name wins.
 	Libraries map[string]*Script
+	// OnProcedure, when set, is called with a procedure's metadata once it is read and
+	// checked, before run(ctx) is called: a front-end announces the run by it.
+	OnProcedure func(p *Procedure)
 	// MemoryLimit bounds the process's heap while the run goes on (see
 	// DefaultMemoryLimit): 0 is DefaultMemoryLimit, and more than
 	// MaxMemoryLimit is refused.
@@ -192,6 +195,9 @@ func Run(ctx context.Context, s *Script, opts RunOptions) (*Result, error) {
 	}
 	r.proc = proc
 	st.api = proc.API
+	if opts.OnProcedure != nil {
+		opts.OnProcedure(proc)
+	}
 	if opts.BeforeRun != nil {
 		if err := opts.BeforeRun(proc); err != nil {
 			return nil, err

@@ -69,7 +69,7 @@ end
 -- in all) for what did not work: the password after a wrong one, the file after a missing,
 -- damaged or unsupported one.
 local function open_container(ctx, user_id)
-  local file = ui.ask { id = "key_file", label = msg.text("key_file_prompt") }
+  local file = ui.ask { id = "key_file", kind = "file", label = msg.text("key_file_prompt") }
   local otp = input.otp_pin(ctx)
   local own = not input.yes_no("pin_is_password", msg.text("password_matches_pin_confirm"), true)
   local function container_password()
@@ -93,7 +93,7 @@ local function open_container(ctx, user_id)
       if not own then otp = input.otp_pin(ctx) end
       password = container_password()
     else
-      file = ui.ask { id = "key_file", label = msg.text("key_file_prompt") }
+      file = ui.ask { id = "key_file", kind = "file", label = msg.text("key_file_prompt") }
     end
   end
 end
@@ -406,10 +406,14 @@ return {
           csr = csr, auth = auth, key = key, server = cfg.ca.url, roots = cfg.ca.roots,
           label = cfg.ca.label_from_validity and validity.value or nil,
           validity_years = validity.years, timeout = cfg.ca.timeout,
-          -- The CA asked to wait (202, Retry-After): a countdown, each second. The short
-          -- waits between retries after a failure are not shown.
+          -- Every wait before asking again, each second: the next attempt and the countdown
+          -- (a GUI shows them). The CA asked to wait (202, Retry-After): a countdown people
+          -- read too; the short waits between retries after a failure have no note.
           on_wait = function(w)
-            if w.pending then bar:update(-1, msg.text("progress_ca_pending", { seconds = w.seconds })) end
+            bar:update {
+              note = w.pending and msg.text("progress_ca_pending", { seconds = w.seconds }) or nil,
+              attempt = w.attempt + 1, retry_in = w.seconds,
+            }
           end,
           on_unanswered = function(a)
             unanswered[#unanswered + 1] = { op = a.op, attempt = a.attempt, sent = a.sent, failed = a.failed,
@@ -461,6 +465,7 @@ return {
     tok:logout()
     journal.finish(serial)
     msg.say("enroll_done", { token_name = label })
-    return { serial = serial, profile = label, key_id = key.id }
+    return { serial = serial, profile = label, key_id = key.id, certificate_serial = cert.serial,
+      not_after = cert.not_after }
   end,
 }

@@ -217,6 +217,11 @@ type Batch struct {
 	// Person words an error for the person by a catalog key (the CLI's last line); nil:
 	// the error as it is.
 	Person func(err error, key string, args map[string]any) error
+	// Signed, when set, reports document j, the n-th signed, once it is durable (the JSON
+	// protocol's "signed" line); nil, or an error from it, prints the usual "DOC -> SIG".
+	Signed func(ctx context.Context, j Job, n int) error
+	// Done, when set, is told the key, token and certificate the whole batch signed with.
+	Done func(key *token.Key, info token.Info, cert *x509.Certificate)
 }
 
 // say is the catalog's text key, else english (a batch without a catalog).
@@ -312,7 +317,9 @@ func Sign(ctx context.Context, s Batch) (err error) {
 	for _, j := range s.Jobs {
 		err := SignDocument(ctx, signer, j, s.Force, group, func() {
 			signed++
-			fmt.Fprintf(s.Out, "%s -> %s\n", j.In, j.Out)
+			if s.Signed == nil || s.Signed(ctx, j, signed) != nil {
+				fmt.Fprintf(s.Out, "%s -> %s\n", j.In, j.Out)
+			}
 		})
 		if err != nil {
 			// Make durable and list those done before it; an error there is the earlier one.
@@ -331,6 +338,9 @@ func Sign(ctx context.Context, s Batch) (err error) {
 			err = fmt.Errorf("%w (the %d document(s) listed before it are signed)", err, signed)
 		}
 		return err
+	}
+	if s.Done != nil {
+		s.Done(key, info, cert)
 	}
 	fmt.Fprintln(s.Err, s.say(fmt.Sprintf("signed %d document(s) with key %s on %s; certificate %s",
 		len(s.Jobs), key.Name(), info.Name(), certSummary(cert)),

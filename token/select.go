@@ -83,6 +83,9 @@ type WaitOptions struct {
 	SelectOptions
 	Timeout time.Duration // 0: look once
 	Poll    time.Duration // default 250 ms
+	// Waiting, when set, is told how long the wait has lasted after every look that found
+	// no token: a progress display's countdown.
+	Waiting func(waited time.Duration)
 }
 
 // Wait waits until at least one matching token is present, then requires exactly one. It
@@ -97,6 +100,7 @@ func Wait(ctx context.Context, p Provider, opts WaitOptions) (Info, error) {
 		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
 		defer cancel()
 	}
+	start := time.Now()
 	for {
 		s, err := Select(ctx, p, opts.SelectOptions)
 		if err != nil {
@@ -104,6 +108,9 @@ func Wait(ctx context.Context, p Provider, opts WaitOptions) (Info, error) {
 		}
 		if len(s.Matched) > 0 || opts.Timeout <= 0 {
 			return s.One()
+		}
+		if opts.Waiting != nil {
+			opts.Waiting(time.Since(start))
 		}
 		select {
 		case <-ctx.Done():

@@ -81,8 +81,12 @@ func TestWaitForInsertion(t *testing.T) {
 }
 
 func TestWaitTimesOut(t *testing.T) {
-	_, err := Wait(context.Background(), fixed(), WaitOptions{Timeout: 20 * time.Millisecond, Poll: time.Millisecond})
+	var waited []time.Duration
+	_, err := Wait(context.Background(), fixed(), WaitOptions{Timeout: 20 * time.Millisecond, Poll: time.Millisecond,
+		Waiting: func(d time.Duration) { waited = append(waited, d) }})
 	require.ErrorIs(t, err, ErrTokenNotPresent)
+	require.NotEmpty(t, waited, "every look that found nothing is told")
+	assert.LessOrEqual(t, waited[0], waited[len(waited)-1])
 	assert.Contains(t, err.Error(), "waited 20ms")
 }
 

@@ -195,6 +195,9 @@ type secretFrontend struct {
 	s *Secrets
 }
 
+// Unwrap is the front-end f wraps.
+func (f *secretFrontend) Unwrap() ui.Frontend { return f.Frontend }
+
 func (f *secretFrontend) Ask(ctx context.Context, p ui.Prompt) (string, error) {
 	if p.Kind != ui.Secret {
 		return f.Frontend.Ask(ctx, p)

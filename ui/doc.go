@@ -20,63 +20,31 @@
 //
 // # JSON-lines protocol
 //
-// The host writes one JSON object per line (UTF-8, "\n"-terminated) to its output; the
-// driver writes one JSON object per line to the host's input. Every host line has a
-// "type". Drivers must ignore types and fields they do not know: later versions may add
-// them, but will not remove or change the meaning of the ones below.
+// The JSON front-end speaks version 2 of the protocol, documented with examples in
+// docs/protocol.md and described line by line by the JSON Schema docs/protocol.schema.json
+// (ui/protocoltest validates lines against it). In short, the host writes one JSON object
+// per line; every line has a "type":
 //
-// Host to driver:
+//	hello          the first line: protocol, run_id, command, procedure, version, language, tokenrun, api_level
+//	ask            a question: id, kind (text, secret, choice, confirm, file), label, secret,
+//	               and help, default, choices, human_only, optional, hints when they apply
+//	invalid        the answer was refused: id, message, code, problems (rule ids)
+//	error          a driver line could not be used: id, message, code; the ask follows again
+//	say            a message: level, text, and the catalog key and args it was made from
+//	progress       a long operation started or moved on: id, label, fraction, note, elapsed,
+//	               attempt and retry_in for a retried step
+//	progress_done  it ended: id, label, ok, note, elapsed
+//	signed         tokenrun sign wrote one signature: in, out, index, total
+//	result         the last line: outcome, code, exit, message, result (the procedure's table)
 //
-//	{"type":"ask","id":"user_id","kind":"text","label":"User ID","help":"As printed on the acceptance act","secret":false}
+// The driver sends {"id":...,"value":...} (with "person":true when a person typed it) to
+// answer the pending prompt, and {"cancel":true} at any moment to stop the run: a goroutine
+// reads the driver's lines all the time, so a cancel is seen while nothing is asked too.
+// Drivers must ignore types and fields they do not know.
 //
-// A question. The run waits until it is answered. Fields: "id" (string, the prompt id);
-// "kind" ("text", "secret", "choice" or "confirm"); "label" (string, never empty);
-// "secret" (bool, true exactly when kind is "secret": mask the input); optional, left out
-// when empty or false: "help" (string), "default" (string: a choice value, "yes"/"no" for a
-// confirm; never present for a secret), "choices" (for kind "choice": a list of
-// {"value":"1y","label":"1 year"}, answered by value), "human_only" (true: a person must
-// answer; a driver must not fill it in automatically), "optional" (true: an empty value is
-// accepted and the procedure uses its own default, e.g. the blank token's password).
-//
-//	{"type":"invalid","id":"user_id","message":"must be 11 characters"}
-//
-// The answer was read but not accepted; message is for the person. The prompt stays
-// pending and the ask line is not repeated: send another answer.
-//
-//	{"type":"error","id":"user_id","message":"answer is for prompt 'otp_pin', but prompt 'user_id' is asked"}
-//
-// A line from the driver could not be used (not JSON, not an object, no "id", an "id"
-// other than the pending prompt's, "value" not a string, too long). The message never
-// quotes the line. The pending ask line is sent again right after it.
-//
-//	{"type":"say","level":"warn","text":"The token holds a registered profile"}
-//
-// A message; level is "info", "warn" or "error".
-//
-//	{"type":"progress","id":"generate","label":"Generating the profile","fraction":0.4,"note":"waiting for the CA"}
-//
-// A long operation started or moved on. The first line for an id has "fraction":null;
-// later ones have a number in [0, 1], or null when the amount is unknown. "note" is left
-// out when empty. Prompts and messages may arrive while an operation is running.
-//
-//	{"type":"progress_done","id":"generate","label":"Generating the profile","ok":true}
-//
-// The operation ended; "ok" is false when it failed; "note" is left out when empty.
-//
-// Driver to host, only while an ask is pending (lines sent earlier are read at the next
-// ask):
-//
-//	{"id":"user_id","value":"qq111111_qwertyui"}
-//
-// An answer. "value" is a string: the text; the choice's value for a choice; "yes" or
-// "no" for a confirm (y/n, true/false, да/нет and иә/жоқ are accepted too). An empty
-// string takes the default. Blank lines are ignored.
-//
-//	{"id":"user_id","cancel":true}
-//
-// Gives up the pending prompt; the run ends as cancelled. "id" may be left out, and then
-// cancels whatever is pending. To stop a run while nothing is asked, signal the process.
-//
-// When the driver closes the host's input while an ask is pending, the run ends with an
-// error saying that prompt had no answer.
+// Version 2 is a superset of version 1 (the ui/doc.go of tokenrun before it): no line or
+// field of version 1 was removed or changed, except that kind "file" is new (drivers must
+// treat an unknown kind as "text") and that a cancel line is acted on when it arrives
+// rather than at the next prompt. hello and result come only from commands, which call
+// Begin and End (Lifecycle); a JSON front-end used on its own writes neither.
 package ui

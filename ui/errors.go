@@ -34,13 +34,38 @@ type abortError struct{ err error }
 func (e *abortError) Error() string { return e.err.Error() }
 func (e *abortError) Unwrap() error { return e.err }
 
+// Codes of a refused answer (the "code" of a JSON "invalid" line). A validator may return
+// an *Invalid with a code of its own (a script's policy gives INVALID_INPUT).
+const (
+	CodeInvalidInput = "INVALID_INPUT" // the validator refused it; the default for a validator's error
+	CodeNotAChoice   = "NOT_A_CHOICE"  // not one of a choice prompt's values
+	CodeNotYesNo     = "NOT_YES_NO"    // a confirmation answered with something other than yes or no
+	CodeTooLong      = "TOO_LONG"      // longer than a front-end accepts
+)
+
+// Invalid is an error a Prompt.Validate may return to say why it refused an answer: Code,
+// machine-readable (INVALID_INPUT), Problems, the ids of the rules broken (the Rule ids of
+// the prompt's Hints: password_too_short), and Message, for the person. A plain error is
+// taken as an Invalid with code INVALID_INPUT and its text as the message.
+type Invalid struct {
+	Code     string
+	Problems []string
+	Message  string
+}
+
+func (e *Invalid) Error() string { return e.Message }
+
 // retryError is an answer the person may correct. Its message is shown as is.
-type retryError struct{ msg string }
+type retryError struct {
+	msg      string
+	code     string
+	problems []string
+}
 
 func (e *retryError) Error() string { return e.msg }
 
-func retryf(format string, args ...any) error {
-	return &retryError{msg: fmt.Sprintf(format, args...)}
+func retryf(code, format string, args ...any) error {
+	return &retryError{msg: fmt.Sprintf(format, args...), code: code}
 }
 
 // redactedError shows msg, a redacted form of err's message. It unwraps to err only when

@@ -17,6 +17,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/tokenrun/tokenrun/ui/protocoltest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -103,6 +105,7 @@ func TestJSONSessionGolden(t *testing.T) {
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	j := NewJSON(inR, outW)
+	j.now = func() time.Time { return time.Time{} } // elapsed 0 in the golden
 	done := driver(outR, inW, replies)
 
 	var results []string
@@ -153,6 +156,7 @@ func TestJSONSessionGolden(t *testing.T) {
 		var v map[string]any
 		if strings.HasPrefix(line, "< ") {
 			require.NoError(t, json.Unmarshal([]byte(line[2:]), &v), "every host line is one JSON object: %s", line)
+			assert.NoError(t, protocoltest.HostLine(line[2:]))
 		}
 	}
 	golden(t, "json_session.golden", strings.Join(append(transcript, results...), "\n")+"\n")
@@ -174,25 +178,25 @@ func TestJSONAnswerLines(t *testing.T) {
 		{"cancel with id", user, `{"id":"user_id","cancel":true}`, "", "prompt 'user_id': cancelled by the driver", nil},
 		{"cancel wins over value", user, `{"id":"user_id","value":"x","cancel":true}`, "", "prompt 'user_id': cancelled by the driver", nil},
 		{"cancel for another prompt", user, `{"id":"other","cancel":true}` + "\n" + `{"id":"user_id","value":"v"}`, "v", "", []string{
-			`{"type":"error","id":"user_id","message":"answer is for prompt 'other', but prompt 'user_id' is asked"}`,
+			`{"type":"error","id":"user_id","message":"answer is for prompt 'other', but prompt 'user_id' is asked","code":"WRONG_PROMPT"}`,
 			"ask"}},
 		{"cancel false is no answer", user, `{"id":"user_id","cancel":false}` + "\n" + `{"id":"user_id","value":"v"}`, "v", "", []string{
-			`{"type":"error","id":"user_id","message":"malformed answer line: no \"value\""}`, "ask"}},
+			`{"type":"error","id":"user_id","message":"malformed answer line: no \"value\"","code":"MALFORMED"}`, "ask"}},
 		{"null line", user, "null\n" + `{"id":"user_id","value":"v"}`, "v", "", []string{
-			`{"type":"error","id":"user_id","message":"malformed answer line: no \"id\""}`, "ask"}},
+			`{"type":"error","id":"user_id","message":"malformed answer line: no \"id\"","code":"MALFORMED"}`, "ask"}},
 		{"array line", user, "[1]\n" + `{"id":"user_id","value":"v"}`, "v", "", []string{
-			`{"type":"error","id":"user_id","message":"malformed answer line: want an object with \"id\" and \"value\""}`, "ask"}},
+			`{"type":"error","id":"user_id","message":"malformed answer line: want an object with \"id\" and \"value\"","code":"MALFORMED"}`, "ask"}},
 		{"two objects on a line", user, `{"id":"user_id","value":"a"} {}` + "\n" + `{"id":"user_id","value":"v"}`, "v", "", []string{
-			`{"type":"error","id":"user_id","message":"malformed answer line: invalid JSON at byte 30"}`, "ask"}},
+			`{"type":"error","id":"user_id","message":"malformed answer line: invalid JSON at byte 30","code":"MALFORMED"}`, "ask"}},
 		{"cancel not a bool", user, `{"id":"user_id","cancel":"yes"}` + "\n" + `{"id":"user_id","value":"v"}`, "v", "", []string{
-			`{"type":"error","id":"user_id","message":"malformed answer line: \"cancel\" must be a boolean"}`, "ask"}},
+			`{"type":"error","id":"user_id","message":"malformed answer line: \"cancel\" must be a boolean","code":"MALFORMED"}`, "ask"}},
 		{"id not an id", user, `{"id":"user id\n","value":"x"}` + "\n" + `{"id":"user_id","value":"v"}`, "v", "", []string{
-			`{"type":"error","id":"user_id","message":"answer is for an unknown prompt id, but prompt 'user_id' is asked"}`, "ask"}},
+			`{"type":"error","id":"user_id","message":"answer is for an unknown prompt id, but prompt 'user_id' is asked","code":"WRONG_PROMPT"}`, "ask"}},
 		{"id not a string", user, `{"id":7,"value":"x"}` + "\n" + `{"id":"user_id","value":"v"}`, "v", "", []string{
-			`{"type":"error","id":"user_id","message":"malformed answer line: \"id\" must be a string"}`, "ask"}},
+			`{"type":"error","id":"user_id","message":"malformed answer line: \"id\" must be a string","code":"MALFORMED"}`, "ask"}},
 		{"eof", user, ``, "", "no answer for prompt 'user_id': input closed", nil},
 		{"eof after partial line", user, `{"id":"user_id","val`, "", "no answer for prompt 'user_id': input closed", []string{
-			`{"type":"error","id":"user_id","message":"malformed answer line: invalid JSON at byte 20"}`, "ask"}},
+			`{"type":"error","id":"user_id","message":"malformed answer line: invalid JSON at byte 20","code":"MALFORMED"}`, "ask"}},
 		{"line without newline at eof", user, `{"id":"user_id","value":"v"}`, "v", "", nil},
 		{"crlf", user, "{\"id\":\"user_id\",\"value\":\"v\"}\r\n", "v", "", nil},
 		{"bad prompt", Prompt{ID: ""}, "", "", "prompt has no id", nil},
@@ -262,7 +266,7 @@ func TestJSONLongLine(t *testing.T) {
 	got, err := NewJSON(strings.NewReader(in), out).Ask(context.Background(), Prompt{ID: "a"})
 	require.NoError(t, err)
 	assert.Equal(t, "ok", got)
-	assert.Contains(t, out.String(), `{"type":"error","id":"a","message":"answer line longer than 65536 bytes"}`)
+	assert.Contains(t, out.String(), `{"type":"error","id":"a","message":"answer line longer than 65536 bytes","code":"LINE_TOO_LONG"}`)
 }
 
 func TestJSONContextCancel(t *testing.T) {

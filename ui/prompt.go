@@ -20,6 +20,9 @@ const (
 	Secret              // a line of text that is never shown: PINs, passwords
 	Choice              // one of Prompt.Choices; the answer is the Option's Value
 	Confirm             // yes or no; the answer is "yes" or "no"
+	// File is a path to a file on the person's machine (an initial-key container). It is
+	// answered as Text everywhere; a GUI may offer a file chooser.
+	File
 )
 
 // String returns the kind as the JSON protocol spells it.
@@ -33,6 +36,8 @@ func (k Kind) String() string {
 		return "choice"
 	case Confirm:
 		return "confirm"
+	case File:
+		return "file"
 	}
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -76,9 +81,39 @@ type Prompt struct {
 	// answers say otherwise").
 	Optional bool
 
+	// Hints say in advance what Validate will accept, so that a GUI can show the rules
+	// before the person types and check as they type. Nil: none. They never replace
+	// Validate, which has the last word.
+	Hints *Hints
+
 	// Chrome renders the words of the answers the front-end itself refuses ("answer yes or
 	// no") in the run's language; nil is English. Front-ends given one (SetChrome) fill it.
 	Chrome Chrome
+}
+
+// Hints describe an acceptable answer to a text, file or secret prompt. Every field is
+// optional; a zero value says nothing.
+type Hints struct {
+	MinLength int // in characters (Unicode code points); 0: no minimum
+	MaxLength int // in characters; 0: no maximum
+	// Pattern is a regular expression (RE2 syntax) the whole answer matches, as the region
+	// states it, such as ^[a-z]{2}[0-9]{6}_[a-z]{8}$ for a user ID.
+	Pattern string
+	// Allowed is the set of characters an answer may hold, as a regular-expression
+	// character class without its brackets ("A-Za-z0-9"), when the rule is that simple.
+	Allowed string
+	// Example is an answer of the right shape, for a placeholder (never a real secret).
+	Example string
+	// Rules are the rules an answer must keep, in the order a person fixes them, each with
+	// a stable id (the catalog key of its message: password_too_short) and its text in the
+	// run's language.
+	Rules []Rule
+}
+
+// Rule is one rule an answer must keep.
+type Rule struct {
+	ID   string
+	Text string
 }
 
 // Check reports whether the prompt is well formed. Front-ends call it before asking; a
@@ -93,11 +128,17 @@ func (p Prompt) Check() error {
 	if p.Kind != Choice && len(p.Choices) > 0 {
 		return bad("only a choice prompt has choices")
 	}
-	if p.Optional && p.Kind != Text && p.Kind != Secret {
-		return bad("only text and secret prompts can be optional")
+	if p.Optional && p.Kind != Text && p.Kind != Secret && p.Kind != File {
+		return bad("only text, file and secret prompts can be optional")
+	}
+	if p.Hints != nil && p.Kind != Text && p.Kind != Secret && p.Kind != File {
+		return bad("only text, file and secret prompts have hints")
+	}
+	if h := p.Hints; h != nil && (h.MinLength < 0 || h.MaxLength < 0 || h.MaxLength > 0 && h.MinLength > h.MaxLength) {
+		return bad("hints: lengths %d to %d make no sense", h.MinLength, h.MaxLength)
 	}
 	switch p.Kind {
-	case Text:
+	case Text, File:
 	case Secret:
 		if p.Default != "" {
 			return bad("a secret prompt cannot have a default")
@@ -224,15 +265,15 @@ func (p Prompt) resolve(raw string, numbered bool) (string, error) {
 		v, ok := p.matchChoice(raw, numbered)
 		if !ok {
 			if raw == "" {
-				return "", retryf("%s", p.Chrome.text("ui_choose_option", nil))
+				return "", retryf(CodeNotAChoice, "%s", p.Chrome.text("ui_choose_option", nil))
 			}
-			return "", retryf("%s", p.Chrome.text("ui_not_an_option", map[string]any{"value": raw}))
+			return "", retryf(CodeNotAChoice, "%s", p.Chrome.text("ui_not_an_option", map[string]any{"value": raw}))
 		}
 		value = v
 	case Confirm:
 		v, ok := parseConfirm(raw)
 		if !ok {
-			return "", retryf("%s", p.Chrome.text("ui_answer_yes_no", nil))
+			return "", retryf(CodeNotYesNo, "%s", p.Chrome.text("ui_answer_yes_no", nil))
 		}
 		value = v
 	}
@@ -244,7 +285,15 @@ func (p Prompt) resolve(raw string, numbered bool) (string, error) {
 		if errors.As(err, &abort) {
 			return "", &abortError{err: &redactedError{err: err, msg: p.redact(err.Error(), value)}}
 		}
-		return "", &retryError{msg: p.redact(err.Error(), value)}
+		r := &retryError{msg: p.redact(err.Error(), value), code: CodeInvalidInput}
+		var inv *Invalid
+		if errors.As(err, &inv) {
+			if inv.Code != "" {
+				r.code = inv.Code
+			}
+			r.problems = inv.Problems
+		}
+		return "", r
 	}
 	return value, nil
 }

@@ -270,7 +270,7 @@ func (t *Terminal) lineErr(line string, err error) (string, error) {
 		t.mu.Lock()
 		c := t.chrome
 		t.mu.Unlock()
-		return "", retryf("%s", c.text("ui_answer_too_long", nil))
+		return "", retryf(CodeTooLong, "%s", c.text("ui_answer_too_long", nil))
 	}
 	return line, err
 }

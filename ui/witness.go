@@ -26,6 +26,9 @@ type Witness struct {
 // front-end itself knows where its answers came from).
 func NewWitness(fe Frontend) *Witness { return &Witness{Frontend: fe, typed: map[[32]byte]bool{}} }
 
+// Unwrap is the front-end w wraps.
+func (w *Witness) Unwrap() Frontend { return w.Frontend }
+
 // Ask asks fe, noting a secret answer a person typed.
 func (w *Witness) Ask(ctx context.Context, p Prompt) (string, error) {
 	s, ok := w.Frontend.(sourced)

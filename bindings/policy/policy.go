@@ -28,6 +28,8 @@ func Module(r *region.Region, catalog map[string]string) runtime.Module {
 				Doc: "1-based positions of 1/I and 0/O in a PIN: what to check when a container does not open."},
 			{Name: "password", Fn: b.password, Args: "new_pin: string, confirm: string", Returns: "ok: boolean?, err: table?", Secret: []string{"new_pin", "confirm"},
 				Doc: "Check a new token password and its confirmation against the password policy."},
+			{Name: "hints", Fn: b.hints, Args: "input: string", Returns: "hints: table",
+				Doc: "What the region accepts for input \"password\", \"otp_pin\" or \"user_id\", as ui.ask/ui.secret opts.hints: min_length, max_length, pattern, allowed, example, and for the password its rules {id=, text=} in the run's language."},
 			{Name: "text", Fn: b.text, Args: "key: string, args?: table", Returns: "text: string",
 				Doc: "The catalog message key in the run's language, {placeholders} filled from args."},
 		},
@@ -97,5 +99,38 @@ func (b *binding) text(L *lua.LState) int {
 		args, _ = runtime.ToGo(t).(map[string]any)
 	}
 	L.Push(lua.LString(region.FormatIn(b.catalog[region.LangKey], msg, args)))
+	return 1
+}
+
+// hints describes what the region accepts for an input, for a GUI to show before it is typed.
+func (b *binding) hints(L *lua.LState) int {
+	h := map[string]any{}
+	switch input := L.CheckString(1); input {
+	case "password":
+		p := b.r.Password
+		h["min_length"], h["max_length"] = p.MinLength, p.MaxLength
+		h["pattern"], h["allowed"] = p.Pattern.String(), region.CharClass(p.Pattern)
+		var rules []any
+		for _, r := range p.Rules() {
+			rules = append(rules, map[string]any{"id": r.Key, "text": region.Format(b.catalog[r.Key], r.Args)})
+		}
+		h["rules"] = rules
+	case "otp_pin":
+		o := b.r.OTPPIN
+		h["min_length"], h["max_length"] = o.Length, o.Length
+		if !o.Uppercase { // upper-cased before the check: any case may be typed
+			h["pattern"], h["allowed"] = o.Pattern.String(), region.CharClass(o.Pattern)
+		}
+	case "user_id":
+		h["pattern"], h["example"] = b.r.UserID.Pattern.String(), b.r.UserID.Example
+	default:
+		runtime.ArgError(L, 1, "no hints for "+input+": want password, otp_pin or user_id")
+	}
+	for k, v := range h {
+		if v == "" || v == 0 {
+			delete(h, k)
+		}
+	}
+	L.Push(runtime.ToLua(L, h))
 	return 1
 }

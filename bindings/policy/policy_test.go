@@ -33,6 +33,11 @@ func TestPolicy(t *testing.T) {
 		{name: "password run refused without echoing it", src: `return policy.password("xx123yyzz", "xx123yyzz")`, code: "INVALID_INPUT"},
 		{name: "password mismatch", src: `return policy.password("Kz7mWq9x", "Kz7mWq9y")`, code: "INVALID_INPUT"},
 		{name: "text", src: `return policy.text("password_too_short", {min = 8})`, want: []any{region.Format(cat["password_too_short"], map[string]any{"min": 8})}},
+		{name: "password hints", src: `local h = policy.hints("password"); return h.min_length, h.max_length, h.allowed, #h.rules, h.rules[1].id, h.rules[4].id`,
+			want: []any{float64(8), float64(16), "A-Za-z0-9", float64(4), "password_too_short", "password_sequence"}},
+		{name: "otp pin hints", src: `local h = policy.hints("otp_pin"); return h.min_length, h.max_length, h.allowed`, want: []any{float64(11), float64(11), nil}},
+		{name: "user id hints", src: `local h = policy.hints("user_id"); return h.example`, want: []any{"qq111111_qwertyui"}},
+		{name: "no hints for other inputs", src: `return policy.hints("so_pin")`, msg: "no hints for so_pin"},
 		{name: "unknown text is a script bug", src: `return policy.text("no_such_key")`, msg: "no message no_such_key"},
 	}
 	for _, tt := range tests {

@@ -687,6 +687,14 @@ func hasRedacted(vs []any) bool {
 	return false
 }
 
+// refusal is a validate callback's message: a string, or an err table's message.
+func refusal(v lua.LValue) string {
+	if t, ok := v.(*lua.LTable); ok {
+		return lua.LVAsString(t.RawGetString("message"))
+	}
+	return v.String()
+}
+
 // validate re-runs the validate callback of a recorded prompt on its recorded answer,
 // giving back and checking the calls it made in the record (policy.password, ...): a
 // changed script whose rules refuse the client's answer, or that checks it otherwise,
@@ -735,7 +743,7 @@ func (p *Player) validate(L *lua.LState, c *transcript.Call) {
 	case err != nil:
 		p.div = &Divergence{Seq: c.Seq, Reason: fmt.Sprintf("%s failed on the recorded answer: %v", what, err)}
 	case !lua.LVAsBool(L.Get(-2)):
-		p.div = &Divergence{Seq: c.Seq, Reason: fmt.Sprintf("%s refuses the recorded answer (%s)", what, L.Get(-1).String())}
+		p.div = &Divergence{Seq: c.Seq, Reason: fmt.Sprintf("%s refuses the recorded answer (%s)", what, refusal(L.Get(-1)))}
 	case used < len(inner):
 		w := inner[used]
 		p.div = &Divergence{Seq: w.Seq, Want: &Step{Name: w.Name, Self: w.Self, Args: w.Args}}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tokenrun/tokenrun/bindings/errcode"
 	"github.com/tokenrun/tokenrun/runtime"
+	"github.com/tokenrun/tokenrun/ui"
 	tk "github.com/tokenrun/tokenrun/token"
 )
 
@@ -95,7 +96,7 @@ func (b *Binding) Module() runtime.Module {
 			{Name: "list", Fn: b.list, Returns: "tokens: table[]",
 				Doc: "Every token present, initialised or not, as info tables."},
 			{Name: "wait", Fn: b.wait, Args: "opts?: table", Returns: "tok: token.Token?, err: table?",
-				Doc: "Wait up to opts.timeout seconds (default 60) for exactly one token (narrowed by opts.uri or --token); refuses several. Uninitialised tokens count only with opts.include_uninitialized."},
+				Doc: "Wait up to opts.timeout seconds (default 60) for exactly one token (narrowed by opts.uri or --token); refuses several. Uninitialised tokens count only with opts.include_uninitialized. opts.progress (a ui.Progress) is moved on as the wait goes."},
 		},
 		Types: []runtime.Type{
 			{Name: TokenType, Doc: "A token opened for use.", Methods: []runtime.Func{
@@ -144,6 +145,7 @@ func (b *Binding) wait(L *lua.LState) int {
 	timeout := o.Duration("timeout", 60*time.Second)
 	uriText := o.String("uri", "")
 	includeUninit := o.Bool("include_uninitialized", false)
+	bar := optProgress(o)
 	o.Check()
 	uri := b.cfg.URI
 	if uriText != "" {
@@ -158,6 +160,7 @@ func (b *Binding) wait(L *lua.LState) int {
 		SelectOptions: tk.SelectOptions{URI: uri, IncludeUninitialized: includeUninit},
 		Timeout:       timeout,
 		Poll:          b.cfg.Poll,
+		Waiting:       waiting(bar, timeout),
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -174,6 +177,34 @@ func (b *Binding) wait(L *lua.LState) int {
 	b.mu.Unlock()
 	L.Push(runtime.NewUserData(L, TokenType, &handle{tok: t, info: info}))
 	return 1
+}
+
+// optProgress is opts.progress, a ui.Progress display (ui.progress's result), or nil. Any
+// other value is ignored rather than refused: a replay's stand-in ui module gives back
+// handles of its own, and a display is never worth stopping a token operation for.
+func optProgress(o *runtime.Opts) ui.Progress {
+	if ud, ok := o.Value("progress").(*lua.LUserData); ok {
+		if p, ok := ud.Value.(ui.Progress); ok {
+			return p
+		}
+	}
+	return nil
+}
+
+// waiting moves bar on while token.wait waits: the fraction of the timeout gone, once a
+// second (the wait looks four times a second). Nil when there is no bar.
+func waiting(bar ui.Progress, timeout time.Duration) func(time.Duration) {
+	if bar == nil || timeout <= 0 {
+		return nil
+	}
+	last := time.Duration(-1)
+	return func(waited time.Duration) {
+		if s := waited.Truncate(time.Second); s != last {
+			last = s
+			ui.UpdateProgress(bar, ui.Step{Fraction: float64(waited) / float64(timeout),
+				Note: fmt.Sprintf("%ds/%ds", int(waited.Seconds()), int(timeout.Seconds()))})
+		}
+	}
 }
 
 func checkTok(L *lua.LState) *handle { return runtime.CheckUserData[*handle](L, 1, TokenType) }

@@ -5,6 +5,7 @@ package ui
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -24,27 +25,33 @@ func Module(fe ui.Frontend) runtime.Module {
 		Doc:  "Talk to the person running the procedure, or to the answers file or driver standing in for them.",
 		Funcs: []runtime.Func{
 			{Name: "ask", Fn: b.ask(ui.Text), Args: "opts: table", Returns: "value: string",
-				Doc: "Ask for text: " + common + ", opts.default, opts.validate(value) -> ok, message, opts.optional."},
+				Doc: "Ask for text: " + common + ", opts.default, opts.validate(value) -> ok, message (a string, or an err table {code=, message=, problems=} as the policy module returns), opts.optional, opts.hints " + hintsDoc + ", opts.kind = \"file\" for a path to a file (a GUI offers a file chooser)."},
 			{Name: "secret", Fn: b.ask(ui.Secret), Args: "opts: table", Returns: "value: string", Secret: []string{"value"},
-				Doc: "Ask for a secret, never shown or recorded: " + common + ", opts.validate, opts.optional (an answers file may leave it out: \"\" is returned)."},
+				Doc: "Ask for a secret, never shown or recorded: " + common + ", opts.validate, opts.hints, opts.optional (an answers file may leave it out: \"\" is returned)."},
 			{Name: "choose", Fn: b.ask(ui.Choice), Args: "opts: table", Returns: "value: string",
 				Doc: "Ask to pick one of opts.choices (strings, or {value=, label=} tables): " + common + ", opts.default."},
 			{Name: "confirm", Fn: b.confirm, Args: "opts: table", Returns: "yes: boolean",
 				Doc: "Ask yes or no: " + common + ", opts.default (boolean), opts.human_only (a person at a terminal must answer)."},
-			{Name: "say", Fn: b.say(ui.Info), Args: "text: string", Doc: "Tell the person something."},
-			{Name: "warn", Fn: b.say(ui.Warn), Args: "text: string", Doc: "Warn the person."},
-			{Name: "error", Fn: b.say(ui.Error), Args: "text: string", Doc: "Show an error to the person."},
+			{Name: "say", Fn: b.say(ui.Info), Args: "text: string, opts?: table", Doc: "Tell the person something. " + sayDoc},
+			{Name: "warn", Fn: b.say(ui.Warn), Args: "text: string, opts?: table", Doc: "Warn the person. " + sayDoc},
+			{Name: "error", Fn: b.say(ui.Error), Args: "text: string, opts?: table", Doc: "Show an error to the person. " + sayDoc},
 			{Name: "progress", Fn: b.progress, Args: "opts: table", Returns: "bar: ui.Progress",
-				Doc: "Show a long operation: opts.id, opts.label; bar:update(fraction, note), bar:done(ok, note)."},
+				Doc: "Show a long operation: opts.id, opts.label; bar:update(fraction, note) or bar:update{fraction=, note=, attempt=, retry_in= (seconds)}, bar:done(ok, note)."},
 			{Name: "interactive", Fn: b.interactive, Returns: "yes: boolean",
 				Doc: "Whether a person is there to answer (not an answers file)."},
 		},
 		Types: []runtime.Type{{Name: ProgressType, Doc: "A progress display.", Methods: []runtime.Func{
-			{Name: "update", Fn: progressUpdate, Args: "fraction: number, note?: string", Doc: "fraction in [0, 1], or below 0 when unknown."},
+			{Name: "update", Fn: progressUpdate, Args: "fraction: number|table, note?: string",
+				Doc: "fraction in [0, 1], or below 0 when unknown; or one table {fraction=, note=, attempt= (1-based try of a retried step), retry_in= (seconds to the next try)}."},
 			{Name: "done", Fn: progressDone, Args: "ok: boolean, note?: string", Doc: "End the display."},
 		}}},
 	}
 }
+
+const (
+	hintsDoc = "{min_length=, max_length=, pattern= (RE2, the whole answer), allowed= (a character class: \"A-Za-z0-9\"), example=, rules={{id=, text=}...}} (what a GUI shows before the person types; policy.hints gives the region's)"
+	sayDoc   = "opts.key and opts.args: the catalog key the text was made from and its arguments (lib.msg passes them), for a GUI."
+)
 
 type binding struct{ fe ui.Frontend }
 
@@ -57,13 +64,78 @@ func prompt(L *lua.LState, o *runtime.Opts, kind ui.Kind) ui.Prompt {
 		Label: o.String("label", ""),
 		Help:  o.String("help", ""),
 	}
+	if kind == ui.Text {
+		switch k := o.String("kind", "text"); k {
+		case "text":
+		case "file":
+			p.Kind = ui.File
+		default:
+			runtime.ArgError(L, 1, fmt.Sprintf("kind %q: want \"text\" or \"file\"", k))
+		}
+	}
 	if kind == ui.Text || kind == ui.Secret {
 		p.Optional = o.Bool("optional", false)
+		p.Hints = hints(L, o.Table("hints"))
 	}
 	if fn := o.Func("validate"); fn != nil {
 		p.Validate = validator(L, fn)
 	}
 	return p
+}
+
+// hints reads opts.hints; nil when there are none.
+func hints(L *lua.LState, t *lua.LTable) *ui.Hints {
+	if t == nil {
+		return nil
+	}
+	h := &ui.Hints{}
+	str := func(k string) string {
+		v := t.RawGetString(k)
+		if v == lua.LNil {
+			return ""
+		}
+		s, ok := v.(lua.LString)
+		if !ok {
+			runtime.ArgError(L, 1, "hints."+k+" must be a string")
+		}
+		return string(s)
+	}
+	num := func(k string) int {
+		v := t.RawGetString(k)
+		if v == lua.LNil {
+			return 0
+		}
+		n, ok := v.(lua.LNumber)
+		if !ok || n < 0 || float64(n) != float64(int(n)) {
+			runtime.ArgError(L, 1, "hints."+k+" must be a whole number, 0 or more")
+		}
+		return int(n)
+	}
+	t.ForEach(func(k, _ lua.LValue) {
+		switch k.String() {
+		case "min_length", "max_length", "pattern", "allowed", "example", "rules":
+		default:
+			runtime.ArgError(L, 1, "hints: unknown field "+k.String())
+		}
+	})
+	h.MinLength, h.MaxLength = num("min_length"), num("max_length")
+	h.Pattern, h.Allowed, h.Example = str("pattern"), str("allowed"), str("example")
+	switch rules := t.RawGetString("rules").(type) {
+	case *lua.LNilType:
+	case *lua.LTable:
+		for i := 1; i <= rules.Len(); i++ {
+			r, ok := rules.RawGetInt(i).(*lua.LTable)
+			id, _ := r.RawGetString("id").(lua.LString)
+			text, _ := r.RawGetString("text").(lua.LString)
+			if !ok || id == "" || text == "" {
+				runtime.ArgError(L, 1, fmt.Sprintf("hints.rules[%d] must be {id=, text=}", i))
+			}
+			h.Rules = append(h.Rules, ui.Rule{ID: string(id), Text: string(text)})
+		}
+	default:
+		runtime.ArgError(L, 1, "hints.rules must be a list of {id=, text=}")
+	}
+	return h
 }
 
 // validator calls the script's validate(value) -> ok, message. A validator that raises
@@ -78,8 +150,27 @@ func validator(L *lua.LState, fn *lua.LFunction) func(string) error {
 		if lua.LVAsBool(ok) {
 			return nil
 		}
-		if s, isStr := msg.(lua.LString); isStr && s != "" {
-			return errors.New(string(s))
+		switch m := msg.(type) {
+		case lua.LString:
+			if m != "" {
+				return errors.New(string(m))
+			}
+		case *lua.LTable:
+			// An err table as the policy module returns it: {code=, message=, problems=}.
+			inv := &ui.Invalid{Message: lua.LVAsString(m.RawGetString("message"))}
+			if c, isStr := m.RawGetString("code").(lua.LString); isStr {
+				inv.Code = string(c)
+			}
+			if ps, isTable := m.RawGetString("problems").(*lua.LTable); isTable {
+				for i := 1; i <= ps.Len(); i++ {
+					if p, isStr := ps.RawGetInt(i).(lua.LString); isStr {
+						inv.Problems = append(inv.Problems, string(p))
+					}
+				}
+			}
+			if inv.Message != "" {
+				return inv
+			}
 		}
 		return errors.New("not a valid answer")
 	}
@@ -158,7 +249,16 @@ func (b *binding) confirm(L *lua.LState) int {
 
 func (b *binding) say(level ui.Level) lua.LGFunction {
 	return func(L *lua.LState) int {
-		if err := b.fe.Say(runtime.Context(L), level, L.CheckString(1)); err != nil {
+		m := ui.Message{Level: level, Text: L.CheckString(1)}
+		if L.GetTop() >= 2 && L.Get(2) != lua.LNil {
+			o := runtime.CheckOpts(L, 2)
+			m.Key = o.String("key", "")
+			if t := o.Table("args"); t != nil {
+				m.Args, _ = runtime.ToGo(t).(map[string]any)
+			}
+			o.Check()
+		}
+		if err := ui.SayMessage(runtime.Context(L), b.fe, m); err != nil {
 			runtime.Raise(L, err)
 		}
 		return 0
@@ -185,7 +285,15 @@ func (b *binding) progress(L *lua.LState) int {
 
 func progressUpdate(L *lua.LState) int {
 	p := runtime.CheckUserData[ui.Progress](L, 1, ProgressType)
-	p.Update(float64(L.CheckNumber(2)), L.OptString(3, ""))
+	if _, isTable := L.Get(2).(*lua.LTable); !isTable {
+		p.Update(float64(L.CheckNumber(2)), L.OptString(3, ""))
+		return 0
+	}
+	o := runtime.CheckOpts(L, 2)
+	s := ui.Step{Fraction: o.Number("fraction", -1), Note: o.String("note", ""), Attempt: o.Int("attempt", 0),
+		RetryIn: time.Duration(o.Number("retry_in", 0) * float64(time.Second))}
+	o.Check()
+	ui.UpdateProgress(p, s)
 	return 0
 }
 

@@ -101,3 +101,45 @@ func TestCancelledDriver(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, ui.ErrCancelled), "%v", err)
 }
+
+func TestProtocolOptions(t *testing.T) {
+	in := strings.Join([]string{
+		`{"id":"key_file","value":"Key.pfx"}`,
+		`{"id":"new_pin","value":"short"}`,
+		`{"id":"new_pin","value":"long enough"}`,
+	}, "\n") + "\n"
+	var out bytes.Buffer
+	fe := ui.NewJSON(strings.NewReader(in), &out)
+	_, _, err := run(t, fe, `
+local ui = require("ui")
+ui.say("Tries left: 2.", { key = "user_pin_tries_left", args = { retries_left = 2 } })
+local f = ui.ask { id = "key_file", kind = "file", label = "Key file" }
+ui.secret { id = "new_pin", hints = { min_length = 8, max_length = 16, allowed = "A-Za-z0-9",
+  rules = { { id = "password_too_short", text = "At least 8." } } },
+  validate = function(v)
+    if #v < 8 then return nil, { code = "INVALID_INPUT", message = "At least 8.", problems = { "password_too_short" } } end
+    return true
+  end }
+local bar = ui.progress { id = "ca", label = "CA" }
+bar:update { attempt = 2, retry_in = 3 }
+bar:done(true)
+return f`)
+	require.NoError(t, err)
+	got := out.String()
+	assert.Contains(t, got, `"key":"user_pin_tries_left","args":{"retries_left":2}`)
+	assert.Contains(t, got, `{"type":"ask","id":"key_file","kind":"file","label":"Key file","secret":false}`)
+	assert.Contains(t, got, `"hints":{"min_length":8,"max_length":16,"allowed":"A-Za-z0-9","rules":[{"id":"password_too_short","text":"At least 8."}]}`)
+	assert.Contains(t, got, `{"type":"invalid","id":"new_pin","message":"At least 8.","code":"INVALID_INPUT","problems":["password_too_short"]}`)
+	assert.Contains(t, got, `"attempt":2,"retry_in":3}`)
+
+	for _, bad := range []string{
+		`require("ui").ask { id = "a", kind = "dir" }`,
+		`require("ui").confirm { id = "a", hints = {} }`,
+		`require("ui").ask { id = "a", hints = { min = 1 } }`,
+		`require("ui").ask { id = "a", hints = { rules = { { id = "x" } } } }`,
+		`require("ui").say("x", { keys = "k" })`,
+	} {
+		_, _, err := run(t, ui.NewJSON(strings.NewReader(""), &bytes.Buffer{}), bad)
+		assert.Error(t, err, bad)
+	}
+}

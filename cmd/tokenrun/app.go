@@ -58,6 +58,10 @@ func runMainContext(ctx context.Context, args []string, in io.Reader, out, errOu
 	if debug(args) && errors.As(err, &se) && se.Traceback != "" {
 		fmt.Fprintln(errOut, se.Traceback)
 	}
+	var bf batchFailedError
+	if errors.As(err, &bf) {
+		return exitBatchFailed // batch.go: a row failed or was left pending
+	}
 	return runner.ExitCode(err)
 }
 
@@ -118,6 +122,7 @@ func newApp(io stdio) *cli.App {
 			diagnoseCommand(io),
 			replayCommand(io),
 			transcriptCommand(io),
+			batchCommand(io),
 			completionCommand(io),
 		),
 	}

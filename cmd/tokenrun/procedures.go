@@ -88,6 +88,8 @@ func runProcedure(c *cli.Context, io stdio, p procedure) error {
 		Timeout: c.Duration("timeout"), Config: proc.Config, Journal: store, Out: io.err, Extra: []runtime.Module{proc.Policy},
 		Args: args, Command: "tokenrun " + p.command, LockWait: c.Duration("lock-wait"),
 		Memory: int64(proc.Region.Sandbox.MemoryMiB) << 20,
+		Begin: protocolRun(fe, ui.RunInfo{Command: "tokenrun " + p.command, Procedure: proc.Script.Name(), Language: lang(proc.Config)},
+			runMessages(proc.Config)),
 	})
 	if err != nil {
 		return forPerson(err, runMessages(proc.Config)) // speak.go

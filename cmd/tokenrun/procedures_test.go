@@ -13,6 +13,7 @@ import (
 	"github.com/tokenrun/tokenrun/ca/devca"
 	"github.com/tokenrun/tokenrun/scripts/golden"
 	"github.com/tokenrun/tokenrun/token/pkcs11/p11test"
+	"github.com/tokenrun/tokenrun/ui/protocoltest"
 )
 
 var update = flag.Bool("update", false, "rewrite the procedures' expected.golden files")
@@ -56,7 +57,7 @@ func TestProcedureGoldens(t *testing.T) {
 						t.Skip(why)
 					}
 					got, err := golden.Run(context.Background(), c, golden.Options{
-						Backend: be, TempDir: t.TempDir(), Plug: softHSMBackend(t), Main: runMain})
+						Backend: be, TempDir: t.TempDir(), Plug: softHSMBackend(t), Main: runMain, CheckJSON: protocoltest.Session})
 					require.NoError(t, err)
 					if *update {
 						updateGolden(t, c, be, got)
@@ -111,6 +112,7 @@ func driveJSON(t *testing.T, args []string, ans map[string]any) (tr []string, co
 	t.Helper()
 	tr, code, stdout, stderr, err := golden.DriveJSON(runMain, args, ans)
 	require.NoError(t, err)
+	require.NoError(t, protocoltest.Session(stdout))
 	return tr, code, stdout, stderr
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/transcript"
+	"github.com/tokenrun/tokenrun/ui"
 )
 
 func runFlags() []cli.Flag {
@@ -56,6 +57,7 @@ func runCommand(io stdio) *cli.Command {
 				Transcript: &runner.TranscriptOptions{File: c.String("transcript"),
 					Header: transcript.Header{Command: "run", Procedure: script.Name()}},
 				Command: "tokenrun run " + c.Args().First(), LockWait: c.Duration("lock-wait"),
+				Begin: protocolRun(fe, ui.RunInfo{Command: "tokenrun run " + c.Args().First(), Procedure: script.Name()}, nil),
 			})
 			if err != nil {
 				return err

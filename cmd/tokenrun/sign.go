@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -36,10 +37,12 @@ func signCommand(io stdio) *cli.Command {
 			&cli.StringFlag{Name: "out", TakesFile: true, Usage: "write the signature to `FILE` (one document only; default: the document's name + .p7s)"},
 			&cli.StringFlag{Name: "out-dir", TakesFile: true, Usage: "write each signature to `DIR`/NAME.p7s instead of next to its document"},
 			&cli.BoolFlag{Name: "force", Usage: "overwrite signature files that exist"},
+			&cli.StringFlag{Name: "ui", EnvVars: []string{"TOKENRUN_UI"},
+				Usage: "front-end for the PIN prompt and the report: terminal, or json (JSON lines on stdin/stdout, docs/protocol.md)"},
 			lockWaitFlag(),
 			signLangFlag(),
 		),
-		Action: func(c *cli.Context) error {
+		Action: func(c *cli.Context) (err error) {
 			messages, err := signMessages(c) // speak.go
 			if err != nil {
 				return err
@@ -63,16 +66,25 @@ func signCommand(io stdio) *cli.Command {
 			if err != nil {
 				return runner.UsageError{Err: err}
 			}
+			fe, err := signFrontend(c, io)
+			if err != nil {
+				return err
+			}
+			ctx, _, end := beginRun(c.Context, fe, ui.RunInfo{Command: "sign", Procedure: "sign"}, messages)
+			summary := &signSummary{total: len(jobs)}
+			defer func() { end(summary.result(), err) }()
 			p, uri, err := openSource(c)
 			if err != nil {
 				return err
 			}
 			defer p.Close()
-			return forPerson(signing.Sign(c.Context, signing.Batch{
+			return forPerson(signing.Sign(ctx, signing.Batch{
 				Provider: p, URI: uri, PINFile: pinFile, Jobs: jobs, Detached: c.Bool("detached"),
 				Force: c.Bool("force"), Out: io.out, Err: io.err, LockWait: c.Duration("lock-wait"),
-				Frontend: ui.SetChrome(ui.NewTerminal(io.in, io.err, ui.TerminalOptions{}), catalogChrome(messages)),
+				Frontend: ui.SetChrome(fe, catalogChrome(messages)),
 				Messages: messages, Person: personWorded(messages),
+				Signed: func(ctx context.Context, j signing.Job, n int) error { return summary.signed(ctx, fe, j, n) },
+				Done:   summary.done,
 			}), messages)
 		},
 	}

@@ -60,6 +60,9 @@ var (
 	Script = Kind{Name: "script", Max: 4 << 20}
 	// Keys: a release key, a public key file or a trusted-keys list: lines of base64.
 	Keys = Kind{Name: "key file", Max: 1 << 20}
+	// BatchList: a batch's list of users (CSV or YAML), a few hundred bytes a row; 16 MiB
+	// is tens of thousands of rows, more than a bank rolls out in one batch (batch.MaxRows).
+	BatchList = Kind{Name: "batch list", Max: 16 << 20}
 	// Record: a small JSON or YAML record tokenrun wrote itself (journal, install record,
 	// active pointer, a development CA's files).
 	Record = Kind{Name: "record", Max: 16 << 20}

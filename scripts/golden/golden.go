@@ -162,6 +162,9 @@ type Options struct {
 	Plug func(st Setup) (Backend, error)
 	// Main runs the CLI in process.
 	Main Main
+	// CheckJSON, when set, checks everything a case run over --ui json wrote to stdout (the
+	// tests validate it against docs/protocol.schema.json).
+	CheckJSON func(stdout string) error
 	// Screen, when set, gets what the run wrote before normalising: stdout (JSON lines, or
 	// nothing) and stderr. The language test reads the person's screen from it.
 	Screen func(stdout, stderr string)
@@ -333,6 +336,9 @@ func Run(ctx context.Context, c Case, opts Options) (string, error) {
 		stdout, stderr = out.String(), errOut.String()
 	} else {
 		tr, code, stdout, stderr, err = DriveJSON(opts.Main, append(args, "--ui", "json"), ans)
+		if err == nil && opts.CheckJSON != nil {
+			err = opts.CheckJSON(stdout)
+		}
 		if err != nil {
 			return "", fmt.Errorf("golden %s: %w", c.Path(), err)
 		}
@@ -499,19 +505,19 @@ func AnswerText(v any, kind string) string {
 	return fmt.Sprint(v)
 }
 
-// syncBuffer is a bytes.Buffer safe for the run's goroutine and the driver.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for the run's goroutine and the driver (a test's reference driver uses it too).
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -524,7 +530,7 @@ func (s *syncBuffer) String() string {
 func DriveJSON(main Main, args []string, ans map[string]any) (tr []string, code int, stdout, stderr string, err error) {
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	var errBuf syncBuffer
+	var errBuf SyncBuffer
 	var all bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
@@ -535,6 +541,7 @@ func DriveJSON(main Main, args []string, ans map[string]any) (tr []string, code 
 	sc := bufio.NewScanner(outR)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	answered := map[string]bool{}
+	running := map[string]bool{} // progress ids started and not done
 	send := func(m map[string]any) {
 		b, _ := json.Marshal(m)
 		go func() { _, _ = inW.Write(append(b, '\n')) }()
@@ -592,11 +599,25 @@ func DriveJSON(main Main, args []string, ans map[string]any) (tr []string, code 
 			case m["fraction"] == nil && note != "":
 				// An update with words for the person (the CA's countdown).
 				tr = append(tr, fmt.Sprintf("progress %s note: %s", id, note))
-			case m["fraction"] == nil:
+			case m["fraction"] == nil && !running[id]:
+				// The start; a retried CA request moves on with fraction null and no note too.
 				tr = append(tr, fmt.Sprintf("progress %s: %s", id, m["label"]))
 			}
+			running[id] = true
 		case "progress_done":
+			running[id] = false
 			tr = append(tr, fmt.Sprintf("progress_done %s ok=%v", id, m["ok"]))
+		case "result":
+			// The outcome and the result table's fields (their values change from run to run).
+			var keys []string
+			if r, ok := m["result"].(map[string]any); ok {
+				for k := range r {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+			}
+			code, _ := m["code"].(string)
+			tr = append(tr, strings.Join(strings.Fields(fmt.Sprintf("result %v %s exit=%v %s", m["outcome"], code, m["exit"], strings.Join(keys, " "))), " "))
 		}
 	}
 	code = <-done

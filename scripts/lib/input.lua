@@ -20,18 +20,19 @@ function M.new_password(ctx)
   local interactive = ui.interactive()
   for attempt = 1, M.TRIES do
     local new = ui.secret {
-      id = "new_pin", label = msg.text("new_password_prompt"),
-      -- The same text as its own confirmation checks every rule except the match.
+      id = "new_pin", label = msg.text("new_password_prompt"), hints = policy.hints("password"),
+      -- The same text as its own confirmation checks every rule except the match. The err
+      -- table goes to ui as it is: its code and the rules broken reach a GUI.
       validate = function(v)
         local ok, err = policy.password(v, v)
-        return ok, err and err.message
+        return ok, err
       end,
     }
     local confirm = ui.secret {
       id = "new_pin_confirm", label = msg.text("new_password_confirm_prompt"),
       validate = not interactive and function(v)
         local ok, err = policy.password(new, v)
-        return ok, err and err.message
+        return ok, err
       end or nil,
     }
     local ok, err = policy.password(new, confirm)
@@ -51,9 +52,10 @@ end
 function M.user_id(ctx, default)
   return ui.ask {
     id = "user_id", label = msg.text("user_id_prompt", { example = ctx.config.user_id.example }), default = default,
+    hints = policy.hints("user_id"),
     validate = function(v)
       local ok, err = policy.user_id(v)
-      return ok, err and err.message
+      return ok, err
     end,
   }
 end
@@ -62,9 +64,10 @@ end
 function M.otp_pin(ctx)
   local raw = ui.secret {
     id = "otp_pin", label = msg.text("otp_pin_prompt", { length = ctx.config.otp_pin.length }),
+    hints = policy.hints("otp_pin"),
     validate = function(v)
       local pin, err = policy.otp_pin(v)
-      return pin ~= nil, err and err.message
+      return pin ~= nil, err
     end,
   }
   return (policy.otp_pin(raw))

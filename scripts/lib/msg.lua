@@ -10,8 +10,9 @@ function M.text(key, args)
   return policy.text(key, args)
 end
 
-function M.say(key, args) ui.say(policy.text(key, args)) end
-function M.warn(key, args) ui.warn(policy.text(key, args)) end
+-- The key and args go along with the text, so that a GUI driving --ui json gets them too.
+function M.say(key, args) ui.say(policy.text(key, args), { key = key, args = args }) end
+function M.warn(key, args) ui.warn(policy.text(key, args), { key = key, args = args }) end
 
 -- fail shows the message as an error and returns what a procedure returns to stop:
 -- nil and {code, message, shown}. The code picks the exit code (REFUSED 7, PIN_* 4, CA_* 5);
@@ -19,7 +20,7 @@ function M.warn(key, args) ui.warn(policy.text(key, args)) end
 -- technical message behind it (a module's error), kept for --debug, never shown.
 function M.fail(code, key, args, detail)
   local text = policy.text(key, args)
-  ui.error(text)
+  ui.error(text, { key = key, args = args })
   return nil, { code = code, message = text, shown = true, detail = detail }
 end
 

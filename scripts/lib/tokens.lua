@@ -38,7 +38,10 @@ function M.find(ctx, opts)
     end
   end
   msg.say("token_waiting", { seconds = wait })
-  local tok, err = token.wait { timeout = wait }
+  -- The wait is a progress too, so that a GUI can count it down.
+  local bar = ui.progress { id = "token_wait", label = msg.text("progress_token_wait") }
+  local tok, err = token.wait { timeout = wait, progress = bar }
+  bar:done(tok ~= nil)
   if not tok then
     if err.code == "SEVERAL_TOKENS" then
       return msg.fail(err.code, opts.strict and "format_several_tokens" or "token_several",

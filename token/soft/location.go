@@ -9,10 +9,11 @@ import (
 // Location is the token's directory, absolute: the safety floor keys its lock and ledger on
 // it, so a token is the same token whichever other directories a run names beside it.
 func (p *Provider) Location(info token.Info) string {
-	if int(info.Slot) >= len(p.slots) {
+	slots := p.current()
+	if int(info.Slot) >= len(slots) {
 		return p.Description()
 	}
-	dir := p.slots[info.Slot].store.dir
+	dir := slots[info.Slot].store.dir
 	if abs, err := filepath.Abs(dir); err == nil {
 		return abs
 	}

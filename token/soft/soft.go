@@ -128,6 +128,8 @@ func (o Options) withDefaults() (Options, error) {
 // Provider is a set of software token directories. It implements token.Provider.
 type Provider struct {
 	opts   Options
+	root   string     // OpenRoot's directory: its token directories are found at each look; "" for Open's fixed set
+	mu     sync.Mutex // guards slots, which grow as a root's tokens are plugged in
 	slots  []*slot
 	closed atomic.Bool
 }
@@ -268,8 +270,12 @@ func newState(opts Options) (*state, error) {
 
 // Description names the provider and its directories.
 func (p *Provider) Description() string {
-	dirs := make([]string, len(p.slots))
-	for i, s := range p.slots {
+	if p.root != "" {
+		return "software tokens under " + p.root
+	}
+	slots := p.current()
+	dirs := make([]string, len(slots))
+	for i, s := range slots {
 		dirs[i] = s.store.dir
 	}
 	return "software token (" + strings.Join(dirs, ", ") + ")"
@@ -281,8 +287,12 @@ func (p *Provider) Tokens(ctx context.Context) ([]token.Info, error) {
 	if p.closed.Load() {
 		return nil, closedErr(op)
 	}
-	infos := make([]token.Info, 0, len(p.slots))
-	for _, s := range p.slots {
+	slots, err := p.scan()
+	if err != nil {
+		return nil, wrapErr(op, err)
+	}
+	infos := make([]token.Info, 0, len(slots))
+	for _, s := range slots {
 		st, err := s.readState(ctx)
 		if errors.Is(err, token.ErrTokenNotPresent) {
 			continue // unplugged
@@ -304,8 +314,12 @@ func (p *Provider) Open(ctx context.Context, info token.Info) (token.Token, erro
 	if info.Serial == "" {
 		return nil, wrapErr(op, fmt.Errorf("no serial given: %w", token.ErrInvalidInput))
 	}
+	slots, err := p.scan()
+	if err != nil {
+		return nil, wrapErr(op, err)
+	}
 	var found []*slot
-	for _, s := range p.slots {
+	for _, s := range slots {
 		st, err := s.readState(ctx)
 		if errors.Is(err, token.ErrTokenNotPresent) {
 			continue
@@ -339,7 +353,7 @@ func (p *Provider) Close() error {
 	if p.closed.Swap(true) {
 		return nil
 	}
-	for _, s := range p.slots {
+	for _, s := range p.current() {
 		s.mu.Lock()
 		s.sess.logout()
 		s.mu.Unlock()

@@ -12,6 +12,13 @@ local policy = {}
 ---@return table positions
 function policy.confusable(pin) end
 
+---What the region accepts for input "password", "otp_pin" or "user_id", as ui.ask/ui.secret opts.hints: min_length, max_length, pattern, allowed, example, and for the password its rules {id=, text=} in the run's language.
+---
+---Since API level 1.
+---@param input string
+---@return table hints
+function policy.hints(input) end
+
 ---Normalise an OTP-card PIN (trim, upper-case per the region) and check its length and characters.
 ---
 ---Since API level 1. Secret (never logged): pin.

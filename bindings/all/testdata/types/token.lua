@@ -11,7 +11,7 @@ local token = {}
 ---@return table[] tokens
 function token.list() end
 
----Wait up to opts.timeout seconds (default 60) for exactly one token (narrowed by opts.uri or --token); refuses several. Uninitialised tokens count only with opts.include_uninitialized.
+---Wait up to opts.timeout seconds (default 60) for exactly one token (narrowed by opts.uri or --token); refuses several. Uninitialised tokens count only with opts.include_uninitialized. opts.progress (a ui.Progress) is moved on as the wait goes.
 ---
 ---Since API level 1.
 ---@param opts? table

@@ -5,7 +5,7 @@
 ---@class uimodule
 local ui = {}
 
----Ask for text: opts.id (stable; the key in answers files), opts.label, opts.help, opts.default, opts.validate(value) -> ok, message, opts.optional.
+---Ask for text: opts.id (stable; the key in answers files), opts.label, opts.help, opts.default, opts.validate(value) -> ok, message (a string, or an err table {code=, message=, problems=} as the policy module returns), opts.optional, opts.hints {min_length=, max_length=, pattern= (RE2, the whole answer), allowed= (a character class: "A-Za-z0-9"), example=, rules={{id=, text=}...}} (what a GUI shows before the person types; policy.hints gives the region's), opts.kind = "file" for a path to a file (a GUI offers a file chooser).
 ---
 ---Since API level 1.
 ---@param opts table
@@ -26,11 +26,12 @@ function ui.choose(opts) end
 ---@return boolean yes
 function ui.confirm(opts) end
 
----Show an error to the person.
+---Show an error to the person. opts.key and opts.args: the catalog key the text was made from and its arguments (lib.msg passes them), for a GUI.
 ---
 ---Since API level 1.
 ---@param text string
-function ui.error(text) end
+---@param opts? table
+function ui.error(text, opts) end
 
 ---Whether a person is there to answer (not an answers file).
 ---
@@ -38,31 +39,33 @@ function ui.error(text) end
 ---@return boolean yes
 function ui.interactive() end
 
----Show a long operation: opts.id, opts.label; bar:update(fraction, note), bar:done(ok, note).
+---Show a long operation: opts.id, opts.label; bar:update(fraction, note) or bar:update{fraction=, note=, attempt=, retry_in= (seconds)}, bar:done(ok, note).
 ---
 ---Since API level 1.
 ---@param opts table
 ---@return ui.Progress bar
 function ui.progress(opts) end
 
----Tell the person something.
+---Tell the person something. opts.key and opts.args: the catalog key the text was made from and its arguments (lib.msg passes them), for a GUI.
 ---
 ---Since API level 1.
 ---@param text string
-function ui.say(text) end
+---@param opts? table
+function ui.say(text, opts) end
 
----Ask for a secret, never shown or recorded: opts.id (stable; the key in answers files), opts.label, opts.help, opts.validate, opts.optional (an answers file may leave it out: "" is returned).
+---Ask for a secret, never shown or recorded: opts.id (stable; the key in answers files), opts.label, opts.help, opts.validate, opts.hints, opts.optional (an answers file may leave it out: "" is returned).
 ---
 ---Since API level 1. Secret (never logged): value.
 ---@param opts table
 ---@return string value
 function ui.secret(opts) end
 
----Warn the person.
+---Warn the person. opts.key and opts.args: the catalog key the text was made from and its arguments (lib.msg passes them), for a GUI.
 ---
 ---Since API level 1.
 ---@param text string
-function ui.warn(text) end
+---@param opts? table
+function ui.warn(text, opts) end
 
 ---A progress display.
 ---@class ui.Progress
@@ -75,10 +78,10 @@ local Progress = {}
 ---@param note? string
 function Progress:done(ok, note) end
 
----fraction in [0, 1], or below 0 when unknown.
+---fraction in [0, 1], or below 0 when unknown; or one table {fraction=, note=, attempt= (1-based try of a retried step), retry_in= (seconds to the next try)}.
 ---
 ---Since API level 1.
----@param fraction number
+---@param fraction number|table
 ---@param note? string
 function Progress:update(fraction, note) end
 
