@@ -121,6 +121,7 @@ func newApp(io stdio) *cli.App {
 			scriptsCommand(io),
 			diagnoseCommand(io),
 			replayCommand(io),
+			transcriptCommand(io),
 			batchCommand(io),
 			completionCommand(io),
 		),

@@ -9,8 +9,12 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tokenrun/tokenrun/bindings/replay"
 	"github.com/tokenrun/tokenrun/bindings/replay/reproduce"
+	"github.com/tokenrun/tokenrun/internal/readfile"
 	"github.com/tokenrun/tokenrun/runner"
+	"github.com/tokenrun/tokenrun/scripts"
+	"github.com/tokenrun/tokenrun/transcript/show"
 	"github.com/tokenrun/tokenrun/ui"
 )
 
@@ -30,6 +34,7 @@ func replayCommand(io stdio) *cli.Command {
 			&cli.StringFlag{Name: "answers", Usage: "with --soft: answer the reproduction's questions (its PINs, stand-in secrets) from the YAML `FILE`"},
 			&cli.StringFlag{Name: "ui", Usage: "with --soft: front-end for those questions: terminal, answers (with --answers) or json"},
 			&cli.IntFlag{Name: "max-tries", Usage: "with --soft: how many password tries the client's token allows before it locks, when its module gave only flags", Value: 10},
+			&cli.StringFlag{Name: "lang", Usage: "on a divergence, show the client's screens up to it in `LANG` (kk, ru or en; default: the language of the run)"},
 			&cli.BoolFlag{Name: "yes", Hidden: true},
 		},
 		Action: func(c *cli.Context) error {
@@ -55,6 +60,10 @@ func runReplay(c *cli.Context, std stdio, file string) error {
 		Frontend: func() (ui.Frontend, error) { return frontend(c, std) },
 		Notes:    std.err,
 	})
+	var d *replay.Divergence
+	if errors.As(err, &d) {
+		showDivergence(std, file, c.String("lang"), d)
+	}
 	if err != nil {
 		return err
 	}
@@ -67,4 +76,31 @@ func runReplay(c *cli.Context, std stdio, file string) error {
 	}
 	fmt.Fprintf(std.out, "reproduced: %s %s, %d calls, outcome %s\n", h.Procedure, h.Version, o.Calls, o.Outcome)
 	return nil
+}
+
+// showDivergence prints, on stdout, the client's screens up to a divergence and then the
+// recorded and the new call side by side (transcript/show); the divergence itself is the
+// command's error. A transcript that cannot be shown shows nothing more.
+func showDivergence(std stdio, file, lang string, d *replay.Divergence) {
+	f, err := readfile.Open(file, readfile.Transcript)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	rec, err := show.Read(f)
+	if err != nil {
+		return
+	}
+	o, err := show.ForLang(scripts.FS, rec.Header, lang)
+	if err != nil {
+		o = show.Options{}
+	}
+	sd := show.Diverged{Seq: d.Seq, Reason: d.Reason}
+	if d.Want != nil {
+		sd.Recorded = d.Want.String()
+	}
+	if d.Got != nil {
+		sd.New = d.Got.String()
+	}
+	_ = show.RenderDivergence(std.out, rec, o, sd)
 }

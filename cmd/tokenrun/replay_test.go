@@ -127,6 +127,12 @@ func TestReplayDiverges(t *testing.T) {
 			for _, w := range tt.want {
 				assert.Contains(t, r.err, w)
 			}
+			// The client's screens up to the divergence, then both calls side by side.
+			assert.Contains(t, r.stdout, "change_pin 1.0.0 (change-pin)")
+			assert.Contains(t, r.stdout, "current_pin]")
+			assert.Contains(t, r.stdout, "--- the replay diverges at step ")
+			assert.Regexp(t, `(?m)^recorded  \S`, r.stdout)
+			assert.Regexp(t, `(?m)^new       \S`, r.stdout)
 		})
 	}
 }
