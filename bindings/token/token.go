@@ -20,8 +20,8 @@ import (
 
 	"github.com/tokenrun/tokenrun/bindings/errcode"
 	"github.com/tokenrun/tokenrun/runtime"
-	"github.com/tokenrun/tokenrun/ui"
 	tk "github.com/tokenrun/tokenrun/token"
+	"github.com/tokenrun/tokenrun/ui"
 )
 
 // Type names, as scripts see them in error messages.
