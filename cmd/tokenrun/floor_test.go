@@ -193,7 +193,7 @@ func TestConcurrentEnrollsLeaveOneProfile(t *testing.T) {
 					}
 				}
 				answers := writeAnswers(t, enrollAnswers(ca))
-				full := append(append([]string{"enroll", "--lang", "en", "--answers", answers, "--yes"}, ca.Args()...), args...)
+				full := append(append([]string{"enroll", "--lang", "en", "--answers", answers, "--yes", "--lock-wait", "5m", "--set", "token.wait=5m"}, ca.Args()...), args...)
 				outs := make([]string, 2)
 				codes := make([]int, 2)
 				var wg sync.WaitGroup
