@@ -16,11 +16,13 @@ import (
 	"time"
 
 	"github.com/tokenrun/tokenrun/bundle"
+	"github.com/tokenrun/tokenrun/internal/termtext"
 	"github.com/tokenrun/tokenrun/journal"
 	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/scripts"
 	"github.com/tokenrun/tokenrun/token"
+	"github.com/tokenrun/tokenrun/token/floor"
 	"github.com/tokenrun/tokenrun/token/pkcs11"
 	"github.com/tokenrun/tokenrun/token/soft"
 	"github.com/tokenrun/tokenrun/transcript"
@@ -54,7 +56,9 @@ type Report struct {
 	Bundles        []Bundle             `json:"bundles"`
 	Journals       []*journal.Entry     `json:"journals"`
 	Transcripts    []transcript.Summary `json:"transcripts"`
-	Problems       []string             `json:"problems,omitempty"`
+	// Floor is the safety floor's state: failed PIN tries tokenrun counted, runs holding a token.
+	Floor    floor.State `json:"floor"`
+	Problems []string    `json:"problems,omitempty"`
 }
 
 // Module is one token source: a PKCS#11 module or software token directories.
@@ -173,6 +177,10 @@ func Gather(ctx context.Context, o Options) *Report {
 		} else {
 			d.Journals = append(d.Journals, open...)
 		}
+	}
+	d.Floor = floor.ReadState(filepath.Join(home, "floor"))
+	for _, p := range d.Floor.Problems {
+		problem("%s", p)
 	}
 	if sums, err := transcript.List(filepath.Join(home, "transcripts")); err != nil {
 		problem("transcripts: %v", err)
@@ -412,6 +420,16 @@ func WriteText(w io.Writer, d *Report) {
 		data, _ := json.Marshal(j.Data)
 		fmt.Fprintf(w, "  token %s: %s at step %s, started %s, updated %s, data %s\n", j.Serial, j.Procedure, j.Step,
 			j.Started.Format(time.RFC3339), j.Updated.Format(time.RFC3339), data)
+	}
+	fmt.Fprintln(w, "\nPIN tries tokenrun counted as failed since the last success (the safety floor):")
+	if len(d.Floor.Tries) == 0 {
+		fmt.Fprintln(w, "  none")
+	}
+	for _, t := range d.Floor.Tries {
+		fmt.Fprintf(w, "  %s: user %d, administrator %d (updated %s)\n", termtext.Escape(t.Token), t.Failures["user"], t.Failures["so"], t.Updated.Format(time.RFC3339))
+	}
+	for _, h := range d.Floor.Held {
+		fmt.Fprintf(w, "  in use now: %s by %s\n", termtext.Escape(h.Token), termtext.Escape(h.String()))
 	}
 	fmt.Fprintln(w, "\nrecent transcripts:")
 	if len(d.Transcripts) == 0 {

@@ -417,3 +417,29 @@ func TestUserPINNotInitializedNamesTheWayOut(t *testing.T) {
 	keys, certs := objects(t, dir, newPIN)
 	assert.Zero(t, keys+certs)
 }
+
+// TestDiagnoseShowsTheFloor: support's diagnosis shows the failed tries tokenrun counted for
+// a token, and none once the right password cleared them.
+func TestDiagnoseShowsTheFloor(t *testing.T) {
+	t.Setenv("TOKENRUN_HOME", t.TempDir())
+	dir, serial := softToken(t)
+	ans := func(pin string) string {
+		return writeAnswers(t, map[string]any{"current_pin": pin, "new_pin": newPIN, "new_pin_confirm": newPIN})
+	}
+	r := tokenrun(t, "", "change-pin", "--soft", dir, "--lang", "en", "--answers", ans("99999999"))
+	require.Equal(t, runner.ExitToken, r.code, r.err)
+	out := filepath.Join(t.TempDir(), "d.txt")
+	r = tokenrun(t, "", "diagnose", "--probe=false", "--text", "--out", out)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
+	text, err := os.ReadFile(out)
+	require.NoError(t, err)
+	assert.Regexp(t, `KAZTOKEN \(serial `+serial+`\) at .*: user 1, administrator 0`, string(text))
+
+	r = tokenrun(t, "", "change-pin", "--soft", dir, "--lang", "en", "--answers", ans("12345678"))
+	require.Equal(t, runner.ExitOK, r.code, r.err)
+	r = tokenrun(t, "", "diagnose", "--probe=false", "--text", "--out", out)
+	require.Equal(t, runner.ExitOK, r.code, r.err)
+	text, err = os.ReadFile(out)
+	require.NoError(t, err)
+	assert.NotContains(t, string(text), "user 1, administrator 0")
+}

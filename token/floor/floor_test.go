@@ -286,3 +286,28 @@ func mustInfo(t *testing.T, f *fake) token.Info {
 	require.NoError(t, err)
 	return i
 }
+
+// TestReadState: support's diagnosis shows the tries tokenrun counted and the runs holding a
+// token, and nothing once a success cleared the count and the run ended.
+func TestReadState(t *testing.T) {
+	dir := t.TempDir()
+	f := &fake{reports: "nothing", max: 3, pin: "right-pin"}
+	require.Error(t, run(t, dir, f, "wrong", false))
+	st := ReadState(dir)
+	require.Len(t, st.Tries, 1)
+	assert.Equal(t, 1, st.Tries[0].Failures["user"])
+	assert.Contains(t, st.Tries[0].Token, "KAZTOKEN")
+	assert.Empty(t, st.Held)
+
+	p := Wrap(fakeProvider{f}, Options{Dir: dir, Command: "tokenrun sign", Person: func(string) bool { return true }})
+	tok, err := p.Open(context.Background(), mustInfo(t, f))
+	require.NoError(t, err)
+	st = ReadState(dir)
+	require.Len(t, st.Held, 1)
+	assert.Equal(t, "tokenrun sign", st.Held[0].Command)
+	require.NoError(t, tok.Login(context.Background(), token.User, "right-pin"), "typed by a person")
+	require.NoError(t, tok.Close())
+	st = ReadState(dir)
+	assert.Empty(t, st.Tries, "a success clears the count")
+	assert.Empty(t, st.Held)
+}

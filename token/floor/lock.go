@@ -106,3 +106,6 @@ func readHolder(path string) Holder {
 	}
 	return h
 }
+
+// tryLockFile takes f's lock without waiting (and drops it with f).
+func tryLockFile(f *os.File) (bool, error) { return flock.TryLock(f, true) }
