@@ -95,6 +95,7 @@ func Wait(ctx context.Context, p Provider, opts WaitOptions) (Info, error) {
 	if poll <= 0 {
 		poll = 250 * time.Millisecond
 	}
+	parent := ctx
 	if opts.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
@@ -104,6 +105,12 @@ func Wait(ctx context.Context, p Provider, opts WaitOptions) (Info, error) {
 	for {
 		s, err := Select(ctx, p, opts.SelectOptions)
 		if err != nil {
+			// The wait's own time ran out during a look (a slow module): no token came, as
+			// when it runs out between looks; only the caller's context ending is an error
+			// of its own (cancelled, timed out).
+			if ctx.Err() != nil && parent.Err() == nil {
+				return Info{}, fmt.Errorf("waited %s: %w", opts.Timeout, ErrTokenNotPresent)
+			}
 			return Info{}, err
 		}
 		if len(s.Matched) > 0 || opts.Timeout <= 0 {

@@ -108,3 +108,24 @@ func TestErrorCarriesCode(t *testing.T) {
 	assert.Equal(t, CKR_PIN_LOCKED, te.Code)
 	assert.Equal(t, "CKR_0xFFFF", ReturnCode(0xffff).String())
 }
+
+// slowProvider's look takes as long as its context lets it, as a busy module's can.
+type slowProvider struct{ Provider }
+
+func (slowProvider) Tokens(ctx context.Context) ([]Info, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestWaitRunsOutDuringALook: the wait's own time running out while a look is still going is
+// "no token came", not the caller's timeout; the caller's context ending stays its own.
+func TestWaitRunsOutDuringALook(t *testing.T) {
+	_, err := Wait(context.Background(), slowProvider{}, WaitOptions{Timeout: 20 * time.Millisecond})
+	require.ErrorIs(t, err, ErrTokenNotPresent)
+	assert.NotErrorIs(t, err, context.DeadlineExceeded)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	_, err = Wait(ctx, slowProvider{}, WaitOptions{Timeout: time.Minute})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+}
