@@ -166,11 +166,12 @@ func derLength(b []byte) (header, length int) {
 
 func appendElement(dst, tag, content []byte) []byte {
 	dst = append(dst, tag...)
-	return append(appendLength(dst, len(content)), content...)
+	return append(appendLength(dst, uint64(len(content))), content...)
 }
 
-// appendLength appends a DER length: short form below 128, else the fewest octets.
-func appendLength(dst []byte, n int) []byte {
+// appendLength appends a DER length: short form below 128, else the fewest octets (n below
+// 2^32: MaxStreamDocument keeps streamed content there).
+func appendLength(dst []byte, n uint64) []byte {
 	switch {
 	case n < 0x80:
 		return append(dst, byte(n))

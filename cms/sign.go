@@ -354,7 +354,7 @@ func appendTLV(dst []byte, tag byte, content []byte) []byte {
 }
 
 func appendHeader(dst []byte, tag byte, n int) []byte {
-	return appendLength(append(dst, tag), n)
+	return appendLength(append(dst, tag), uint64(n))
 }
 
 // tlvLen is the size of a DER element with a one-byte tag and n bytes of content.

@@ -71,9 +71,9 @@ func (s *Signer) SignStream(dst io.Writer, content io.Reader, size int64) error 
 	w.Write([]byte{0xa0, 0x80, 0x30, 0x80})
 	w.Write(derVersion1)
 	w.Write(s.digestAlgSet)
-	octets := appendLength64([]byte{0x04}, uint64(size))
-	eContent := appendLength64([]byte{0xa0}, uint64(len(octets))+uint64(size))
-	w.Write(appendLength64([]byte{0x30}, uint64(len(derOIDData)+len(eContent)+len(octets))+uint64(size)))
+	octets := appendLength([]byte{0x04}, uint64(size))
+	eContent := appendLength([]byte{0xa0}, uint64(len(octets))+uint64(size))
+	w.Write(appendLength([]byte{0x30}, uint64(len(derOIDData)+len(eContent)+len(octets))+uint64(size)))
 	w.Write(derOIDData)
 	w.Write(eContent)
 	w.Write(octets)
@@ -151,19 +151,4 @@ func readExactly(src io.Reader, size int64) ([]byte, error) {
 		return nil, err
 	}
 	return b.Bytes(), nil
-}
-
-// appendLength64 appends a DER length for n < 2^32.
-func appendLength64(dst []byte, n uint64) []byte {
-	switch {
-	case n < 0x80:
-		return append(dst, byte(n))
-	case n < 1<<8:
-		return append(dst, 0x81, byte(n))
-	case n < 1<<16:
-		return append(dst, 0x82, byte(n>>8), byte(n))
-	case n < 1<<24:
-		return append(dst, 0x83, byte(n>>16), byte(n>>8), byte(n))
-	}
-	return append(dst, 0x84, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 }
