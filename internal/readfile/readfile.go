@@ -63,6 +63,9 @@ var (
 	// BatchList: a batch's list of users (CSV or YAML), a few hundred bytes a row; 16 MiB
 	// is tens of thousands of rows, more than a bank rolls out in one batch (batch.MaxRows).
 	BatchList = Kind{Name: "batch list", Max: 16 << 20}
+	// Floor: the safety floor's tries ledger and lock-holder files are a few hundred bytes;
+	// they live in the user's own data directory, so a link there was put by someone else.
+	Floor = Kind{Name: "safety floor file", Max: 64 << 10, NoLinks: true}
 	// Record: a small JSON or YAML record tokenrun wrote itself (journal, install record,
 	// active pointer, a development CA's files).
 	Record = Kind{Name: "record", Max: 16 << 20}

@@ -4,18 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/tokenrun/tokenrun/internal/atomicfile"
+	"github.com/tokenrun/tokenrun/internal/readfile"
 	"github.com/tokenrun/tokenrun/token"
 )
-
-// maxLedger bounds what is read as a ledger file: a real one is a few hundred bytes.
-const maxLedger = 64 << 10
 
 // ledger is one token's failed tries counted by tokenrun, in one small JSON file written
 // atomically. It is read and written only under the token's lock.
@@ -34,24 +30,13 @@ func (f ledgerFile) failures(r token.Role) int { return f.Failures[r.String()] }
 
 func (l *ledger) read() (ledgerFile, error) {
 	var f ledgerFile
-	fh, err := os.Open(l.path)
+	b, err := readfile.Read(l.path, readfile.Floor)
 	if errors.Is(err, fs.ErrNotExist) {
 		return f, nil
 	}
-	if err != nil {
-		return f, fmt.Errorf("safety floor: tries ledger: %w", err)
-	}
-	defer fh.Close()
-	if st, err := fh.Stat(); err != nil || !st.Mode().IsRegular() {
-		return f, fmt.Errorf("safety floor: tries ledger %s is not a regular file: remove it", l.path)
-	}
-	b, err := io.ReadAll(io.LimitReader(fh, maxLedger+1))
-	if err != nil {
-		return f, fmt.Errorf("safety floor: tries ledger: %w", err)
-	}
-	if len(b) > maxLedger || json.Unmarshal(b, &f) != nil {
+	if err != nil || json.Unmarshal(b, &f) != nil {
 		// A damaged ledger must not reset the count to zero: refuse, naming the way out.
-		return f, fmt.Errorf("safety floor: tries ledger %s is damaged: check the token's tries with its own tool, then remove the file", l.path)
+		return f, fmt.Errorf("safety floor: tries ledger %s is damaged or not a file: check the token's tries with its own tool, then remove it", l.path)
 	}
 	return f, nil
 }

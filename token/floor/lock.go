@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/tokenrun/tokenrun/internal/atomicfile"
 	"github.com/tokenrun/tokenrun/internal/flock"
+	"github.com/tokenrun/tokenrun/internal/readfile"
 	"github.com/tokenrun/tokenrun/token"
 )
 
@@ -95,13 +95,7 @@ func (l *lock) release() {
 // readHolder reads what holds a lock; a missing or unreadable file is "another run".
 func readHolder(path string) Holder {
 	var h Holder
-	f, err := os.Open(path)
-	if err != nil {
-		return h
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 4096))
-	if err == nil {
+	if b, err := readfile.Read(path, readfile.Floor); err == nil {
 		_ = json.Unmarshal(b, &h)
 	}
 	return h
