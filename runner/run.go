@@ -82,6 +82,9 @@ func run(ctx context.Context, s Spec, onProcedure func(*runtime.Procedure)) (*ru
 		}
 	}
 	witness := ui.NewWitness(s.Frontend)
+	if fs, ok := ui.Find[ui.FileSource](s.Frontend); ok {
+		ctx = ui.WithFiles(ctx, fs) // a key file the wizard's page sent, for ca.load_pkcs12
+	}
 	messages, _ := s.Config["messages"].(map[string]string)
 	guarded, err := Guard(s.Provider, GuardOptions{Command: s.Command, LockWait: s.LockWait, Witness: witness, Messages: messages})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -51,6 +52,9 @@ type JSON struct {
 	now   func() time.Time // the clock of progress lines; tests stop it
 
 	chrome Chrome // the words of refused answers (chrome.go)
+
+	fmu   sync.Mutex
+	files map[string][]byte // file prompts answered with their content, by name: this run's only
 }
 
 // NewJSON returns a JSON-lines front-end reading answer lines from in and writing event
@@ -178,6 +182,9 @@ type (
 		// Person marks an answer a person typed (a GUI's form field), as opposed to one a
 		// program filled in. Only a secret so marked may spend a last PIN try.
 		Person bool `json:"person"`
+		// Data is the chosen file's content in base64, for a file prompt answered by a page
+		// that cannot hand over a path (a browser): the value is then the file's name.
+		Data *string `json:"data"`
 	}
 )
 
@@ -346,6 +353,7 @@ func (j *JSON) End(r RunResult) error {
 		res.Result = nil // a value JSON cannot hold: the outcome still matters
 	}
 	err := j.emit(res)
+	j.forgetFiles()
 	j.cmu.Lock()
 	if j.cancel != nil {
 		j.cancel(context.Canceled) // the run is over; this only frees the context
@@ -418,7 +426,10 @@ func (j *JSON) askSourced(ctx context.Context, p Prompt) (string, bool, error) {
 		if strings.TrimSpace(line) == "" {
 			continue // blank lines are harmless keep-alives
 		}
-		raw, cancel, person, code, problem := parseAnswer(line, p.ID)
+		raw, cancel, person, data, code, problem := parseAnswerData(line, p.ID)
+		if problem == "" && data != nil {
+			code, problem = j.keepFile(p, raw, *data)
+		}
 		if problem != "" {
 			if err := j.complain(ask, code, problem); err != nil {
 				return "", false, promptErr(p.ID, err)
@@ -458,34 +469,92 @@ func (j *JSON) complain(ask jsonAsk, code, message string) error {
 // parseAnswer reads an answer line for prompt id. problem, when not empty, is a message
 // for an "error" line, with its code; it never quotes the line, which may hold a secret.
 func parseAnswer(line, id string) (value string, cancel, person bool, code, problem string) {
+	value, cancel, person, _, code, problem = parseAnswerData(line, id)
+	return value, cancel, person, code, problem
+}
+
+// parseAnswerData is parseAnswer, also returning the line's "data" (nil for none).
+func parseAnswerData(line, id string) (value string, cancel, person bool, data *string, code, problem string) {
 	var a jsonAnswer
 	if err := json.Unmarshal([]byte(line), &a); err != nil {
 		var syn *json.SyntaxError
 		var typ *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &syn):
-			return "", false, false, codeMalformed, fmt.Sprintf("malformed answer line: invalid JSON at byte %d", syn.Offset)
+			return "", false, false, nil, codeMalformed, fmt.Sprintf("malformed answer line: invalid JSON at byte %d", syn.Offset)
 		case errors.As(err, &typ) && typ.Field != "":
-			return "", false, false, codeMalformed, fmt.Sprintf("malformed answer line: %q must be a %s", typ.Field, jsonType(typ.Field))
+			return "", false, false, nil, codeMalformed, fmt.Sprintf("malformed answer line: %q must be a %s", typ.Field, jsonType(typ.Field))
 		default:
-			return "", false, false, codeMalformed, `malformed answer line: want an object with "id" and "value"`
+			return "", false, false, nil, codeMalformed, `malformed answer line: want an object with "id" and "value"`
 		}
 	}
 	if a.Cancel && (a.ID == nil || *a.ID == id) {
-		return "", true, false, "", ""
+		return "", true, false, nil, "", ""
 	}
 	switch {
 	case a.ID == nil:
-		return "", false, false, codeMalformed, `malformed answer line: no "id"`
+		return "", false, false, nil, codeMalformed, `malformed answer line: no "id"`
 	case *a.ID != id && checkID(*a.ID) != nil:
 		// Not quoted: it is no prompt id, and may be anything the driver got wrong.
-		return "", false, false, codeWrongPrompt, fmt.Sprintf("answer is for an unknown prompt id, but prompt '%s' is asked", id)
+		return "", false, false, nil, codeWrongPrompt, fmt.Sprintf("answer is for an unknown prompt id, but prompt '%s' is asked", id)
 	case *a.ID != id:
-		return "", false, false, codeWrongPrompt, fmt.Sprintf("answer is for prompt '%s', but prompt '%s' is asked", *a.ID, id)
+		return "", false, false, nil, codeWrongPrompt, fmt.Sprintf("answer is for prompt '%s', but prompt '%s' is asked", *a.ID, id)
 	case a.Value == nil:
-		return "", false, false, codeMalformed, `malformed answer line: no "value"`
+		return "", false, false, nil, codeMalformed, `malformed answer line: no "value"`
 	}
-	return *a.Value, false, a.Person, "", ""
+	return *a.Value, false, a.Person, a.Data, "", ""
+}
+
+// MaxFileData bounds the content a file prompt's answer may carry: the largest file a
+// procedure reads from a prompt is an initial-key container, which readfile caps at 1 MiB.
+const MaxFileData = 1 << 20
+
+// keepFile holds the content a page sent with its answer to a file prompt, under the name
+// it answered, for this run only (File; End forgets it). problem is for an error line.
+func (j *JSON) keepFile(p Prompt, name, data string) (code, problem string) {
+	switch {
+	case p.Kind != File:
+		return codeMalformed, `malformed answer line: "data" is only for a file prompt`
+	case name == "" || strings.ContainsAny(name, "/\\\x00"):
+		return codeMalformed, `malformed answer line: with "data", the value is the file's name, without folders`
+	case base64.StdEncoding.DecodedLen(len(data)) > MaxFileData+2:
+		return codeLineTooLong, fmt.Sprintf("the file is larger than %d bytes", MaxFileData)
+	}
+	b, err := base64.StdEncoding.DecodeString(data)
+	if err != nil {
+		return codeMalformed, `malformed answer line: "data" must be base64`
+	}
+	if len(b) > MaxFileData {
+		return codeLineTooLong, fmt.Sprintf("the file is larger than %d bytes", MaxFileData)
+	}
+	j.fmu.Lock()
+	defer j.fmu.Unlock()
+	if j.files == nil {
+		j.files = map[string][]byte{}
+	}
+	if old, ok := j.files[name]; ok {
+		clear(old)
+	}
+	j.files[name] = b
+	return "", ""
+}
+
+// File is the content a page sent for a file prompt answered name, in this run.
+func (j *JSON) File(name string) ([]byte, bool) {
+	j.fmu.Lock()
+	defer j.fmu.Unlock()
+	b, ok := j.files[name]
+	return b, ok
+}
+
+// forgetFiles wipes the files the run was sent: they live in memory for the run only.
+func (j *JSON) forgetFiles() {
+	j.fmu.Lock()
+	defer j.fmu.Unlock()
+	for _, b := range j.files {
+		clear(b)
+	}
+	j.files = nil
 }
 
 func jsonType(field string) string {

@@ -3,6 +3,7 @@ package ui
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -266,7 +267,7 @@ func TestJSONLongLine(t *testing.T) {
 	got, err := NewJSON(strings.NewReader(in), out).Ask(context.Background(), Prompt{ID: "a"})
 	require.NoError(t, err)
 	assert.Equal(t, "ok", got)
-	assert.Contains(t, out.String(), `{"type":"error","id":"a","message":"answer line longer than 65536 bytes","code":"LINE_TOO_LONG"}`)
+	assert.Contains(t, out.String(), `{"type":"error","id":"a","message":"answer line longer than 2097152 bytes","code":"LINE_TOO_LONG"}`)
 }
 
 func TestJSONContextCancel(t *testing.T) {
@@ -296,4 +297,55 @@ func TestJSONSayLevels(t *testing.T) {
 	assert.EqualError(t, err, "show progress: disk full")
 	_, err = j.Ask(ctx, Prompt{ID: "a"})
 	assert.EqualError(t, err, "prompt 'a': disk full")
+}
+
+// A page sends the chosen file with its answer; the run reads it from memory, and the
+// content is gone when the run ends.
+func TestJSONFileData(t *testing.T) {
+	pfx := []byte("\x30\x82 container bytes")
+	b64 := base64.StdEncoding.EncodeToString(pfx)
+	tests := []struct {
+		name      string
+		prompt    Prompt
+		lines     []string
+		want      string // the answer Ask returns
+		wantError string // in an error line before the good answer
+	}{
+		{name: "file with content", prompt: Prompt{ID: "key_file", Kind: File},
+			lines: []string{`{"id":"key_file","value":"Key.pfx","data":"` + b64 + `"}`}, want: "Key.pfx"},
+		{name: "content on a text prompt", prompt: Prompt{ID: "user_id"},
+			lines: []string{`{"id":"user_id","value":"a","data":"` + b64 + `"}`, `{"id":"user_id","value":"b"}`}, want: "b",
+			wantError: `\"data\" is only for a file prompt`},
+		{name: "not base64", prompt: Prompt{ID: "key_file", Kind: File},
+			lines: []string{`{"id":"key_file","value":"Key.pfx","data":"%%%"}`, `{"id":"key_file","value":"/media/Key.pfx"}`}, want: "/media/Key.pfx",
+			wantError: `\"data\" must be base64`},
+		{name: "a name with folders", prompt: Prompt{ID: "key_file", Kind: File},
+			lines: []string{`{"id":"key_file","value":"../Key.pfx","data":"` + b64 + `"}`, `{"id":"key_file","value":"x"}`}, want: "x",
+			wantError: "without folders"},
+		{name: "too large", prompt: Prompt{ID: "key_file", Kind: File},
+			lines: []string{`{"id":"key_file","value":"Key.pfx","data":"` + base64.StdEncoding.EncodeToString(make([]byte, MaxFileData+1)) + `"}`, `{"id":"key_file","value":"x"}`}, want: "x",
+			wantError: "larger than 1048576 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := &syncBuffer{}
+			j := NewJSON(strings.NewReader(strings.Join(tt.lines, "\n")+"\n"), out)
+			got, err := j.Ask(context.Background(), tt.prompt)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+			data, ok := FileFrom(WithFiles(context.Background(), j), tt.want)
+			if tt.wantError != "" {
+				assert.Contains(t, out.String(), tt.wantError)
+				assert.False(t, ok, "a refused line keeps nothing")
+				return
+			}
+			require.True(t, ok)
+			assert.Equal(t, pfx, data)
+			require.NoError(t, j.End(RunResult{Outcome: OutcomeOK}))
+			_, ok = j.File("Key.pfx")
+			assert.False(t, ok, "the run is over: the content is forgotten")
+			assert.Equal(t, make([]byte, len(pfx)), data, "and wiped")
+			assert.NotContains(t, out.String(), b64)
+		})
+	}
 }

@@ -10,8 +10,9 @@ import (
 )
 
 // maxLine bounds one answer line, so that a stream without newlines (a mistaken
-// `tokenrun < /dev/zero`) ends in an error rather than in exhausted memory.
-const maxLine = 64 << 10
+// `tokenrun < /dev/zero`) ends in an error rather than in exhausted memory. It leaves room
+// for a file prompt's answer carrying its file (MaxFileData, in base64).
+const maxLine = 2 << 20
 
 var errLineTooLong = fmt.Errorf("answer line longer than %d bytes", maxLine)
 

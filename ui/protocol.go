@@ -133,3 +133,26 @@ func Find[T any](fe Frontend) (T, bool) {
 	var zero T
 	return zero, false
 }
+
+// FileSource is a front-end holding files a person chose in a page that cannot hand over
+// a path (a browser sends the bytes with the answer): ui.JSON. A binding that opens a file
+// answered to a prompt asks FileFrom first.
+type FileSource interface {
+	File(name string) ([]byte, bool)
+}
+
+type filesKey struct{}
+
+// WithFiles makes fs's files reachable from ctx, for the bindings of a run.
+func WithFiles(ctx context.Context, fs FileSource) context.Context {
+	return context.WithValue(ctx, filesKey{}, fs)
+}
+
+// FileFrom is the content a person sent for a file prompt answered name, if any.
+func FileFrom(ctx context.Context, name string) ([]byte, bool) {
+	fs, ok := ctx.Value(filesKey{}).(FileSource)
+	if !ok {
+		return nil, false
+	}
+	return fs.File(name)
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/tokenrun/tokenrun/ca"
 	"github.com/tokenrun/tokenrun/internal/readfile"
 	"github.com/tokenrun/tokenrun/runtime"
+	"github.com/tokenrun/tokenrun/ui"
 )
 
 // IdentityType is the userdata type of a loaded initial key.
@@ -197,7 +198,18 @@ func identityFields(v any) map[string]any {
 
 func loadPKCS12(L *lua.LState) int {
 	path, password := expandHome(L.CheckString(1)), L.CheckString(2)
-	id, err := ca.LoadPKCS12(path, password)
+	var id *ca.Identity
+	var err error
+	if data, ok := ui.FileFrom(runtime.Context(L), L.CheckString(1)); ok {
+		// The page sent the container with the answer: it never touches the disk here.
+		id, err = ca.LoadPKCS12Bytes(data, password)
+		var ce *ca.ContainerError
+		if errors.As(err, &ce) {
+			ce.Path = L.CheckString(1)
+		}
+	} else {
+		id, err = ca.LoadPKCS12(path, password)
+	}
 	if err != nil {
 		return fail(L, err)
 	}
