@@ -118,6 +118,7 @@ type (
 	jsonRule struct {
 		ID   string `json:"id"`
 		Text string `json:"text"`
+		Max  int    `json:"max,omitempty"`
 	}
 	jsonError struct { // a driver line the protocol cannot use
 		Type    string `json:"type"`

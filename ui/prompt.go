@@ -114,6 +114,7 @@ type Hints struct {
 type Rule struct {
 	ID   string
 	Text string
+	Max  int // the rule's own bound, for a page's live check: password_sequence's longest run; 0 for none
 }
 
 // Check reports whether the prompt is well formed. Front-ends call it before asking; a

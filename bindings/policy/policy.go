@@ -112,7 +112,11 @@ func (b *binding) hints(L *lua.LState) int {
 		h["pattern"], h["allowed"] = p.Pattern.String(), region.CharClass(p.Pattern)
 		var rules []any
 		for _, r := range p.Rules() {
-			rules = append(rules, map[string]any{"id": r.Key, "text": region.Format(b.catalog[r.Key], r.Args)})
+			rule := map[string]any{"id": r.Key, "text": region.Format(b.catalog[r.Key], r.Args)}
+			if r.Key == "password_sequence" {
+				rule["max"] = r.Args["max"] // a page checks the run as the person types
+			}
+			rules = append(rules, rule)
 		}
 		h["rules"] = rules
 	case "otp_pin":

@@ -130,7 +130,8 @@ func hints(L *lua.LState, t *lua.LTable) *ui.Hints {
 			if !ok || id == "" || text == "" {
 				runtime.ArgError(L, 1, fmt.Sprintf("hints.rules[%d] must be {id=, text=}", i))
 			}
-			h.Rules = append(h.Rules, ui.Rule{ID: string(id), Text: string(text)})
+			bound, _ := r.RawGetString("max").(lua.LNumber)
+			h.Rules = append(h.Rules, ui.Rule{ID: string(id), Text: string(text), Max: max(int(bound), 0)})
 		}
 	default:
 		runtime.ArgError(L, 1, "hints.rules must be a list of {id=, text=}")
