@@ -124,6 +124,8 @@ func newApp(io stdio) *cli.App {
 			transcriptCommand(io),
 			batchCommand(io),
 			completionCommand(io),
+			uiCommand(io),
+			namedProcedureCommand(io),
 		),
 	}
 	if testCommands != nil {

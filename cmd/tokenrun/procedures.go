@@ -55,10 +55,32 @@ func procedureCommands(io stdio) []*cli.Command {
 	return cmds
 }
 
+// namedProcedureCommand runs any procedure of the active set by name, with its region, as
+// the shipped ones run: a bank's own procedure (and the wizard, which offers it).
+func namedProcedureCommand(io stdio) *cli.Command {
+	return &cli.Command{
+		Name:      "procedure",
+		Usage:     "run a procedure of the active scripts set by name, with its region (a bank's own, or a shipped one)",
+		ArgsUsage: "NAME",
+		Flags:     append(procedureFlags(), procedures[3].extra...),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return runner.UsageError{Err: errors.New("procedure takes the procedure's name: tokenrun procedure [flags] NAME")}
+			}
+			name := c.Args().First()
+			return runProcedureNamed(c, io, procedure{command: "procedure " + name, name: name})
+		},
+	}
+}
+
 func runProcedure(c *cli.Context, io stdio, p procedure) error {
 	if c.NArg() > 0 {
 		return runner.UsageError{Err: fmt.Errorf("%s takes no arguments (got %q)", p.command, c.Args().First())}
 	}
+	return runProcedureNamed(c, io, p)
+}
+
+func runProcedureNamed(c *cli.Context, io stdio, p procedure) error {
 	proc, err := runner.LoadProcedure(runner.ProcedureOptions{Name: p.name, Scripts: c.String("scripts"),
 		Region: c.String("region"), Set: c.StringSlice("set"), Lang: c.String("lang"), Warn: io.err})
 	if err != nil {
