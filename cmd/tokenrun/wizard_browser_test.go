@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"image/png"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tokenrun/tokenrun/ca/devca"
+	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/scripts/golden"
 	"github.com/tokenrun/tokenrun/token"
@@ -464,4 +467,159 @@ func screenshot(t *testing.T, b *tab) {
 	img, err := png.Decode(f)
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, img.Bounds().Dx(), 800)
+}
+
+// TestWizardEnrollSoftHSM2: the same first registration through the page, on SoftHSM2; the
+// certificate pkcs11-tool lists chains to the CA by OpenSSL.
+func TestWizardEnrollSoftHSM2(t *testing.T) {
+	t.Setenv("TOKENRUN_HOME", t.TempDir())
+	ca := newEnrollCA(t)
+	ca.start(t, devca.ServerOptions{})
+	p11test.SoftHSM(t)
+	tk := p11test.SoftHSMToken(t, "KAZTOKEN", "87654321", "12345678")
+	w := startWizard(t, append([]string{"--module", tk.Module, "--lang", "en"}, ca.Args()...)...)
+	b := newTab(t, newBrowser(t))
+	b.run(chromedp.Navigate(w.url))
+	b.startProcedure("enroll")
+	outcome, code := b.converse(map[string][]string{
+		"validity": {"1y"}, "user_id": {golden.EnrollUser}, "key_file": {ca.KeyFile},
+		"otp_pin": {golden.EnrollOTP}, "pin_is_password": {"true"}, "profile_name": {"Main"},
+		"new_pin": {wizardPIN}, "new_pin_confirm": {wizardPIN}, "confirm": {"yes"}, "current_pin": {""},
+	}, nil)
+	require.Equal(t, "ok", outcome, "code %s; the page says: %s", code, b.text("#run-log"))
+	assert.Contains(t, p11test.ListObjects(t, p11test.Token{Module: tk.Module, Label: tk.Label, UserPIN: wizardPIN}), "Certificate Object")
+	p, _, err := runner.OpenSource(runner.Source{Module: tk.Module})
+	require.NoError(t, err)
+	defer p.Close()
+	ctx := context.Background()
+	infos, err := p.Tokens(ctx)
+	require.NoError(t, err)
+	var certs []*token.Cert
+	for _, info := range infos {
+		if info.Serial == tk.Serial {
+			tok, err := p.Open(ctx, info)
+			require.NoError(t, err)
+			certs, err = tok.Certificates(ctx)
+			require.NoError(t, err)
+			require.NoError(t, tok.Close())
+		}
+	}
+	require.Len(t, certs, 1)
+	verifyCertOpenSSL(t, ca.Roots, certs[0].DER)
+}
+
+// TestWizardRefusesOthers: only the page the wizard launched drives it. The launch address
+// works once; a request with another Host (DNS rebinding), without the session, or a POST or
+// WebSocket from another origin is refused (a page on another port of 127.0.0.1 is the same
+// site to the browser, so its cookie goes along: the Origin check is what stops it); there is
+// no CORS; a second tab is told the wizard is open elsewhere.
+func TestWizardRefusesOthers(t *testing.T) {
+	t.Setenv("TOKENRUN_HOME", t.TempDir())
+	dir := filepath.Join(t.TempDir(), "tok")
+	require.NoError(t, os.Mkdir(dir, 0o700))
+	w := startWizard(t, "--soft", dir, "--lang", "en")
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	// The launch token, once.
+	resp, err := noRedirect.Get(w.url)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	var session *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "tokenrun_session" {
+			session = c
+		}
+	}
+	require.NotNil(t, session)
+	assert.True(t, session.HttpOnly)
+	assert.Equal(t, http.SameSiteStrictMode, session.SameSite)
+	resp, err = noRedirect.Get(w.url)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "the launch address works once")
+
+	port := w.base[strings.LastIndex(w.base, ":")+1:]
+	tests := []struct {
+		name, method, path, host, origin string
+		cookie                           bool
+		want                             int
+	}{
+		{name: "the page", method: "GET", path: "/", cookie: true, want: http.StatusOK},
+		{name: "no session", method: "GET", path: "/api/state", want: http.StatusForbidden},
+		{name: "rebound name", method: "GET", path: "/api/state", host: "evil.example:" + port, cookie: true, want: http.StatusMisdirectedRequest},
+		{name: "another port", method: "GET", path: "/api/state", host: "127.0.0.1:1", cookie: true, want: http.StatusMisdirectedRequest},
+		{name: "localhost is the same", method: "GET", path: "/api/state", host: "localhost:" + port, cookie: true, want: http.StatusOK},
+		{name: "POST from its page", method: "POST", path: "/api/documents?name=a.txt", origin: w.base, cookie: true, want: http.StatusOK},
+		{name: "POST from another site", method: "POST", path: "/api/documents?name=a.txt", origin: "http://evil.example", cookie: true, want: http.StatusForbidden},
+		{name: "POST from another port", method: "POST", path: "/api/documents?name=a.txt", origin: "http://127.0.0.1:1", cookie: true, want: http.StatusForbidden},
+		{name: "POST without an origin", method: "POST", path: "/api/documents?name=a.txt", cookie: true, want: http.StatusForbidden},
+		{name: "CORS preflight", method: "OPTIONS", path: "/api/documents", origin: "http://evil.example", cookie: true, want: http.StatusMethodNotAllowed},
+		{name: "WebSocket from another site", method: "GET", path: "/ws", origin: "http://evil.example", cookie: true, want: http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(tt.method, w.base+tt.path, strings.NewReader("x"))
+			require.NoError(t, err)
+			if tt.host != "" {
+				req.Host = tt.host
+			}
+			if tt.origin != "" {
+				req.Header.Set("Origin", tt.origin)
+			}
+			if tt.cookie {
+				req.AddCookie(session)
+			}
+			if tt.path == "/ws" {
+				req.Header.Set("Connection", "Upgrade")
+				req.Header.Set("Upgrade", "websocket")
+				req.Header.Set("Sec-WebSocket-Version", "13")
+				req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+			}
+			resp, err := noRedirect.Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, tt.want, resp.StatusCode)
+			assert.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"), "no CORS")
+			assert.Contains(t, resp.Header.Get("Content-Security-Policy"), "default-src 'none'")
+			assert.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
+		})
+	}
+
+	// In a browser holding the session (of a wizard of its own: the launch address above is
+	// used), a page on another port of 127.0.0.1 tries.
+	w = startWizard(t, "--soft", dir, "--lang", "en")
+	browser := newBrowser(t)
+	b := newTab(t, browser)
+	b.run(chromedp.Navigate(w.url), chromedp.WaitVisible(chromedp.CSS(`#procedures button`)))
+	evil := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(rw, `<!doctype html><body><script>
+const results = {};
+const ws = new WebSocket("ws://%[1]s/ws");
+ws.onopen = () => { results.ws = "open"; };
+ws.onerror = () => { results.ws = results.ws || "refused"; };
+fetch("http://%[1]s/api/documents?name=evil.txt", {method: "POST", body: "evil", mode: "no-cors", credentials: "include"})
+  .then(() => { results.post = "sent"; }, () => { results.post = "failed"; });
+window.results = results;
+</script></body>`, strings.TrimPrefix(w.base, "http://"))
+	}))
+	defer evil.Close()
+	e := newTab(t, browser)
+	e.run(chromedp.Navigate(evil.URL))
+	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+	defer cancel()
+	_, err = chromedp.Run(ctx, chromedp.Poll[bool](`!!(window.results && results.ws && results.post)`))
+	require.NoError(t, err)
+	assert.Equal(t, "refused", eval[string](e, `results.ws`), "the other page's WebSocket is refused")
+	evilPort := evil.URL[strings.LastIndex(evil.URL, ":")+1:]
+	assert.Contains(t, w.log.String(), `refused POST /api/documents: Origin "http://127.0.0.1:`+evilPort+`"`)
+	assert.Contains(t, w.log.String(), `refused GET /ws: Origin "http://127.0.0.1:`+evilPort+`"`)
+
+	// A second tab of the same browser has the session, and is told where the wizard is.
+	second := newTab(t, browser)
+	second.run(chromedp.Navigate(w.base + "/"))
+	assert.Equal(t, "The wizard is already open in another tab or window. Close this one and use the other.", second.text("#message-text"))
+	// The first still works.
+	b.click(`#nav button[data-screen=tokens]`)
+	b.run(chromedp.WaitVisible(chromedp.CSS(`#tokens li.token`)))
 }
