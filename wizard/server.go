@@ -167,6 +167,22 @@ func (s *Server) URL() string {
 	return "http://" + s.addr + "/launch/" + s.launch
 }
 
+// Connected reports whether a page is connected now.
+func (s *Server) Connected() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.page != nil
+}
+
+// Relaunch makes a new one-time launch address (and ends the old session once it is used):
+// for a request that needs the person while no page is open, such as the signing agent's.
+func (s *Server) Relaunch() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.launch = randomToken()
+	return "http://" + s.addr + "/launch/" + s.launch
+}
+
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.addr }
 
