@@ -67,8 +67,10 @@ type Options struct {
 	// (under the data directory); it is emptied when the server stops.
 	WorkDir string
 	// Linger is how long the server waits for a page after the last one closed, before
-	// Serve returns (a reload reconnects within it). Default 20 s.
+	// Serve returns (a reload reconnects within it). Default 20 s. Stay keeps serving when the
+	// page is closed (the signing agent opens it again for each request).
 	Linger time.Duration
+	Stay   bool
 	// Log gets one line per refused request and per run (never a secret).
 	Log io.Writer
 }
@@ -202,6 +204,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		case err := <-errc:
 			return err
 		case <-s.pageGone:
+			if s.o.Stay {
+				continue
+			}
 			select {
 			case <-time.After(s.o.Linger):
 				s.mu.Lock()
