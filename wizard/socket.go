@@ -290,11 +290,11 @@ func lastLines(s string, n int) string {
 // for: its lines are relayed to the page like a run's.
 type consent struct {
 	title string
-	in    io.Reader      // what the page answers, for the requester's front-end
-	out   io.ReadCloser  // what the requester's front-end writes, for the page
-	conv  *conversation  // the page's answers go here
-	taken chan struct{}  // closed once a page took it
-	done  chan struct{}  // closed by release
+	in    io.Reader     // what the page answers, for the requester's front-end
+	out   io.ReadCloser // what the requester's front-end writes, for the page
+	conv  *conversation // the page's answers go here
+	taken chan struct{} // closed once a page took it
+	done  chan struct{} // closed by release
 	once  sync.Once
 }
 
