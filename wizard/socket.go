@@ -359,7 +359,7 @@ func (s *Server) offerConsents(p *page) {
 		close(c.taken)
 		_ = p.send(serverMessage{Op: "consent", Title: c.title})
 		relayed := make(chan struct{})
-		go func() { defer close(relayed); relay(p, c.out) }() //nolint:errcheck // the requester reads the outcome
+		go func() { defer close(relayed); relay(p, c.out) }()
 		select {
 		case <-c.done:
 		case <-p.ctx.Done():
