@@ -1,3 +1,5 @@
+//go:build cgo
+
 package pkcs11
 
 import (
@@ -12,9 +14,6 @@ import (
 
 	p11 "github.com/miekg/pkcs11"
 )
-
-// ErrLoad: the module file could not be loaded or initialised. The message says what to check.
-var ErrLoad = errors.New("cannot load PKCS#11 module")
 
 // module is one loaded PKCS#11 library. A library may be initialised only once per process
 // (a second C_Initialize fails, even through another handle), so every Provider and Token on

@@ -1,9 +1,5 @@
-// Package pkcs11 is the token backend for any PKCS#11 module (SoftHSM2, openCryptoki, OpenSC,
-// the bank's KAZTOKEN library), built on github.com/miekg/pkcs11.
-//
-// A module is initialised once per process and shared by every Provider and Token that uses
-// it; the last Close finalises it. Tokens are found by serial, never by slot id: SoftHSM2
-// gives a token a new slot id when the library is initialised again.
+//go:build cgo
+
 package pkcs11
 
 import (
