@@ -1,3 +1,8 @@
+//go:build unix
+
+// openCryptoki needs flock(2) and signals to its daemon: this file is Unix only
+// (opencryptoki_other.go elsewhere).
+
 package p11test
 
 import (
@@ -16,12 +21,8 @@ import (
 	p11 "github.com/miekg/pkcs11"
 )
 
-// openCryptoki's fixed state: the software token's defaults and where it keeps its files.
+// Where openCryptoki keeps its files: fixed system paths, hence Unix only.
 const (
-	OpenCryptokiSOPIN   = "87654321" // the software token's factory SO PIN
-	OpenCryptokiUserPIN = "11112222" // PINs are 4 to 8 characters on this token
-	OpenCryptokiLabel   = "tokenrun-test"
-
 	ockDaemon  = "/usr/sbin/pkcsslotd"
 	ockPIDFile = "/var/run/pkcsslotd.pid"
 	ockSocket  = "/var/run/pkcsslotd.socket"

@@ -29,6 +29,13 @@ const (
 	OpenCryptokiModule = "/usr/lib/x86_64-linux-gnu/pkcs11/libopencryptoki.so"
 )
 
+// openCryptoki's software token's defaults, as OpenCryptoki leaves it.
+const (
+	OpenCryptokiSOPIN   = "87654321" // the software token's factory SO PIN
+	OpenCryptokiUserPIN = "11112222" // PINs are 4 to 8 characters on this token
+	OpenCryptokiLabel   = "tokenrun-test"
+)
+
 const installHint = "install it with .ci/setup-tokens.sh (apt-get install softhsm2 opensc opencryptoki)"
 
 // Token is a token a helper prepared.
