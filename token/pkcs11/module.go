@@ -4,6 +4,7 @@ package pkcs11
 
 import (
 	"debug/elf"
+	"debug/pe"
 	"errors"
 	"fmt"
 	"os"
@@ -40,7 +41,7 @@ var registry = struct {
 // /usr/lib/softhsm/libsofthsm2.so) share a context: dlopen would hand back the same library
 // and its second C_Initialize would fail.
 func moduleKey(path string) string {
-	if !strings.ContainsRune(path, filepath.Separator) {
+	if !hasDir(path) {
 		return path // a bare name is searched for by dlopen, like the dynamic linker does
 	}
 	abs, err := filepath.Abs(path)
@@ -53,10 +54,16 @@ func moduleKey(path string) string {
 	return abs
 }
 
+// hasDir says whether path names a directory too, or is a bare name the loader searches
+// for. Windows takes / as well as \ (people type both).
+func hasDir(path string) bool {
+	return strings.IndexFunc(path, func(r rune) bool { return r < 0x80 && os.IsPathSeparator(byte(r)) }) >= 0
+}
+
 // acquire returns the initialised module for path, loading and initialising it on first use.
 func acquire(path string) (*module, error) {
 	if path == "" {
-		return nil, fmt.Errorf("%w: no module path given; name the token vendor's PKCS#11 library (a .so file)", ErrLoad)
+		return nil, fmt.Errorf("%w: no module path given; name the token vendor's PKCS#11 library (a %s file)", ErrLoad, libs.ext)
 	}
 	key := moduleKey(path)
 	registry.mu.Lock()
@@ -122,32 +129,63 @@ func initHint(path string) string {
 	return "; check the module's configuration and that its service or reader is available"
 }
 
-// diagnoseLoad says why dlopen refused a module: miekg/pkcs11 only returns nil.
+// diagnoseLoad says why the loader refused a module: miekg/pkcs11 only returns nil.
 func diagnoseLoad(path string) string {
 	st, err := os.Stat(path)
 	switch {
-	case err != nil && errors.Is(err, os.ErrNotExist) && strings.ContainsRune(path, filepath.Separator):
-		return "no such file; check the path (the token vendor's driver package installs the module, e.g. under /usr/lib)"
-	case err != nil && strings.ContainsRune(path, filepath.Separator):
+	case err != nil && errors.Is(err, os.ErrNotExist) && hasDir(path):
+		return "no such file; check the path (the token vendor's driver package installs the module, e.g. under " + libs.where + ")"
+	case err != nil && hasDir(path):
 		return fmt.Sprintf("cannot read the file (%v); check its permissions", err)
 	case err == nil && st.IsDir():
-		return "this is a directory; give the path of the module's .so file inside it"
+		return "this is a directory; give the path of the module's " + libs.ext + " file inside it"
 	}
 	if err == nil {
-		if msg := checkELF(path); msg != "" {
+		if msg := libs.check(path); msg != "" {
 			return msg
 		}
 	}
 	reason, hasEntry := dlopenError(path)
 	switch {
-	case reason != "" && !strings.ContainsRune(path, filepath.Separator):
+	case reason != "" && !hasDir(path):
 		return "the dynamic loader says: " + reason + "; give the module's full path"
 	case reason != "":
-		return "the dynamic loader says: " + reason + "; check that the module's own dependencies are installed (ldd " + path + ")"
+		return "the dynamic loader says: " + reason + "; " + libs.depsHint(path)
 	case !hasEntry:
 		return "the library has no C_GetFunctionList: it is not a PKCS#11 module"
 	}
 	return "the library could not be loaded; check that it is a PKCS#11 module for " + runtime.GOOS + "/" + runtime.GOARCH
+}
+
+// libraryKind is what a loadable library is on one system, for diagnoseLoad's words and
+// checks: a Windows client given "the .so file" or "ldd" would be lost.
+type libraryKind struct {
+	ext      string                   // ".so"
+	where    string                   // where vendors install modules
+	check    func(path string) string // the file's own format, before the loader's terse message
+	depsHint func(path string) string // what to check when the loader refuses a file that exists
+}
+
+var libs = libraryKinds(runtime.GOOS)
+
+func libraryKinds(goos string) libraryKind {
+	switch goos {
+	case "windows":
+		return libraryKind{ext: ".dll", where: `C:\Windows\System32 or the vendor's folder in C:\Program Files`, check: checkPE,
+			depsHint: func(string) string {
+				return "check that the token vendor's driver is installed completely (the DLLs the module needs come with it)"
+			}}
+	case "darwin":
+		// dlopen's own message on macOS names a wrong architecture or a missing dependency.
+		return libraryKind{ext: ".dylib", where: "/Library or /usr/local/lib", check: func(string) string { return "" },
+			depsHint: func(path string) string {
+				return "check that the module's own dependencies are installed (otool -L " + path + ")"
+			}}
+	}
+	return libraryKind{ext: ".so", where: "/usr/lib", check: checkELF,
+		depsHint: func(path string) string {
+			return "check that the module's own dependencies are installed (ldd " + path + ")"
+		}}
 }
 
 // checkELF catches the two commonest mistakes before the loader's terse message: a file that
@@ -169,4 +207,43 @@ func checkELF(path string) string {
 		return fmt.Sprintf("not a shared library (ELF type %s); give the path of the module's .so file", f.Type)
 	}
 	return ""
+}
+
+// peMachines name the PE machine types a Windows PKCS#11 DLL is built for.
+var peMachines = map[uint16]struct{ goarch, name string }{
+	pe.IMAGE_FILE_MACHINE_AMD64: {"amd64", "64-bit x86 (amd64)"},
+	pe.IMAGE_FILE_MACHINE_I386:  {"386", "32-bit x86"},
+	pe.IMAGE_FILE_MACHINE_ARM64: {"arm64", "64-bit ARM (arm64)"},
+}
+
+// checkPE is checkELF for Windows DLLs. The commonest mistake there is the vendor's 32-bit
+// DLL (from SysWOW64 or Program Files (x86)) given to a 64-bit tokenrun, which LoadLibrary
+// reports only as "not a valid Win32 application".
+func checkPE(path string) string {
+	f, err := pe.Open(path)
+	if err != nil {
+		return "not a Windows library (not a PE file); give the path of the module's .dll file"
+	}
+	defer f.Close()
+	if got, ok := peMachines[f.Machine]; ok && got.goarch != runtime.GOARCH {
+		want := peMachines[machineOf(runtime.GOARCH)].name
+		hint := ""
+		if got.goarch == "386" {
+			hint = ` (the 64-bit one is usually in C:\Windows\System32, the 32-bit one in SysWOW64 or C:\Program Files (x86))`
+		}
+		return fmt.Sprintf("the library is built for %s but this tokenrun is %s; use the token vendor's %s DLL%s", got.name, want, want, hint)
+	}
+	if f.Characteristics&pe.IMAGE_FILE_DLL == 0 {
+		return "not a DLL (a PE file that is not a library, such as an .exe); give the path of the module's .dll file"
+	}
+	return ""
+}
+
+func machineOf(goarch string) uint16 {
+	for m, a := range peMachines {
+		if a.goarch == goarch {
+			return m
+		}
+	}
+	return 0
 }
