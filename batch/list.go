@@ -21,6 +21,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/tokenrun/tokenrun/internal/fileperm"
 	"github.com/tokenrun/tokenrun/internal/readfile"
 	"github.com/tokenrun/tokenrun/internal/yamlbound"
 )
@@ -90,7 +91,8 @@ func ReadList(path string, warn io.Writer) (*List, error) {
 		return nil, err
 	}
 	if warn != nil && l.clearSecrets() {
-		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		// Unix only (fileperm): on Windows the mode is made up and the ACL decides.
+		if fi, err := os.Stat(path); err == nil && fileperm.OthersMayRead(fi.Mode()) {
 			fmt.Fprintf(warn, "warning: %s holds secrets (PINs) and others may read it (mode %04o): chmod 600 it, or give them as file:PATH or env:NAME\n",
 				path, fi.Mode().Perm())
 		}

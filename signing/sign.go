@@ -21,6 +21,7 @@ import (
 	bindsign "github.com/tokenrun/tokenrun/bindings/sign"
 	"github.com/tokenrun/tokenrun/cms"
 	"github.com/tokenrun/tokenrun/internal/atomicfile"
+	"github.com/tokenrun/tokenrun/internal/fileperm"
 	"github.com/tokenrun/tokenrun/internal/readfile"
 	"github.com/tokenrun/tokenrun/region"
 	"github.com/tokenrun/tokenrun/runner"
@@ -177,7 +178,8 @@ func ReadPINFile(path string, warn func(string)) (string, error) {
 	if st.IsDir() {
 		return "", fmt.Errorf("PIN file %s is a directory", path)
 	}
-	if st.Mode().IsRegular() && st.Mode().Perm()&0o077 != 0 {
+	// Unix only (fileperm): on Windows the mode is made up and the ACL decides.
+	if st.Mode().IsRegular() && fileperm.OthersMayRead(st.Mode()) {
 		warn(fmt.Sprintf("PIN file %s can be read by other users (mode %04o): chmod 600 it", path, st.Mode().Perm()))
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxPINFile+1))

@@ -2,9 +2,10 @@ package ui
 
 import (
 	"fmt"
-	"runtime"
 	"sort"
 	"strings"
+
+	"github.com/tokenrun/tokenrun/internal/fileperm"
 )
 
 // Declared is one prompt a procedure declares it may ask (its metadata's prompts): what an
@@ -86,7 +87,8 @@ func (a *Answers) Check(procedure string, decl []Declared) (warnings []string, e
 			}
 		}
 	}
-	if len(inlineSecrets) > 0 && a.perm&0o077 != 0 && runtime.GOOS != "windows" {
+	// Unix only (fileperm): on Windows the mode is made up and the ACL decides.
+	if len(inlineSecrets) > 0 && fileperm.OthersMayRead(a.perm) {
 		warnings = append(warnings, fmt.Sprintf("%s holds secrets (%s) and can be read by other users (mode %04o): chmod 600 it, or give them as {file: PATH} or {env: NAME}",
 			a.name, strings.Join(inlineSecrets, ", "), a.perm))
 	}

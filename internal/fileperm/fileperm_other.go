@@ -1,0 +1,6 @@
+//go:build !unix
+
+package fileperm
+
+// modeBits: off Unix the mode is made up (see the package comment).
+const modeBits = false
