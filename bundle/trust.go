@@ -10,8 +10,10 @@ import (
 	"github.com/tokenrun/tokenrun/internal/readfile"
 )
 
-// SystemTrustPath is the trust file an administrator keeps: one public key a line.
-const SystemTrustPath = "/etc/tokenrun/trusted-keys"
+// SystemTrustPath is the trust file an administrator keeps: one public key a line. It is
+// /etc/tokenrun/trusted-keys on Unix and under %ProgramData% on Windows (trust_windows.go),
+// never where an ordinary user could create it (on Windows any user may make C:\etc).
+var SystemTrustPath = systemTrustFile()
 
 // systemTrustEnv moves the system trust file for tests. It is read only in a test binary
 // (testing.Testing), so a user cannot point a released tokenrun at a file they wrote and
@@ -69,11 +71,9 @@ func readSystemTrust(path string) ([]PublicKey, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return nil, fmt.Errorf("%s is writable by group or others (mode %v): make it writable only by root (chmod 644)", path, fi.Mode().Perm())
-	}
-	if uid, ok := ownerUID(fi); ok && uid != 0 {
-		return nil, fmt.Errorf("%s is owned by uid %d, not root: only an administrator may list trusted keys (chown root)", path, uid)
+	// Unix: mode bits and owner; Windows: the owner and the ACL (trust_*.go).
+	if err := adminOnly(path, fi); err != nil {
+		return nil, err
 	}
 	data, err := f.ReadAll()
 	if err != nil {
