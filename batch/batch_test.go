@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tokenrun/tokenrun/internal/textenc"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/token/soft"
 )
@@ -208,6 +209,38 @@ func TestListFormats(t *testing.T) {
 	require.NoError(t, os.WriteFile(c, []byte("id;user_id\na;x\na;y\n"), 0o600))
 	_, err = ReadList(c, nil)
 	assert.ErrorContains(t, err, "same id")
+}
+
+// TestListWindowsEncodings: a list saved by Excel ("CSV UTF-8": a BOM, CRLF) or Notepad
+// ("Unicode": UTF-16LE with a BOM), and a PIN file saved by PowerShell, read as the same rows.
+func TestListWindowsEncodings(t *testing.T) {
+	dir := t.TempDir()
+	pin := filepath.Join(dir, "pin.txt")
+	require.NoError(t, os.WriteFile(pin, textenc.UTF16("AB1CD0EFG2H\r\n", false), 0o600))
+	csv := "user_id;otp_pin;token_label\r\nqq1;file:" + pin + ";ТОО Ақ\r\n"
+	for _, tt := range []struct {
+		name string
+		data []byte
+	}{
+		{"Excel CSV UTF-8", append([]byte("\xef\xbb\xbf"), csv...)},
+		{"Notepad Unicode", textenc.UTF16(csv, false)},
+		{"UTF-16BE", textenc.UTF16(csv, true)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, "users.csv")
+			require.NoError(t, os.WriteFile(p, tt.data, 0o600))
+			l, err := ReadList(p, nil)
+			require.NoError(t, err)
+			require.Len(t, l.Rows, 1)
+			a, err := l.Rows[0].Answers(nil)
+			require.NoError(t, err)
+			assert.Equal(t, map[string]string{"user_id": "qq1", "otp_pin": "AB1CD0EFG2H", "token_label": "ТОО Ақ"}, a)
+		})
+	}
+	p := filepath.Join(dir, "nobom.csv")
+	require.NoError(t, os.WriteFile(p, textenc.UTF16(csv, false)[2:], 0o600))
+	_, err := ReadList(p, nil)
+	assert.ErrorContains(t, err, p+": not UTF-8 text: it holds NUL bytes")
 }
 
 // TestResumeFromJournal: a row started on a token and never ended (a kill -9) runs again on

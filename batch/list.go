@@ -23,6 +23,7 @@ import (
 
 	"github.com/tokenrun/tokenrun/internal/fileperm"
 	"github.com/tokenrun/tokenrun/internal/readfile"
+	"github.com/tokenrun/tokenrun/internal/textenc"
 	"github.com/tokenrun/tokenrun/internal/yamlbound"
 )
 
@@ -65,15 +66,18 @@ var columnName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 // few thousand; the journal and report are kept in memory per row.
 const MaxRows = 100_000
 
-// ReadList reads a CSV (UTF-8, a BOM tolerated, ';' or ',' detected from the header line)
-// or YAML (a list of mappings) list of rows. A list holding secrets in clear that others may
-// read is warned about on warn.
+// ReadList reads a CSV (UTF-8, or UTF-16 with a BOM as Excel's "Unicode text" and Notepad
+// save it; a UTF-8 BOM tolerated; ';' or ',' detected from the header line) or YAML (a list
+// of mappings) list of rows. A list holding secrets in clear that others may read is warned
+// about on warn.
 func ReadList(path string, warn io.Writer) (*List, error) {
 	data, err := readfile.Read(path, readfile.BatchList)
 	if err != nil {
 		return nil, fmt.Errorf("read the batch list: %w", err)
 	}
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	if data, err = textenc.Decode(data); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	if !utf8.Valid(data) {
 		return nil, fmt.Errorf("%s: not UTF-8 text (save the list as UTF-8)", path)
 	}
@@ -302,6 +306,9 @@ func (r Row) Answers(common map[string]string) (map[string]string, error) {
 		switch {
 		case strings.HasPrefix(v, "file:"):
 			b, err := readfile.Read(strings.TrimPrefix(v, "file:"), readfile.PIN)
+			if err == nil {
+				b, err = textenc.Decode(b) // saved by Notepad or PowerShell: see ReadList
+			}
 			if err != nil {
 				return nil, fmt.Errorf("row %s: %s: %w", r.ID, k, err)
 			}
@@ -328,6 +335,9 @@ func ReadCommon(path string) (map[string]string, error) {
 	data, err := readfile.Read(path, readfile.Answers)
 	if err != nil {
 		return nil, fmt.Errorf("read answers: %w", err)
+	}
+	if data, err = textenc.Decode(data); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/tokenrun/tokenrun/internal/atomicfile"
 	"github.com/tokenrun/tokenrun/internal/fileperm"
 	"github.com/tokenrun/tokenrun/internal/readfile"
+	"github.com/tokenrun/tokenrun/internal/textenc"
 	"github.com/tokenrun/tokenrun/region"
 	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/token"
@@ -188,6 +189,11 @@ func ReadPINFile(path string, warn func(string)) (string, error) {
 	}
 	if len(b) > maxPINFile {
 		return "", fmt.Errorf("PIN file %s holds more than %d bytes, which is no PIN: check the path", path, maxPINFile)
+	}
+	// Notepad's "Unicode" and PowerShell 5's > write UTF-16 with a BOM: sent as bytes, the
+	// PIN would be wrong and cost a try.
+	if b, err = textenc.Decode(b); err != nil {
+		return "", fmt.Errorf("PIN file %s is %w", path, err)
 	}
 	s := string(b)
 	if strings.HasSuffix(s, "\n") {

@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tokenrun/tokenrun/internal/readfile"
+	"github.com/tokenrun/tokenrun/internal/textenc"
 	"github.com/tokenrun/tokenrun/internal/yamlbound"
 )
 
@@ -128,6 +129,11 @@ func ParseAnswers(data []byte, opts AnswersOptions) (*Answers, error) {
 	if int64(len(data)) > readfile.Answers.Max {
 		return nil, fmt.Errorf("%s is %s, more than the %s an answers file may hold",
 			a.name, readfile.Size(int64(len(data))), readfile.Size(readfile.Answers.Max))
+	}
+	// Notepad's "Unicode" and PowerShell 5 write UTF-16 with a BOM (textenc).
+	data, err := textenc.Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", a.name, err)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
@@ -350,6 +356,10 @@ func (a *Answers) readSecret(src, ref string) (string, error) {
 	b, err := readfile.Read(ref, readfile.PIN)
 	if err != nil {
 		return "", fmt.Errorf("names a file that cannot be read: %w", err)
+	}
+	// A PIN file saved by Notepad or PowerShell: its BOM and NULs are no part of the PIN.
+	if b, err = textenc.Decode(b); err != nil {
+		return "", fmt.Errorf("names the file %s, which is %w", ref, err)
 	}
 	s := string(b)
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
