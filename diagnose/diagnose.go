@@ -28,16 +28,6 @@ import (
 	"github.com/tokenrun/tokenrun/transcript"
 )
 
-// knownModules are where Debian and Ubuntu install the PKCS#11 modules support asks about.
-var knownModules = []struct{ name, path string }{
-	{"SoftHSM2", "/usr/lib/softhsm/libsofthsm2.so"},
-	{"SoftHSM2", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"},
-	{"openCryptoki", "/usr/lib/x86_64-linux-gnu/pkcs11/libopencryptoki.so"},
-	{"openCryptoki", "/usr/lib/opencryptoki/libopencryptoki.so"},
-	{"OpenSC", "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"},
-	{"OpenSC", "/usr/lib/x86_64-linux-gnu/pkcs11/opensc-pkcs11.so"},
-}
-
 // Report is what `tokenrun diagnose` reports. It holds no secret by construction: token
 // flags, versions, journal fields (which never hold secrets: journal refuses them) and
 // transcript summaries; no PIN file is ever read.
@@ -49,6 +39,7 @@ type Report struct {
 	Arch           string               `json:"arch"`
 	Home           string               `json:"home"`
 	Modules        []Module             `json:"modules"`
+	Probed         []Candidate          `json:"probed,omitempty"` // every usual place looked at (KnownModules); none with --probe=false
 	Scripts        []Scripts            `json:"scripts"`
 	BundleStore    string               `json:"bundle_store"`
 	BundlesError   string               `json:"bundles_error,omitempty"`
@@ -108,7 +99,7 @@ type Bundle struct {
 type Options struct {
 	Modules []string // PKCS#11 libraries to look at (--module)
 	Soft    []string // software token directories, never created (--soft)
-	Probe   bool     // also the usual SoftHSM2, openCryptoki and OpenSC paths
+	Probe   bool     // also the usual module locations of this system (KnownModules)
 }
 
 // Gather makes the report. Each part that fails is noted in Problems or beside what it
@@ -134,10 +125,9 @@ func Gather(ctx context.Context, o Options) *Report {
 		d.Modules = append(d.Modules, probeModule(ctx, name, path))
 	}
 	if o.Probe {
-		for _, m := range knownModules {
-			if _, err := os.Stat(m.path); err == nil {
-				probe(m.name, m.path)
-			}
+		d.Probed = KnownModules(goruntime.GOOS, goruntime.GOARCH, os.Getenv)
+		for _, m := range present(d.Probed) {
+			probe(m.Name, m.Path)
 		}
 	}
 	for _, m := range o.Modules {
@@ -402,6 +392,9 @@ func WriteText(w io.Writer, d *Report) {
 			}
 			fmt.Fprintf(w, "    %s serial %s, %s %s: user PIN %s, SO PIN %s\n", label, t.Serial, t.Manufacturer, t.Model, PINState(t.UserPIN), PINState(t.SOPIN))
 		}
+	}
+	if len(d.Probed) > 0 {
+		fmt.Fprintf(w, "  (looked in the %d usual places for this system; --module PATH looks at another)\n", len(d.Probed))
 	}
 	fmt.Fprintln(w, "\nscripts:")
 	for _, s := range d.Scripts {

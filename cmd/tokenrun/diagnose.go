@@ -23,7 +23,7 @@ func diagnoseCommand(io stdio) *cli.Command {
 				Usage: "also look at this PKCS#11 library (repeatable)"},
 			&cli.StringSliceFlag{Name: "soft", EnvVars: []string{"TOKENRUN_SOFT"},
 				Usage: "also look at the software token in `DIR` (repeatable; never created)"},
-			&cli.BoolFlag{Name: "probe", Value: true, Usage: "probe the usual SoftHSM2, openCryptoki and OpenSC paths"},
+			&cli.BoolFlag{Name: "probe", Value: true, Usage: "look at the usual PKCS#11 module locations of this system (KAZTOKEN, SafeNet eToken, JaCarta, Rutoken, OpenSC, SoftHSM2, openCryptoki)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
