@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	goruntime "runtime"
 	"sync/atomic"
 	"syscall"
 
@@ -15,7 +16,9 @@ import (
 )
 
 // stopSignals cancel a run: Ctrl-C (os.Interrupt, which is also Ctrl-C and Ctrl-Break on
-// Windows) and SIGTERM (what service managers and `kill` send).
+// Windows) and SIGTERM (what service managers and `kill` send; on Windows, Go delivers
+// closing the console window, logging off and shutting down as SIGTERM). Both exist on
+// every system Go builds for, so this needs no per-system file.
 var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM}
 
 // interrupted is the cause of a context cancelled by a signal. It is context.Canceled for
@@ -25,11 +28,20 @@ type interrupted struct{ sig os.Signal }
 func (e *interrupted) Error() string { return "cancelled by " + signalName(e.sig) }
 func (e *interrupted) Unwrap() error { return context.Canceled }
 
+// signalName names a stop signal as the person who sent it knows it: Windows has no
+// SIGINT or SIGTERM to speak of, only keys and the console window.
 func signalName(s os.Signal) string {
-	switch s {
-	case os.Interrupt:
+	windows := goruntime.GOOS == "windows"
+	switch {
+	case s == os.Interrupt && windows:
+		return "Ctrl-C"
+	case s == os.Interrupt:
 		return "Ctrl-C (SIGINT)"
-	case syscall.SIGTERM:
+	case s == syscall.SIGTERM && windows:
+		// Windows ends the process about 5 seconds after the console closes: the run stops
+		// at its next safe point if it can within them.
+		return "closing the console window"
+	case s == syscall.SIGTERM:
 		return "SIGTERM"
 	}
 	return s.String()
