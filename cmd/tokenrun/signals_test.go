@@ -74,6 +74,12 @@ func startTokenrun(t *testing.T, home string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(tokenrunBinary(t), args...)
 	cmd.Env = append(os.Environ(), "TOKENRUN_HOME="+home)
+	return startProc(t, cmd)
+}
+
+// startProc starts cmd (tokenrun, or tokenrun.exe under wine) with its output on channels.
+func startProc(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
 	p := &proc{cmd: cmd, out: make(chan string, 1<<16), errs: make(chan string, 1024)}
 	var err error
 	p.stdin, err = cmd.StdinPipe()
