@@ -12,6 +12,8 @@
 #
 # Usage: .ci/cross.sh [GOOS/GOARCH...]   (default: all of the above)
 #        VERSION=1.2.3 .ci/cross.sh      stamps tokenrun's version (runtime.Version)
+#        TRIMPATH=0 .ci/cross.sh         keeps build paths (release builds drop them, which
+#                                        also rebuilds what a plain go build has cached)
 # Prints each binary with its cgo setting, size and build time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +24,8 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(windows/amd64 linux/amd64 linux/arm64 darwin/amd64 darwin/arm64)
 fi
+trim=-trimpath
+[ "${TRIMPATH:-1}" = 0 ] && trim=
 ldflags=""
 if [ -n "${VERSION:-}" ]; then
   ldflags="-X github.com/tokenrun/tokenrun/runtime.Version=$VERSION"
@@ -58,7 +62,7 @@ for target in "${targets[@]}"; do
   [ -n "$cc" ] && cgo=1
   start=$(date +%s%N)
   CGO_ENABLED=$cgo CC=$cc GOOS=$goos GOARCH=$goarch \
-    go build -trimpath -ldflags "$ldflags" -o "$out" ./cmd/tokenrun
+    go build $trim -ldflags "$ldflags" -o "$out" ./cmd/tokenrun
   took=$(( ($(date +%s%N) - start) / 1000000000 ))
   printf '%-14s %s (cgo=%s, %s MB, %s s)\n' "$target" "$out" "$cgo" "$(( $(stat -c %s "$out") / 1048576 ))" "$took"
 done
