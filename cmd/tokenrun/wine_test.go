@@ -23,8 +23,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -197,7 +195,8 @@ func linesWith(out string, words ...string) []string {
 
 // TestWindowsUnderWine runs tokenrun.exe as a Windows client would: the demo end to end,
 // enrollments from answers files saved by Notepad and PowerShell, Ctrl-C during an
-// enrollment, data under %APPDATA%, module and trust-file checks in Windows terms.
+// enrollment, data under %APPDATA%, module and trust-file checks in Windows terms, and the
+// wizard served to another program over loopback.
 func TestWindowsUnderWine(t *testing.T) {
 	w := setupWine(t)
 
@@ -355,31 +354,37 @@ func TestWindowsUnderWine(t *testing.T) {
 	t.Run("wizard", func(t *testing.T) { wizardSmoke(t, w) })
 }
 
-// wizardSmoke is the hook for the wizard's smoke test under wine (issue 14): start
-// `tokenrun.exe ui --no-browser --soft DIR`, read the address it prints, fetch the page over
-// loopback and check it is the wizard's HTML. Until this build has a `ui` command it checks
-// only that: `tokenrun.exe help ui` must then fail as for any unknown command.
+// wizardSmoke is the wizard's smoke test under wine (issue 14): `tokenrun.exe ui
+// --no-browser --soft DIR` prints its one-time address; curl, as another program on the
+// machine, opens it over loopback (the launch token is exchanged for the session cookie and
+// the page follows) and gets the wizard's HTML; Ctrl-C then stops the wizard.
 func wizardSmoke(t *testing.T, w *wine) {
+	curl := hostTool(t, "CURL", "apt-get install curl", "curl")
 	dir := t.TempDir()
-	if r := w.run(t, dir, nil, "help", "ui"); r.code != runner.ExitOK {
-		assert.Contains(t, r.stdout+r.stderr, "unknown command", "no ui command in this build yet")
-		t.Log("no `tokenrun ui` in this build: the wizard smoke test has nothing to run")
-		return
-	}
-	p := startProc(t, w.command(context.Background(), dir, nil, "ui", "--no-browser", "--soft", "token"))
-	url := regexp.MustCompile(`http://127\.0\.0\.1:\d+/\S*`)
-	var addr string
-	waitLine(t, p.out, "http://127.0.0.1:", func(line string) { addr = url.FindString(line) })
-	require.NotEmpty(t, addr, "the address printed")
-	resp, err := http.Get(addr)
+	p := startProc(t, w.command(context.Background(), dir, nil, "ui", "--no-browser", "--soft", "token", "--lang", "en"))
+	launch := regexp.MustCompile(`http://127\.0\.0\.1:\d+/launch/\S+`)
+	var url string
+	waitLine(t, p.out, "http://127.0.0.1:", func(line string) { url = launch.FindString(line) })
+	require.NotEmpty(t, url, "the launch address is printed")
+
+	jar := filepath.Join(dir, "cookies")
+	page := filepath.Join(dir, "page.html")
+	out, err := exec.Command(curl, "-sS", "--max-time", "30", "-L", "-c", jar, "-b", jar, "-o", page,
+		"-w", "%{http_code} %{content_type}", url).CombinedOutput()
+	require.NoError(t, err, "curl %s: %s", url, out)
+	assert.Equal(t, "200 text/html; charset=utf-8", string(out))
+	body, err := os.ReadFile(page)
 	require.NoError(t, err)
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.NoError(t, err)
-	assert.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
-	assert.Contains(t, resp.Header.Get("Content-Type"), "text/html")
 	assert.Contains(t, strings.ToLower(string(body)), "<!doctype html")
+	assert.Contains(t, string(body), "<script", "the page's code is there")
+
+	// The address worked once: a second use is refused.
+	out, err = exec.Command(curl, "-sS", "--max-time", "30", "-o", os.DevNull, "-w", "%{http_code}", url).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Equal(t, "403", string(out))
+
 	require.NoError(t, p.cmd.Process.Signal(os.Interrupt))
 	code, stdout, stderr := p.wait(t)
 	assert.Equal(t, runner.ExitOK, code, "Ctrl-C ends the wizard normally: %s%s", stdout, stderr)
+	assertNative(t, stdout+stderr)
 }
