@@ -133,7 +133,7 @@ func runDemo(ctx context.Context, io stdio, dir, lang string) error {
 	if err := os.WriteFile("pin.txt", []byte(demoPIN+"\n"), 0o600); err != nil {
 		return err
 	}
-	if err := app("sign", "--soft", "token", "--token", "pkcs11:object=Demo%20LLP", "--pin-file", "pin.txt", "--detached", "--in", "payment-order.txt"); err != nil {
+	if err := app("sign", "--soft", "token", "--token", "pkcs11:object=Demo%20LLP", "--pin-file", "pin.txt", "--detached", "--in", "payment-order.txt", "--lang", lang); err != nil {
 		return err
 	}
 	if err := app("verify", "--in", "payment-order.txt.p7s", "--content", "payment-order.txt", "--roots", "ca/"+devca.RootCertFile); err != nil {
