@@ -175,26 +175,53 @@ func (s *Signer) Sign(data []byte) ([]byte, error) {
 	if len(data) > maxDocument {
 		return nil, fmt.Errorf("cms: document of %d bytes is larger than the %d this package signs", len(data), maxDocument)
 	}
+	sig, attrs, err := s.signSum(sum(s.hash, data))
+	if err != nil {
+		return nil, err
+	}
+	return s.assemble(data, attrs, sig), nil
+}
+
+// SignDigest returns a detached DER CMS SignedData for a document known only by its digest
+// under the Signer's hash (a web page that hashed the document itself, NCALayer's
+// "digested"): the signature is the one Sign would make detached over that document. The
+// Signer must be detached, since there is no content to attach.
+func (s *Signer) SignDigest(digest []byte) ([]byte, error) {
+	if !s.detached {
+		return nil, errors.New("cms: a signature over a digest is always detached: the document is not there to attach")
+	}
+	if len(digest) != s.hash.Size() {
+		return nil, fmt.Errorf("cms: the digest is %d bytes, and this signer's %v digest is %d", len(digest), s.hash, s.hash.Size())
+	}
+	sig, attrs, err := s.signSum(digest)
+	if err != nil {
+		return nil, err
+	}
+	return s.assemble(nil, attrs, sig), nil
+}
+
+// signSum makes the signed attributes over a document's digest and signs them.
+func (s *Signer) signSum(digest []byte) (sig, attrs []byte, err error) {
 	t := s.time
 	if t.IsZero() {
 		t = time.Now()
 	}
-	attrs, err := s.signedAttrs(sum(s.hash, data), t)
+	attrs, err = s.signedAttrs(digest, t)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// The signature covers the attributes DER-encoded with the SET OF tag (RFC 5652, 5.4),
 	// not the [0] IMPLICIT tag they carry in the message.
-	sig, err := s.key.Sign(rand.Reader, sum(s.hash, appendTLV(nil, 0x31, attrs)), s.hash)
+	sig, err = s.key.Sign(rand.Reader, sum(s.hash, appendTLV(nil, 0x31, attrs)), s.hash)
 	if err != nil {
-		return nil, fmt.Errorf("cms: signing with the key: %w", err)
+		return nil, nil, fmt.Errorf("cms: signing with the key: %w", err)
 	}
 	if s.alg == algECDSA && !isECDSASigValue(sig) {
 		// A PKCS#11 wrapper that forgets to convert the token's r||s would otherwise give
 		// signatures nobody can verify.
-		return nil, fmt.Errorf("cms: the signer returned an ECDSA signature that is not ASN.1 DER (%d bytes); crypto.Signer must return ECDSA-Sig-Value", len(sig))
+		return nil, nil, fmt.Errorf("cms: the signer returned an ECDSA signature that is not ASN.1 DER (%d bytes); crypto.Signer must return ECDSA-Sig-Value", len(sig))
 	}
-	return s.assemble(data, attrs, sig), nil
+	return sig, attrs, nil
 }
 
 // assemble writes the ContentInfo in one pass into one buffer: lengths are worked out first,

@@ -317,3 +317,48 @@ func poolOf(certs ...*x509.Certificate) *x509.CertPool {
 	}
 	return p
 }
+
+// A signature over a digest the caller computed is the detached signature over the document:
+// it verifies with the document as content, and nothing else is accepted.
+func TestSignDigest(t *testing.T) {
+	pki := newPKI(t, "Digest")
+	at := time.Now().Add(-time.Minute).Truncate(time.Second)
+	for _, tc := range []struct {
+		kind string
+		hash crypto.Hash
+	}{{kindRSA2048, crypto.SHA256}, {kindP256, crypto.SHA256}, {kindP256, crypto.SHA512}, {kindP384, crypto.SHA384}} {
+		t.Run(fmt.Sprintf("%s/%v", tc.kind, tc.hash), func(t *testing.T) {
+			key := tokenKey(t, tc.kind, "signer")
+			cert := pki.issueNow(t, key.Public(), "Digest "+tc.kind)
+			s, err := NewSigner(key, cert, SignOptions{Detached: true, Time: at, Hash: tc.hash, Chain: []*x509.Certificate{pki.inter}})
+			require.NoError(t, err)
+			sig, err := s.SignDigest(sum(tc.hash, paymentOrder))
+			require.NoError(t, err)
+			want, err := s.Sign(paymentOrder)
+			require.NoError(t, err)
+			if tc.kind == kindRSA2048 { // PKCS#1 v1.5 is deterministic: the same bytes
+				assert.Equal(t, want, sig)
+			}
+			v, err := Verify(sig, paymentOrder, VerifyOptions{Roots: pki.roots})
+			require.NoError(t, err)
+			assert.True(t, v.OK(), "%v", v.Problems)
+			assert.True(t, v.Detached)
+			assert.Equal(t, tc.hash, v.Hash)
+			v, err = Verify(sig, []byte("another order"), VerifyOptions{Roots: pki.roots})
+			require.NoError(t, err)
+			assert.False(t, v.ContentMatches)
+		})
+	}
+	key := tokenKey(t, kindP256, "signer")
+	cert := pki.issueNow(t, key.Public(), "Digest refusals")
+	attached, err := NewSigner(key, cert, SignOptions{Time: at})
+	require.NoError(t, err)
+	_, err = attached.SignDigest(sum(crypto.SHA256, paymentOrder))
+	assert.ErrorContains(t, err, "always detached")
+	detached, err := NewSigner(key, cert, SignOptions{Detached: true, Time: at})
+	require.NoError(t, err)
+	for _, bad := range [][]byte{nil, []byte("MTEK"), make([]byte, 48)} {
+		_, err = detached.SignDigest(bad)
+		assert.ErrorContains(t, err, "SHA-256 digest is 32", "%d bytes", len(bad))
+	}
+}

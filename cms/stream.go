@@ -3,12 +3,9 @@ package cms
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
-	"time"
 )
 
 // MaxStreamDocument is the largest document SignStream signs. An attached signature carries
@@ -56,7 +53,7 @@ func (s *Signer) SignStream(dst io.Writer, content io.Reader, size int64) error 
 		if err := copyExactly(h, content, size); err != nil {
 			return err
 		}
-		sig, attrs, err := s.signDigest(h)
+		sig, attrs, err := s.signSum(h.Sum(nil))
 		if err != nil {
 			return err
 		}
@@ -80,7 +77,7 @@ func (s *Signer) SignStream(dst io.Writer, content io.Reader, size int64) error 
 	if err := copyExactly(io.MultiWriter(h, w), content, size); err != nil {
 		return err
 	}
-	sig, attrs, err := s.signDigest(h)
+	sig, attrs, err := s.signSum(h.Sum(nil))
 	if err != nil {
 		return err
 	}
@@ -88,26 +85,6 @@ func (s *Signer) SignStream(dst io.Writer, content io.Reader, size int64) error 
 	w.Write(s.signerInfos(attrs, sig))
 	w.Write([]byte{0, 0, 0, 0, 0, 0}) // end of SignedData, [0], ContentInfo
 	return w.Flush()
-}
-
-// signDigest makes the signed attributes over the document digest in h and signs them.
-func (s *Signer) signDigest(h hash.Hash) (sig, attrs []byte, err error) {
-	t := s.time
-	if t.IsZero() {
-		t = time.Now()
-	}
-	attrs, err = s.signedAttrs(h.Sum(nil), t)
-	if err != nil {
-		return nil, nil, err
-	}
-	sig, err = s.key.Sign(rand.Reader, sum(s.hash, appendTLV(nil, 0x31, attrs)), s.hash)
-	if err != nil {
-		return nil, nil, fmt.Errorf("cms: signing with the key: %w", err)
-	}
-	if s.alg == algECDSA && !isECDSASigValue(sig) {
-		return nil, nil, fmt.Errorf("cms: the signer returned an ECDSA signature that is not ASN.1 DER (%d bytes); crypto.Signer must return ECDSA-Sig-Value", len(sig))
-	}
-	return sig, attrs, nil
 }
 
 // signerInfos is the SignerInfos SET with the one SignerInfo, DER.
