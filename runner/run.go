@@ -35,6 +35,10 @@ type Spec struct {
 	Memory    int64          // the Lua heap's limit in bytes (runtime.RunOptions.MemoryLimit); 0: the runtime's default
 	Config    map[string]any // ctx.config: the region's values; nil for none (run FILE.lua)
 	Args      map[string]any // ctx.args
+	// Documents are what the host hands the run to sign (the signing agent's request), which
+	// sign.documents() lists; their content and signatures stay out of ctx.args and the
+	// transcript.
+	Documents []*bindsign.Document
 	Journal   *journal.Store // nil: scripts get no journal module
 	Extra     []runtime.Module
 	Observer  runtime.Observer
@@ -107,7 +111,7 @@ func run(ctx context.Context, s Spec, onProcedure func(*runtime.Procedure)) (*ru
 	tb := bindtoken.New(bindtoken.Config{Provider: provider, URI: s.URI})
 	defer tb.Close()
 	reg := runtime.NewRegistry()
-	mods := []runtime.Module{tb.Module(), bindui.Module(fe), bindca.Module(), bindsign.Module()}
+	mods := []runtime.Module{tb.Module(), bindui.Module(fe), bindca.Module(), bindsign.ModuleFor(s.Documents)}
 	if s.Journal != nil {
 		name := ""
 		if s.Script != nil {

@@ -19,52 +19,62 @@ import (
 	bindtoken "github.com/tokenrun/tokenrun/bindings/token"
 	"github.com/tokenrun/tokenrun/cms"
 	"github.com/tokenrun/tokenrun/runtime"
-	"github.com/tokenrun/tokenrun/token"
 )
 
-// Module is the Lua module. It holds no state: the key handle carries its token.
-func Module() runtime.Module {
+// Module is the Lua module with no documents from the host: sign.documents() is empty.
+func Module() runtime.Module { return ModuleFor(nil) }
+
+// ModuleFor is the Lua module for a run the host hands docs to sign (the signing agent's
+// request), which sign.documents() lists. The module holds no other state: the key handle
+// carries its token.
+func ModuleFor(docs []*Document) runtime.Module {
 	return runtime.Module{
 		Name: "sign",
 		Doc:  "Sign documents (CMS SignedData) with a key on the token, and check signatures.",
 		Funcs: []runtime.Func{
-			{Name: "cms", Fn: signCMS, Args: "opts: table", Returns: "signature: string?, err: table?",
+			{Name: "cms", Fn: signCMS, Args: "opts: table", Returns: "signature: string|boolean?, err: table?",
 				Doc: "Sign opts.data (string) with opts.key (token.Key; log in first) and return the DER CMS SignedData. " +
 					"opts.cert is the signer's certificate as PEM or DER, by default the certificate on the key's token with the key's id; " +
-					"opts.detached (default true) leaves the document out. Expected failures: NO_CERTIFICATE, KEY_MISMATCH, MALFORMED (cert), NOT_LOGGED_IN, UNSUPPORTED (key type)."},
+					"opts.detached (default true) leaves the document out. " +
+					"With opts.document (a sign.Document from sign.documents()) instead of opts.data, that document is signed (a digested one by its digest, always detached) " +
+					"and the signature is kept with it for the host, which hands it on: the result is true, since an attached signature holds the document, which scripts never see. " +
+					"Expected failures: NO_CERTIFICATE, KEY_MISMATCH, MALFORMED (cert), NOT_LOGGED_IN, UNSUPPORTED (key type), INVALID_INPUT (a digested document to attach)."},
 			{Name: "verify", Fn: verify, Args: "opts: table", Returns: "verdict: table?, err: table?",
 				Doc: "Check opts.signature (DER or PEM) against opts.content (the document, for a detached signature) and opts.roots (PEM certificates to trust). " +
 					"Returns {ok, signature_valid, content_matches, chain_trusted, cert_valid_at_signing_time, signing_time (RFC 3339), subject, issuer, serial, detached, hash, content (attached only), problems = {...}}; " +
 					"a failed check is ok = false, not an error. nil, {code = 'MALFORMED'} when the signature or the roots cannot be read."},
+			{Name: "documents", Fn: documentList(docs), Returns: "docs: sign.Document[]",
+				Doc: "The documents the host hands this run to sign (a web page's request through tokenrun agent), in the request's order; empty for other runs. " +
+					"Each has index (from 1), size (bytes), sha256 (hex; for a digested document the digest the page gave), digested and signed; its content is not readable."},
+		},
+		Types: []runtime.Type{
+			{Name: DocumentType, Doc: "A document handed to the run by the host, to sign with sign.cms{document = doc}.", Fields: documentFields,
+				FieldNames: []string{"index", "size", "sha256", "digested", "signed"}},
 		},
 	}
 }
 
 func signCMS(L *lua.LState) int {
 	o := runtime.CheckOpts(L, 1)
-	o.Required("key", "data")
+	o.Required("key")
 	ref, _ := runtime.OptUserData[*bindtoken.KeyRef](o, "key", bindtoken.KeyType)
 	data := o.String("data", "")
+	doc, hasDoc := runtime.OptUserData[*Document](o, "document", DocumentType)
 	certText := o.String("cert", "")
 	detached := o.Bool("detached", true)
 	o.Check()
-
-	ctx := runtime.Context(L)
-	var cert *x509.Certificate
-	if o.Has("cert") {
-		c, err := ParseCertificate([]byte(certText))
-		if err != nil {
-			return runtime.Fail(L, errcode.Malformed, "cert: "+err.Error(), nil)
-		}
-		cert = c
-	} else {
-		c, err := token.CertificateFor(ctx, ref.Token, ref.Key)
-		if err != nil {
-			return push(L, err)
-		}
-		cert = c
+	if hasDoc == o.Has("data") {
+		runtime.ArgError(L, 1, "give opts.data (a string) or opts.document (a sign.Document), one of them")
 	}
-	signer, err := ref.Signer(ctx)
+
+	cert, n := certificateFor(L, ref, certText, o.Has("cert"))
+	if cert == nil {
+		return n
+	}
+	if hasDoc {
+		return signDocument(L, doc, ref, cert, detached)
+	}
+	signer, err := ref.Signer(runtime.Context(L))
 	if err != nil {
 		return push(L, err)
 	}

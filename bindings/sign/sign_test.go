@@ -163,7 +163,7 @@ func TestScriptsOnSoftToken(t *testing.T) {
 		{
 			name: "missing data raises",
 			src:  `sign.cms{key = key("payments")}`,
-			err:  "missing option 'data' to sign.cms",
+			err:  "give opts.data (a string) or opts.document (a sign.Document), one of them",
 		},
 		{
 			name: "key that is not a key raises",

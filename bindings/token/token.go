@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/pem"
@@ -114,7 +115,7 @@ func (b *Binding) Module() runtime.Module {
 				{Name: "generate_key", Fn: tokGenerateKey, Args: "opts: table", Returns: "key: token.Key?, err: table?",
 					Doc: "Generate a non-extractable key pair on the token: opts.type = 'rsa' (bits 2048|3072|4096), 'ec' (curve 'P-256'|'P-384'), 'ed25519', or 'vendor' (mechanism, public_template, private_template); opts.label, opts.id (hex)."},
 				{Name: "keys", Fn: tokKeys, Returns: "keys: token.Key[]?, err: table?", Doc: "The key pairs visible now (private keys need a login)."},
-				{Name: "certificates", Fn: tokCertificates, Returns: "certs: table[]?, err: table?", Doc: "Certificates on the token: id, label, subject, issuer, serial, not_before, not_after, pem, der."},
+				{Name: "certificates", Fn: tokCertificates, Returns: "certs: table[]?, err: table?", Doc: "Certificates on the token: id, label, subject, issuer, serial, not_before, not_after, ext_key_usage (the extended key usage OIDs as strings; empty when the certificate names none, which RFC 5280 reads as any), pem, der."},
 				{Name: "store_certificate", Fn: tokStoreCertificate, Args: "cert: string, opts?: table", Returns: "cert: table?, err: table?",
 					Doc: "Store a certificate (DER or PEM) next to its key: opts.id (hex), opts.label."},
 				{Name: "delete", Fn: tokDelete, Args: "opts: table", Returns: "ok: boolean?, err: table?",
@@ -464,8 +465,32 @@ func certMap(c *tk.Cert) map[string]any {
 		m["serial"] = x.SerialNumber.Text(16)
 		m["not_before"] = x.NotBefore.UTC().Format(time.RFC3339)
 		m["not_after"] = x.NotAfter.UTC().Format(time.RFC3339)
+		m["ext_key_usage"] = extKeyUsage(x)
 	}
 	return m
+}
+
+// oidExtKeyUsage is the extended key usage extension, read as written so that a bank's own
+// purposes (KZ's 1.2.398.3.3.4.1.1, a person's signature) reach scripts as dotted OIDs.
+var oidExtKeyUsage = asn1.ObjectIdentifier{2, 5, 29, 37}
+
+// extKeyUsage lists the certificate's extended key usage OIDs; none when it has none or the
+// extension does not parse (crypto/x509 would have refused the certificate then).
+func extKeyUsage(c *x509.Certificate) []any {
+	out := []any{}
+	for _, e := range c.Extensions {
+		if !e.Id.Equal(oidExtKeyUsage) {
+			continue
+		}
+		var oids []asn1.ObjectIdentifier
+		if rest, err := asn1.Unmarshal(e.Value, &oids); err != nil || len(rest) > 0 {
+			return out
+		}
+		for _, o := range oids {
+			out = append(out, o.String())
+		}
+	}
+	return out
 }
 
 func tokCertificates(L *lua.LState) int {

@@ -5,13 +5,19 @@
 ---@class signmodule
 local sign = {}
 
----Sign opts.data (string) with opts.key (token.Key; log in first) and return the DER CMS SignedData. opts.cert is the signer's certificate as PEM or DER, by default the certificate on the key's token with the key's id; opts.detached (default true) leaves the document out. Expected failures: NO_CERTIFICATE, KEY_MISMATCH, MALFORMED (cert), NOT_LOGGED_IN, UNSUPPORTED (key type).
+---Sign opts.data (string) with opts.key (token.Key; log in first) and return the DER CMS SignedData. opts.cert is the signer's certificate as PEM or DER, by default the certificate on the key's token with the key's id; opts.detached (default true) leaves the document out. With opts.document (a sign.Document from sign.documents()) instead of opts.data, that document is signed (a digested one by its digest, always detached) and the signature is kept with it for the host, which hands it on: the result is true, since an attached signature holds the document, which scripts never see. Expected failures: NO_CERTIFICATE, KEY_MISMATCH, MALFORMED (cert), NOT_LOGGED_IN, UNSUPPORTED (key type), INVALID_INPUT (a digested document to attach).
 ---
 ---Since API level 1.
 ---@param opts table
----@return string? signature
+---@return string|boolean? signature
 ---@return table? err
 function sign.cms(opts) end
+
+---The documents the host hands this run to sign (a web page's request through tokenrun agent), in the request's order; empty for other runs. Each has index (from 1), size (bytes), sha256 (hex; for a digested document the digest the page gave), digested and signed; its content is not readable.
+---
+---Since API level 1.
+---@return sign.Document[] docs
+function sign.documents() end
 
 ---Check opts.signature (DER or PEM) against opts.content (the document, for a detached signature) and opts.roots (PEM certificates to trust). Returns {ok, signature_valid, content_matches, chain_trusted, cert_valid_at_signing_time, signing_time (RFC 3339), subject, issuer, serial, detached, hash, content (attached only), problems = {...}}; a failed check is ok = false, not an error. nil, {code = 'MALFORMED'} when the signature or the roots cannot be read.
 ---
@@ -20,5 +26,14 @@ function sign.cms(opts) end
 ---@return table? verdict
 ---@return table? err
 function sign.verify(opts) end
+
+---A document handed to the run by the host, to sign with sign.cms{document = doc}.
+---@class sign.Document
+---@field index any read-only
+---@field size any read-only
+---@field sha256 any read-only
+---@field digested any read-only
+---@field signed any read-only
+local Document = {}
 
 return sign

@@ -23,7 +23,7 @@ function token.wait(opts) end
 ---@class token.Token
 local Token = {}
 
----Certificates on the token: id, label, subject, issuer, serial, not_before, not_after, pem, der.
+---Certificates on the token: id, label, subject, issuer, serial, not_before, not_after, ext_key_usage (the extended key usage OIDs as strings; empty when the certificate names none, which RFC 5280 reads as any), pem, der.
 ---
 ---Since API level 1.
 ---@return table[]? certs
