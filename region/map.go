@@ -21,6 +21,7 @@ func (r *Region) Map() map[string]any {
 	m := plain(reflect.ValueOf(r).Elem()).(map[string]any)
 	delete(m, "messages")
 	delete(m, "sandbox") // the host's, not the script's
+	delete(m, "agent")   // the host's too: the agent enforces it before a script runs
 	m["region"] = r.Name
 	key := m["key"].(map[string]any)
 	for _, f := range keyFields {

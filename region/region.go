@@ -45,6 +45,9 @@ type Region struct {
 	Messages map[string]map[string]string `yaml:"messages"`
 	// Sandbox bounds the procedures' Lua runs in this region. It is not part of ctx.config.
 	Sandbox Sandbox `yaml:"sandbox"`
+	// Agent is what tokenrun agent lets web pages ask. It is the host's: not part of
+	// ctx.config.
+	Agent Agent `yaml:"agent"`
 
 	fsys fs.FS
 	en   map[string]string // the en catalog: overrides must name its keys
@@ -65,6 +68,21 @@ type Sandbox struct {
 	// MemoryMiB is the heap a run may use, in MiB: 0 is tokenrun's default (128 MiB), at most
 	// MaxSandboxMemoryMiB.
 	MemoryMiB int `yaml:"memory_mib"`
+}
+
+// Agent is the signing agent's policy: which web pages may ask it to sign, how long a
+// person has to confirm, how often a page may ask.
+type Agent struct {
+	// Origins are the web pages allowed to connect, as browsers send them in the Origin
+	// header: scheme://host[:port], lower case, without a path (Origins normalises them).
+	// Empty: no page may connect.
+	Origins []string `yaml:"origins"`
+	// ConsentTimeout is how long a request waits for the person to answer one question
+	// (confirm, password) before it is cancelled.
+	ConsentTimeout time.Duration `yaml:"consent_timeout"`
+	// RequestsPerMinute is how many requests one origin may make in a minute (signing and
+	// the rest alike); more are answered with an error, not queued.
+	RequestsPerMinute int `yaml:"requests_per_minute"`
 }
 
 // MaxSandboxMemoryMiB is the ceiling of sandbox.memory_mib: runtime.MaxMemoryLimit, which this

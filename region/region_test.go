@@ -60,7 +60,7 @@ func TestLoadErrors(t *testing.T) {
 		want   []string
 	}{
 		{"unknown_keys", []string{
-			`regions/unknown_keys.yaml:2: langauge: unknown key "langauge": did you mean "language"? (known: language, token, user_id, otp_pin, password, validity, key, subject, ca, profile, messages, sandbox)`,
+			`regions/unknown_keys.yaml:2: langauge: unknown key "langauge": did you mean "language"? (known: language, token, user_id, otp_pin, password, validity, key, subject, ca, profile, messages, sandbox, agent)`,
 			`regions/unknown_keys.yaml:4: ca.ulr: unknown key "ulr": did you mean "url"? (known in ca: protocol, url, roots, timeout, label_from_validity)`,
 			`regions/unknown_keys.yaml:5: ca.roots_file: unknown key "roots_file" (known in ca: protocol, url, roots, timeout, label_from_validity)`,
 		}},
@@ -148,6 +148,13 @@ func TestLoadErrors(t *testing.T) {
 		}},
 		{"roots_not_pem", []string{
 			`regions/roots_not_pem.yaml:2: ca.roots: regions/not-pem.txt holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
+		}},
+		{"origins", []string{
+			`regions/origins.yaml:4: agent.origins[2]: "http://ib.bank.kz": a page served over plain http can be anybody's on the network; give its https origin (http only for localhost and 127.0.0.1)`,
+			`regions/origins.yaml:5: agent.origins[3]: "https://ib.bank.kz/login" is not an origin: only scheme://host[:port], with no user, path, query or fragment (a browser sends no more)`,
+			`regions/origins.yaml:6: agent.origins[4]: "ib.bank.kz" is not an origin: write scheme://host[:port], e.g. https://ib.bank.kz`,
+			`regions/origins.yaml:7: agent.consent_timeout: must be longer than 0s, e.g. 2m`,
+			`regions/origins.yaml:8: agent.requests_per_minute: must be at least 1, e.g. 20`,
 		}},
 		{"messages", []string{
 			`regions/messages.yaml:6: messages.de: "de" is not a language: use kk, ru or en`,
@@ -267,5 +274,22 @@ func TestSandboxMemory(t *testing.T) {
 		err := r.Set("sandbox.memory_mib=" + v)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "sandbox.memory_mib: "+v+" is out of range: give 1 to 1024 MiB")
+	}
+}
+
+// Origins are compared as browsers send them: normalised, and the shipped default allows none.
+func TestAgentOrigins(t *testing.T) {
+	r := loadDefault(t)
+	assert.Empty(t, r.Agent.Origins, "the shipped region lets no page connect")
+	assert.NotContains(t, r.Map(), "agent", "the agent's policy is the host's")
+	require.NoError(t, r.Set("agent.origins=[https://IB.Bank.kz:443, 'http://localhost:8080', 'https://[::1]:9443']"))
+	for i, want := range []string{"https://ib.bank.kz", "http://localhost:8080", "https://[::1]:9443"} {
+		got, err := NormalizeOrigin(r.Agent.Origins[i])
+		require.NoError(t, err)
+		assert.Equal(t, want, got)
+	}
+	for _, bad := range []string{"", "null", "https://", "ftp://ib.bank.kz", "https://user@ib.bank.kz", "https://ib.bank.kz?x=1", "http://10.0.0.5"} {
+		_, err := NormalizeOrigin(bad)
+		assert.Error(t, err, "%q", bad)
 	}
 }

@@ -99,7 +99,7 @@ func TestSetErrors(t *testing.T) {
 		{"unknown key", []string{"ca.ulr=https://x"}, []string{
 			`--set ca.ulr: unknown key "ulr": did you mean "url"? (known in ca: protocol, url, roots, timeout, label_from_validity)`}},
 		{"unknown section", []string{"cert.url=x"}, []string{
-			`--set cert: unknown key "cert" (known: language, token, user_id, otp_pin, password, validity, key, subject, ca, profile, messages, sandbox)`}},
+			`--set cert: unknown key "cert" (known: language, token, user_id, otp_pin, password, validity, key, subject, ca, profile, messages, sandbox, agent)`}},
 		{"not a key=value", []string{"ca.url"}, []string{
 			`--set: expected KEY=VALUE, such as ca.url=https://127.0.0.1:8443, got "ca.url"`}},
 		{"empty part", []string{"ca..url=x"}, []string{

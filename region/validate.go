@@ -57,6 +57,8 @@ func (r *Region) validate() Errors {
 		add("sandbox.memory_mib", "%d is out of range: give 1 to %d MiB, or 0 for tokenrun's default", m, MaxSandboxMemoryMiB)
 	}
 
+	errs = append(errs, r.validateAgent()...)
+
 	u := r.UserID
 	switch {
 	case u.Pattern.src == "":
@@ -354,4 +356,55 @@ func checkOverride(en map[string]string, key, text string) string {
 		}
 	}
 	return ""
+}
+
+// validateAgent checks the signing agent's policy: every origin is one a browser could send.
+func (r *Region) validateAgent() Errors {
+	var errs Errors
+	a := r.Agent
+	for i, o := range a.Origins {
+		if _, err := NormalizeOrigin(o); err != nil {
+			errs = append(errs, r.errAt(fmt.Sprintf("agent.origins[%d]", i+1), "%s", err.Error()))
+		}
+	}
+	if a.ConsentTimeout <= 0 {
+		errs = append(errs, r.errAt("agent.consent_timeout", "must be longer than 0s, e.g. 2m"))
+	}
+	if a.RequestsPerMinute < 1 {
+		errs = append(errs, r.errAt("agent.requests_per_minute", "must be at least 1, e.g. 20"))
+	}
+	return errs
+}
+
+// NormalizeOrigin is origin as a browser sends it in the Origin header (RFC 6454):
+// scheme://host[:port] in lower case, without the scheme's default port. It accepts https
+// origins, and http ones only on a loopback host (a test page served on this machine): a
+// bank's page is served over TLS, and a plain-http origin elsewhere is anybody on the network.
+func NormalizeOrigin(origin string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(origin))
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return "", fmt.Errorf("%q is not an origin: write scheme://host[:port], e.g. https://ib.bank.kz", origin)
+	}
+	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("%q is not an origin: only scheme://host[:port], with no user, path, query or fragment (a browser sends no more)", origin)
+	}
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	switch {
+	case scheme == "https":
+	case scheme == "http" && (host == "localhost" || host == "127.0.0.1" || host == "::1"):
+	case scheme == "http":
+		return "", fmt.Errorf("%q: a page served over plain http can be anybody's on the network; give its https origin (http only for localhost and 127.0.0.1)", origin)
+	default:
+		return "", fmt.Errorf("%q: the scheme must be https (or http for localhost)", origin)
+	}
+	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	return scheme + "://" + host, nil
 }
