@@ -114,6 +114,7 @@ func newApp(io stdio) *cli.App {
 		// The client's procedures first, then signing, then the tools of bank IT and support.
 		Commands: append(procedureCommands(io),
 			signCommand(io), verifyCommand(io),
+			agentCommand(io), signRequestCommand(io),
 			tokensCommand(io),
 			runCommand(io),
 			demoCommand(io),

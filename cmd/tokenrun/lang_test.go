@@ -42,7 +42,8 @@ var (
 	}
 	allowedWords = []string{
 		"tokenrun", "Ctrl-C", "Ak", "Kamal", "e-Security", "abc", // a product's name, a key, an example of a sequence
-		"enroll", "change-pin", "unblock", "format", "tokens", "sign", // command names, after tokenrun
+		"enroll", "change-pin", "unblock", "format", "tokens", "sign", "sign-request", // command names, after tokenrun
+		"SHA-256", // the digest's name, as a page and a verifier name it
 	}
 )
 

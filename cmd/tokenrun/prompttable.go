@@ -26,7 +26,10 @@ func promptTable(ctx context.Context, set *scripts.Set) (string, error) {
 	}
 	var b strings.Builder
 	b.WriteString("| procedure | prompt ids |\n|---|---|\n")
-	for _, p := range procedures {
+	// sign-request is the agent's procedure (tokenrun agent runs it per request): its
+	// prompts are the consent page's.
+	rows := append(procedures[:len(procedures):len(procedures)], procedure{command: "sign-request", name: "sign_request"})
+	for _, p := range rows {
 		specs, ok := declared[p.name]
 		if !ok {
 			continue

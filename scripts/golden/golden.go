@@ -63,6 +63,9 @@ type Setup struct {
 	CA       string `yaml:"ca"` // "" (up), down, pending
 	SoftOnly string `yaml:"soft_only"`
 	Lang     string `yaml:"lang"`
+	// Request is a web page's request for the agent's sign_request procedure (NCALayer's
+	// {module, method, args}), written to a file and given with --request.
+	Request map[string]any `yaml:"request"`
 }
 
 // Case is one case directory, read from a tests tree.
@@ -322,6 +325,13 @@ func Run(ctx context.Context, c Case, opts Options) (string, error) {
 		args = append(args, "--token", "pkcs11:serial="+b.Serial)
 	}
 	args = append(args, st.Args...)
+	if st.Request != nil {
+		f, err := writeRequest(opts.TempDir, st.Request)
+		if err != nil {
+			return "", fmt.Errorf("golden %s: %w", c.Path(), err)
+		}
+		args = append(args, "--request", f)
+	}
 
 	var tr []string
 	var code int
@@ -468,6 +478,19 @@ func loadAnswers(fsys fs.FS, file string, vars map[string]string) (map[string]an
 		return nil, fmt.Errorf("answers.yaml: %w", err)
 	}
 	return ans, nil
+}
+
+// writeRequest writes a page's request as the JSON file sign-request reads.
+func writeRequest(tmp string, req map[string]any) (string, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return "", fmt.Errorf("request: %w", err)
+	}
+	f := filepath.Join(tmp, "request.json")
+	if err := os.WriteFile(f, b, 0o600); err != nil {
+		return "", fmt.Errorf("request: %w", err)
+	}
+	return f, nil
 }
 
 // WriteAnswers writes ans as an answers file in a new directory under tmp.
