@@ -27,7 +27,7 @@ type Begin func(fe ui.Frontend, info ui.RunInfo, messages map[string]string) fun
 // command takes, the token source, and how a run is wired.
 type RunnerOptions struct {
 	Scripts  string   // --scripts DIR, "" for the installed or shipped set
-	Region   string   // --region
+	Region   string   // --region; "" is the default region
 	Set      []string // --set
 	Lang     string   // --lang: the language of requests whose page gives no locale; "" the region's
 	Provider token.Provider
@@ -58,6 +58,9 @@ type langConfig struct {
 
 // NewRunner loads the procedure and the region; a mistake in either is a usage error.
 func NewRunner(o RunnerOptions) (*Runner, error) {
+	if o.Region == "" {
+		o.Region = region.DefaultName
+	}
 	proc, err := runner.LoadProcedure(runner.ProcedureOptions{Name: Procedure, Scripts: o.Scripts, Region: o.Region, Set: o.Set, Lang: o.Lang, Warn: o.Out})
 	if err != nil {
 		return nil, err

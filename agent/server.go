@@ -148,7 +148,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request, port int) {
 		return
 	}
 	norm, _ := region.NormalizeOrigin(origin)
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: []string{originPattern(norm)}})
+	// The origin is decided above, exactly (scheme, host and port, as agent.origins names
+	// them); the library's own check, which compares hosts only, is given that same origin.
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: []string{originPattern(origin)}})
 	if err != nil {
 		s.logf("handshake with %s failed: %v", origin, err)
 		return

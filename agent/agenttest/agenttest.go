@@ -49,15 +49,24 @@ func (l Line) ID() string { s, _ := l["id"].(string); return s }
 
 // Answer reads one run's lines from r (the host's output) and writes the person's answers
 // to w (its input) until the result line, which it returns with the lines before it. The
-// end of r before a result is io.ErrUnexpectedEOF.
+// end of r before a result is io.ErrUnexpectedEOF, unless the run began without a hello
+// line: a host that wires no lifecycle (an agent.Runner without Begin) ends its runs so.
 func Answer(r *bufio.Reader, w io.Writer, plan Plan) ([]Line, error) {
+	return answer(r, w, plan, nil)
+}
+
+// answer is Answer telling seen of each line as it comes.
+func answer(r *bufio.Reader, w io.Writer, plan Plan, seen func(Line)) ([]Line, error) {
 	var lines []Line
-	asked := false
+	asked, hello := false, false
 	for {
 		b, err := r.ReadBytes('\n')
 		if err != nil {
-			if err == io.EOF {
+			if err == io.EOF && (hello || len(lines) == 0) {
 				return lines, io.ErrUnexpectedEOF
+			}
+			if err == io.EOF {
+				return lines, nil
 			}
 			return lines, err
 		}
@@ -66,7 +75,12 @@ func Answer(r *bufio.Reader, w io.Writer, plan Plan) ([]Line, error) {
 			return lines, fmt.Errorf("agenttest: the host wrote %q: %w", b, err)
 		}
 		lines = append(lines, l)
+		if seen != nil {
+			seen(l)
+		}
 		switch l.Type() {
+		case "hello":
+			hello = true
 		case "result":
 			return lines, nil
 		case "invalid":
@@ -143,7 +157,15 @@ type Driver struct {
 	mu    sync.Mutex
 	plans []Plan
 	runs  []Run
+	seen  []Line
 	wg    sync.WaitGroup
+}
+
+// Seen is every line of every run so far, the runs in progress included, in order.
+func (d *Driver) Seen() []Line {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]Line(nil), d.seen...)
 }
 
 // Run is one request as the driver saw it: the request the agent handed over, every line of
@@ -182,7 +204,11 @@ func (d *Driver) Attend(ctx context.Context, req agent.Request) (ui.Frontend, fu
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		lines, err := Answer(bufio.NewReader(outR), inW, plan)
+		lines, err := answer(bufio.NewReader(outR), inW, plan, func(l Line) {
+			d.mu.Lock()
+			d.seen = append(d.seen, l)
+			d.mu.Unlock()
+		})
 		_, _ = io.Copy(io.Discard, outR) // nothing follows a result, but never block the host
 		d.mu.Lock()
 		d.runs = append(d.runs, Run{Request: req, Lines: lines, Err: err})
