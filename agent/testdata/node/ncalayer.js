@@ -1,0 +1,83 @@
+// A bank's page, as a Node script: the published ncalayer-js-client 1.5.6, unchanged, against
+// tokenrun agent. The Go test (cmd/tokenrun TestAgentNCALayerClient) starts the agent, plays
+// the person over its --person json protocol, and checks every signature printed here with
+// openssl. Each step prints one JSON line: {"step", "result"} or {"step", "error",
+// "canceledByUser"}.
+//
+// Environment: AGENT_URL (ws://127.0.0.1:PORT), ORIGIN (the page's origin), DOCS (a JSON list
+// of three base64 documents), OTHER_ORIGIN (an origin the region does not allow).
+'use strict';
+
+const WebSocket = require('ws');
+
+// A browser sends its page's Origin with every WebSocket handshake; Node's ws sends one only
+// when asked. The client takes a global WebSocket when there is one (as in a browser), so
+// this stands in for the browser's, and the library itself is not touched.
+function browserWebSocket(origin) {
+  return class extends WebSocket {
+    constructor(url) {
+      super(url, { origin });
+    }
+  };
+}
+
+global.WebSocket = browserWebSocket(process.env.ORIGIN);
+const { NCALayerClient } = require('ncalayer-js-client');
+
+const docs = JSON.parse(process.env.DOCS);
+
+function print(step, value) {
+  process.stdout.write(`${JSON.stringify({ step, ...value })}\n`);
+}
+
+async function step(name, fn) {
+  try {
+    print(name, { result: await fn() });
+  } catch (err) {
+    print(name, { error: String(err), canceledByUser: Boolean(err.canceledByUser) });
+  }
+}
+
+(async () => {
+  const client = new NCALayerClient(process.env.AGENT_URL);
+  await step('connect', () => client.connect());
+  await step('getActiveTokens', () => client.getActiveTokens());
+  await step('attached', () => client.basicsSignCMS(
+    NCALayerClient.basicsStorageKAZTOKEN, docs[0],
+    NCALayerClient.basicsCMSParamsAttached, NCALayerClient.basicsSignerSignAny, 'en',
+  ));
+  await step('detached', () => client.basicsSignCMS(
+    NCALayerClient.basicsStorageKAZTOKEN, docs[0],
+    NCALayerClient.basicsCMSParamsDetached, NCALayerClient.basicsSignerAny, 'en',
+  ));
+  await step('three', () => client.basicsSignCMS(
+    NCALayerClient.basicsStorageHardware, docs,
+    NCALayerClient.basicsCMSParamsDetached, NCALayerClient.basicsSignerSignAny, 'en',
+  ));
+  await step('createCAdESFromBase64', () => client.createCAdESFromBase64('AKKaztokenStore', docs[1], 'SIGNATURE', false));
+  await step('getKeyInfo', () => client.getKeyInfo('AKKaztokenStore'));
+  await step('cancel', () => client.basicsSignCMS(
+    NCALayerClient.basicsStorageKAZTOKEN, docs[2],
+    NCALayerClient.basicsCMSParamsDetached, NCALayerClient.basicsSignerAny, 'en',
+  ));
+  await step('wrongPIN', () => client.basicsSignCMS(
+    NCALayerClient.basicsStorageKAZTOKEN, docs[2],
+    NCALayerClient.basicsCMSParamsDetached, NCALayerClient.basicsSignerAny, 'en',
+  ));
+  await step('pkcs12', () => client.basicsSignCMS(
+    NCALayerClient.basicsStoragePKCS12, docs[2],
+    NCALayerClient.basicsCMSParamsDetached, NCALayerClient.basicsSignerAny, 'en',
+  ));
+  await step('xml', () => client.basicsSignXML(
+    NCALayerClient.basicsStorageKAZTOKEN, '<order/>', NCALayerClient.basicsXMLParams, NCALayerClient.basicsSignerAny, 'en',
+  ));
+  client.wsConnection.close();
+
+  // The same page served from another origin is refused at the handshake.
+  global.WebSocket = browserWebSocket(process.env.OTHER_ORIGIN);
+  delete require.cache[require.resolve('ncalayer-js-client')];
+  const { NCALayerClient: Other } = require('ncalayer-js-client');
+  const other = new Other(process.env.AGENT_URL);
+  await step('otherOrigin', () => other.connect());
+  process.exit(0);
+})();
