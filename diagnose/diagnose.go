@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenrun/tokenrun/agent/audit"
 	"github.com/tokenrun/tokenrun/bundle"
 	"github.com/tokenrun/tokenrun/internal/termtext"
 	"github.com/tokenrun/tokenrun/journal"
@@ -48,9 +49,28 @@ type Report struct {
 	Journals       []*journal.Entry     `json:"journals"`
 	Transcripts    []transcript.Summary `json:"transcripts"`
 	// Floor is the safety floor's state: failed PIN tries tokenrun counted, runs holding a token.
-	Floor    floor.State `json:"floor"`
-	Problems []string    `json:"problems,omitempty"`
+	Floor floor.State `json:"floor"`
+	// Agent is the signing agent's: whether one runs, for which origins, and its audit log's
+	// latest entries.
+	Agent    Agent    `json:"agent"`
+	Problems []string `json:"problems,omitempty"`
 }
+
+// Agent is what `tokenrun agent` left under the data directory.
+type Agent struct {
+	// State is what a running agent wrote (nil: none runs, or it stopped cleanly); Running
+	// says whether its process is still there.
+	State   *audit.State `json:"state"`
+	Running bool         `json:"running"`
+	// CA is the agent's own certificate authority (install-cert adds it to trust stores);
+	// "" when it has not made one.
+	CA       string        `json:"ca,omitempty"`
+	AuditLog string        `json:"audit_log"`
+	Audit    []audit.Entry `json:"audit"` // the latest entries, older first
+}
+
+// auditTail is how many of the audit log's entries a diagnosis shows.
+const auditTail = 20
 
 // Module is one token source: a PKCS#11 module or software token directories.
 type Module struct {
@@ -172,12 +192,32 @@ func Gather(ctx context.Context, o Options) *Report {
 	for _, p := range d.Floor.Problems {
 		problem("%s", p)
 	}
+	gatherAgent(d, home, problem)
 	if sums, err := transcript.List(filepath.Join(home, "transcripts")); err != nil {
 		problem("transcripts: %v", err)
 	} else {
 		d.Transcripts = sums
 	}
 	return d
+}
+
+// gatherAgent reads the agent's state file and the tail of its audit log.
+func gatherAgent(d *Report, home string, problem func(string, ...any)) {
+	dir := audit.Dir(home)
+	d.Agent = Agent{AuditLog: filepath.Join(dir, "audit.jsonl"), Audit: []audit.Entry{}}
+	st, err := audit.ReadState(dir)
+	if err != nil {
+		problem("agent: %v", err)
+	}
+	d.Agent.State, d.Agent.Running = st, st.Running()
+	if ca := filepath.Join(dir, "tls", "ca.pem"); exists(ca) {
+		d.Agent.CA = ca
+	}
+	tail, err := audit.Tail(dir, auditTail)
+	if err != nil {
+		problem("agent audit log: %v", err)
+	}
+	d.Agent.Audit = append(d.Agent.Audit, tail...)
 }
 
 func exists(path string) bool {
@@ -424,6 +464,7 @@ func WriteText(w io.Writer, d *Report) {
 	for _, h := range d.Floor.Held {
 		fmt.Fprintf(w, "  in use now: %s by %s\n", termtext.Escape(h.Token), termtext.Escape(h.String()))
 	}
+	writeAgent(w, d.Agent)
 	fmt.Fprintln(w, "\nrecent transcripts:")
 	if len(d.Transcripts) == 0 {
 		fmt.Fprintln(w, "  none")
@@ -440,6 +481,37 @@ func WriteText(w io.Writer, d *Report) {
 	}
 	for _, p := range d.Problems {
 		fmt.Fprintf(w, "\nproblem: %s\n", p)
+	}
+}
+
+// writeAgent is the agent's part of the text report.
+func writeAgent(w io.Writer, a Agent) {
+	fmt.Fprintln(w, "\nsigning agent (tokenrun agent):")
+	switch {
+	case a.State == nil:
+		fmt.Fprintln(w, "  not running")
+	case a.Running:
+		fmt.Fprintf(w, "  running: pid %d since %s on %s, region %s, person %s, origins %s\n", a.State.PID, a.State.Started.Format(time.RFC3339),
+			a.State.URL, a.State.Region, a.State.Person, termtext.Escape(strings.Join(a.State.Origins, ", ")))
+	default:
+		fmt.Fprintf(w, "  not running (pid %d, started %s, stopped without cleaning up)\n", a.State.PID, a.State.Started.Format(time.RFC3339))
+	}
+	if a.CA != "" {
+		fmt.Fprintf(w, "  its certificate authority: %s\n", a.CA)
+	}
+	fmt.Fprintf(w, "  audit log %s, latest:\n", a.AuditLog)
+	if len(a.Audit) == 0 {
+		fmt.Fprintln(w, "    none")
+	}
+	for _, e := range a.Audit {
+		what := e.Outcome
+		if e.Code != "" {
+			what += " " + e.Code
+		}
+		if e.Reason != "" {
+			what += ": " + e.Reason
+		}
+		fmt.Fprintf(w, "    %s %s %s %d document(s) %s\n", e.Time.Format(time.RFC3339), termtext.Escape(e.Origin), e.Method, len(e.Documents), termtext.Escape(what))
 	}
 }
 

@@ -174,6 +174,10 @@ func RemoveState(dir string) error {
 	return err
 }
 
+// Running reports whether the agent that wrote s still runs (its process is there; a pid
+// reused since by another process would count too, which the start time lets support see).
+func (s *State) Running() bool { return s != nil && s.PID > 0 && alive(s.PID) }
+
 // ReadState is the state an agent left in dir; nil when none is there. A state whose process
 // is gone (killed without removing it) is still returned: the caller checks the pid.
 func ReadState(dir string) (*State, error) {

@@ -281,6 +281,14 @@ func TestAgentNCALayerClient(t *testing.T) {
 		assert.Contains(t, strings.Join(text, "\n"), origin)
 	}
 
+	// tokenrun diagnose shows the running agent and the audit log's tail: digests, never content.
+	d := tokenrun(t, "", "diagnose", "--text", "--probe=false")
+	require.Equal(t, 0, d.code, d.err)
+	assert.Regexp(t, `running: pid \d+ since .* on ws://127\.0\.0\.1:\d+, region default, person json, origins `+origin, d.stdout)
+	assert.Contains(t, d.stdout, origin+" kz.gov.pki.knca.basics.sign 3 document(s) signed")
+	assert.Contains(t, d.stdout, `https://evil.example connect 0 document(s) refused ORIGIN_REFUSED`)
+	assert.NotContains(t, d.stdout, "Платёжное")
+
 	assert.Equal(t, 0, a.stop(t), "Ctrl-C stops the agent cleanly: %s", a.stderrText())
 	entries, err := audit.Tail(audit.Dir(os.Getenv("TOKENRUN_HOME")), 100)
 	require.NoError(t, err)
