@@ -59,11 +59,22 @@ type agentProc struct {
 	done   chan struct{}
 }
 
-// startAgent starts the agent with args and answers its runs with plans, in order.
+// startAgent starts the agent on ws:// with args and answers its runs with plans, in order.
 func startAgent(t *testing.T, plans []agenttest.Plan, args ...string) *agentProc {
 	t.Helper()
+	return launchAgent(t, plans, append([]string{"--tls", "off"}, args...))
+}
+
+// startAgentTLS starts the agent on wss:// with its own certificate.
+func startAgentTLS(t *testing.T, args ...string) *agentProc {
+	t.Helper()
+	return launchAgent(t, nil, append([]string{"--tls", "auto"}, args...))
+}
+
+func launchAgent(t *testing.T, plans []agenttest.Plan, args []string) *agentProc {
+	t.Helper()
 	a := &agentProc{done: make(chan struct{})}
-	a.cmd = exec.Command(tokenrunBinary(t), append([]string{"agent", "--listen", "127.0.0.1:0", "--tls", "off", "--person", "json", "--lang", "en"}, args...)...)
+	a.cmd = exec.Command(tokenrunBinary(t), append([]string{"agent", "--listen", "127.0.0.1:0", "--person", "json", "--lang", "en"}, args...)...)
 	stdin, err := a.cmd.StdinPipe()
 	require.NoError(t, err)
 	stdout, err := a.cmd.StdoutPipe()
@@ -92,7 +103,7 @@ func startAgent(t *testing.T, plans []agenttest.Plan, args ...string) *agentProc
 	go func() {
 		defer close(a.done)
 		sc := bufio.NewScanner(stderr)
-		re := regexp.MustCompile(`listening on (ws://127\.0\.0\.1:\d+)`)
+		re := regexp.MustCompile(`listening on (wss?://127\.0\.0\.1:\d+)`)
 		for sc.Scan() {
 			a.mu.Lock()
 			a.stderr.WriteString(sc.Text() + "\n")

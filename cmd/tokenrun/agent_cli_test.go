@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tokenrun/tokenrun/agent"
+	"github.com/tokenrun/tokenrun/runner"
+	"github.com/tokenrun/tokenrun/scripts/golden"
+	"github.com/tokenrun/tokenrun/token/pkcs11/p11test"
+)
+
+// Mistakes on the agent's command line stop it before it listens, with exit 2.
+func TestAgentUsage(t *testing.T) {
+	tmp := t.TempDir()
+	defer golden.IsolateEnv(filepath.Join(tmp, "home"))()
+	tok := filepath.Join(tmp, "tok")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"every interface", []string{"agent", "--soft", tok, "--listen", "0.0.0.0:13579"}, "the agent serves loopback only"},
+		{"another machine's address", []string{"agent", "--soft", tok, "--listen", "192.168.1.5:13579"}, "the agent serves loopback only"},
+		{"no port", []string{"agent", "--soft", tok, "--listen", "127.0.0.1"}, "want HOST:PORT"},
+		{"tls", []string{"agent", "--soft", tok, "--tls", "maybe"}, `--tls "maybe": want auto or off`},
+		{"person", []string{"agent", "--soft", tok, "--person", "robot"}, `--person "robot": want terminal or json`},
+		{"an argument", []string{"agent", "--soft", tok, "install"}, "did you mean tokenrun agent install-cert?"},
+		{"bad origin in --set", []string{"agent", "--soft", tok, "--set", "agent.origins=[ib.bank.kz]"}, `agent.origins[1]: "ib.bank.kz" is not an origin`},
+		{"no CA yet", []string{"agent", "install-cert"}, "no agent certificate authority in"},
+		{"no request file", []string{"sign-request", "--soft", tok, "--request", filepath.Join(tmp, "none.json")}, "none.json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tokenrun(t, "", tt.args...)
+			assert.Equal(t, runner.ExitUsage, r.code, r.err)
+			assert.Contains(t, r.err, tt.want)
+		})
+	}
+}
+
+// tokenrun agent --tls auto makes its CA once and serves wss:// with it; install-cert adds the
+// CA to an NSS database (the real certutil) and says how to undo it; uninstall-cert removes it.
+func TestAgentTLSAndTrust(t *testing.T) {
+	certutil, err := exec.LookPath("certutil")
+	if err != nil {
+		p11test.Unavailable(t, "certutil not found: apt-get install libnss3-tools")
+	}
+	tmp := t.TempDir()
+	defer golden.IsolateEnv(filepath.Join(tmp, "home"))()
+	home := os.Getenv("TOKENRUN_HOME")
+	a := startAgentTLS(t, "--soft", filepath.Join(tmp, "tok"), "--set", "agent.origins=[https://ib.test.kz]")
+	require.True(t, strings.HasPrefix(a.url, "wss://127.0.0.1:"), a.url)
+	assert.Contains(t, a.stderrText(), "run tokenrun agent install-cert")
+
+	ca, err := agent.TLSDir(home).CA()
+	require.NoError(t, err)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, a.url, &websocket.DialOptions{
+		HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}},
+		HTTPHeader: http.Header{"Origin": {"https://ib.test.kz"}}})
+	require.NoError(t, err)
+	_, hello, err := c.Read(ctx)
+	require.NoError(t, err)
+	assert.Contains(t, string(hello), `"version"`)
+	c.CloseNow()
+	assert.Equal(t, 0, a.stop(t))
+
+	db := filepath.Join(tmp, "nssdb")
+	r := tokenrun(t, "", "agent", "install-cert", "--nssdb", db)
+	require.Equal(t, 0, r.code, r.err)
+	nick := agent.Nickname(ca)
+	assert.Contains(t, r.stdout, "the NSS database sql:"+db+" (given with --nssdb): added \""+nick+"\"")
+	assert.Contains(t, r.stdout, "undo: certutil -d sql:"+db+" -D -n \""+nick+"\"")
+	out, err := exec.Command(certutil, "-L", "-d", "sql:"+db).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), nick)
+
+	r = tokenrun(t, "", "agent", "uninstall-cert", "--nssdb", db)
+	require.Equal(t, 0, r.code, r.err)
+	assert.Contains(t, r.stdout, "removed")
+	assert.Contains(t, r.stdout, "undo: tokenrun agent install-cert")
+	out, err = exec.Command(certutil, "-L", "-d", "sql:"+db).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.NotContains(t, string(out), nick)
+
+	// A second start reuses the CA: what was installed stays trusted.
+	b := startAgentTLS(t, "--soft", filepath.Join(tmp, "tok"), "--set", "agent.origins=[https://ib.test.kz]")
+	assert.NotContains(t, b.stderrText(), "made ")
+	again, err := agent.TLSDir(home).CA()
+	require.NoError(t, err)
+	assert.Equal(t, ca.Raw, again.Raw)
+	assert.Equal(t, 0, b.stop(t))
+}
