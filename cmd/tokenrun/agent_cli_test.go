@@ -51,6 +51,40 @@ func TestAgentUsage(t *testing.T) {
 	}
 }
 
+// sign-request refuses a request the agent would refuse before asking anyone, in the
+// catalog's words (the developer's details with --debug), with exit 2 and nothing on stdout
+// (no run began: the JSON protocol's "fails before the hello").
+func TestSignRequestRefusals(t *testing.T) {
+	tmp := t.TempDir()
+	defer golden.IsolateEnv(filepath.Join(tmp, "home"))()
+	tok := filepath.Join(tmp, "tok")
+	tests := []struct {
+		name, request, lang, want, debug string
+	}{
+		{"xml", `{"module":"kz.gov.pki.knca.basics","method":"sign","args":{"format":"xml","data":"<order/>"}}`, "ru",
+			"tokenrun: Подпись XML пока не поддерживается: страница может запросить подпись CMS.", "NOT_SUPPORTED: format xml (XMLDSig) is not supported yet"},
+		{"keys in files", `{"module":"kz.gov.pki.knca.basics","method":"sign","args":{"allowedStorages":["PKCS12"],"format":"cms","data":"MTEK"}}`, "kk",
+			"tokenrun: Файлдағы кілттер (PKCS12, JKS) мұнда қолданылмайды: KAZTOKEN токенімен қол қойыңыз.", "STORAGE_REFUSED: allowedStorages [PKCS12]"},
+		{"malformed", `{"module":"kz.gov.pki.knca.commonUtils","method":"getKeyInfo","args":[1]}`, "en",
+			"tokenrun: The page sent a request this program cannot read.", "BAD_REQUEST: argument type mismatch. Method: getKeyInfo"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := filepath.Join(t.TempDir(), "request.json")
+			require.NoError(t, os.WriteFile(req, []byte(tt.request), 0o600))
+			resp := filepath.Join(t.TempDir(), "response.json")
+			r := tokenrun(t, "", "sign-request", "--soft", tok, "--request", req, "--lang", tt.lang, "--ui", "json", "--response", resp, "--debug")
+			assert.Equal(t, runner.ExitUsage, r.code, r.err)
+			assert.Empty(t, r.stdout)
+			assert.Contains(t, r.err, tt.want)
+			assert.Contains(t, r.err, tt.debug)
+			b, err := os.ReadFile(resp)
+			require.NoError(t, err)
+			assert.Regexp(t, `"status":false|"code":"500"`, string(b), "the page's answer is kept")
+		})
+	}
+}
+
 // tokenrun agent --tls auto makes its CA once and serves wss:// with it; install-cert adds the
 // CA to an NSS database (the real certutil) and says how to undo it; uninstall-cert removes it.
 func TestAgentTLSAndTrust(t *testing.T) {

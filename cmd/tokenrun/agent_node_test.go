@@ -227,10 +227,11 @@ func TestAgentNCALayerClient(t *testing.T) {
 	require.NoError(t, err, "node: %s\nagent: %s", stderr.String(), a.stderrText())
 
 	type step struct {
-		Step           string `json:"step"`
-		Result         any    `json:"result"`
-		Error          string `json:"error"`
-		CanceledByUser bool   `json:"canceledByUser"`
+		Step           string  `json:"step"`
+		Result         any     `json:"result"`
+		Error          string  `json:"error"`
+		CanceledByUser bool    `json:"canceledByUser"`
+		MS             float64 `json:"ms"`
 	}
 	steps := map[string]step{}
 	var order []string
@@ -239,6 +240,7 @@ func TestAgentNCALayerClient(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(line), &s), "%s", line)
 		steps[s.Step] = s
 		order = append(order, s.Step)
+		t.Logf("%s: %.1f ms", s.Step, s.MS)
 	}
 	require.Equal(t, []string{"connect", "getActiveTokens", "attached", "detached", "three", "createCAdESFromBase64", "getKeyInfo",
 		"cancel", "wrongPIN", "pkcs12", "xml", "otherOrigin"}, order)

@@ -2,7 +2,7 @@
 // tokenrun agent. The Go test (cmd/tokenrun TestAgentNCALayerClient) starts the agent, plays
 // the person over its --person json protocol, and checks every signature printed here with
 // openssl. Each step prints one JSON line: {"step", "result"} or {"step", "error",
-// "canceledByUser"}.
+// "canceledByUser"}, with "ms".
 //
 // Environment: AGENT_URL (ws://127.0.0.1:PORT), ORIGIN (the page's origin), DOCS (a JSON list
 // of three base64 documents), OTHER_ORIGIN (an origin the region does not allow).
@@ -30,11 +30,16 @@ function print(step, value) {
   process.stdout.write(`${JSON.stringify({ step, ...value })}\n`);
 }
 
+// step runs one call and prints its outcome and how long the page waited for it (the
+// person's answers come from the test at once, so this is the agent's own time).
 async function step(name, fn) {
+  const start = process.hrtime.bigint();
+  const ms = () => Number(process.hrtime.bigint() - start) / 1e6;
   try {
-    print(name, { result: await fn() });
+    const result = await fn();
+    print(name, { result, ms: ms() });
   } catch (err) {
-    print(name, { error: String(err), canceledByUser: Boolean(err.canceledByUser) });
+    print(name, { error: String(err), canceledByUser: Boolean(err.canceledByUser), ms: ms() });
   }
 }
 
