@@ -504,14 +504,12 @@ func writeAgent(w io.Writer, a Agent) {
 		fmt.Fprintln(w, "    none")
 	}
 	for _, e := range a.Audit {
-		what := e.Outcome
-		if e.Code != "" {
-			what += " " + e.Code
-		}
+		line := strings.Join(slices.DeleteFunc([]string{e.Time.Format(time.RFC3339), e.Origin, e.Method,
+			fmt.Sprintf("%d document(s)", len(e.Documents)), e.Outcome, e.Code}, func(s string) bool { return s == "" }), " ")
 		if e.Reason != "" {
-			what += ": " + e.Reason
+			line += ": " + e.Reason
 		}
-		fmt.Fprintf(w, "    %s %s %s %d document(s) %s\n", e.Time.Format(time.RFC3339), termtext.Escape(e.Origin), e.Method, len(e.Documents), termtext.Escape(what))
+		fmt.Fprintf(w, "    %s\n", termtext.Escape(line))
 	}
 }
 

@@ -29,13 +29,7 @@ import (
 // OpenSSL accepts them.
 func TestDocuments(t *testing.T) {
 	ctx := context.Background()
-	p, err := soft.Open(soft.Options{}, t.TempDir())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = p.Close() })
-	tok := openOne(t, p)
-	require.NoError(t, tok.Login(ctx, token.User, "12345678"))
-	ca := newTestCA(t, "Test Root")
-	enroll(t, tok, ca, token.KeyRequest{Type: token.EC, Curve: "P-256", Label: "payments"}, "ACME LLP")
+	p, tok, ca := softWithPayments(t)
 	// A certificate naming its purposes, as the dev CA's and the national CA's do.
 	ekuKey, err := tok.GenerateKey(ctx, token.KeyRequest{Type: token.EC, Curve: "P-256", Label: "eku"})
 	require.NoError(t, err)

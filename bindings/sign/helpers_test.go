@@ -23,6 +23,7 @@ import (
 	"github.com/tokenrun/tokenrun/runtime"
 	"github.com/tokenrun/tokenrun/token"
 	"github.com/tokenrun/tokenrun/token/pkcs11/p11test"
+	"github.com/tokenrun/tokenrun/token/soft"
 )
 
 // testCA is a throwaway certificate authority made in Go, standing in for the bank's.
@@ -87,6 +88,20 @@ func openOne(t testing.TB, p token.Provider) token.Token {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = tok.Close() })
 	return tok
+}
+
+// softWithPayments is a software token logged in, holding the P-256 key "payments" and
+// its certificate "ACME LLP" from a new test CA.
+func softWithPayments(t testing.TB) (token.Provider, token.Token, *testCA) {
+	t.Helper()
+	p, err := soft.Open(soft.Options{}, t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	tok := openOne(t, p)
+	require.NoError(t, tok.Login(context.Background(), token.User, "12345678"))
+	ca := newTestCA(t, "Test Root")
+	enroll(t, tok, ca, token.KeyRequest{Type: token.EC, Curve: "P-256", Label: "payments"}, "ACME LLP")
+	return p, tok, ca
 }
 
 // enroll generates a key on tok (logged in) with our token layer and stores a certificate

@@ -196,14 +196,7 @@ func TestScriptsOnSoftToken(t *testing.T) {
 
 // TestOpenSSLVerifiesScriptSignatures: what sign.cms makes, OpenSSL accepts.
 func TestOpenSSLVerifiesScriptSignatures(t *testing.T) {
-	ctx := context.Background()
-	p, err := soft.Open(soft.Options{}, t.TempDir())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = p.Close() })
-	tok := openOne(t, p)
-	require.NoError(t, tok.Login(ctx, token.User, "12345678"))
-	ca := newTestCA(t, "Test Root")
-	enroll(t, tok, ca, token.KeyRequest{Type: token.EC, Curve: "P-256", Label: "payments"}, "ACME LLP")
+	p, _, ca := softWithPayments(t)
 
 	got, err := runLua(t, p, prelude+`
 		return sign.cms{key = key("payments"), data = ctx.args.doc},

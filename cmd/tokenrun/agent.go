@@ -23,18 +23,11 @@ import (
 	"github.com/tokenrun/tokenrun/runtime"
 )
 
-// agentFlags are the flags of the procedures that make sense without a person at the
-// command line (the person is asked per request), and the agent's own.
+// agentRunFlags are the flags of the procedures that make sense without a person at the
+// command line (the person is asked per request): the token source, the region (whose
+// agent.origins are the pages allowed) and the transcript and lock options.
 func agentRunFlags() []cli.Flag {
-	return append(tokenFlags(),
-		&cli.StringFlag{Name: "region", Value: region.DefaultName, EnvVars: []string{"TOKENRUN_REGION"},
-			Usage: "region configuration `NAME`: its agent.origins are the pages allowed to connect"},
-		&cli.StringSliceFlag{Name: "set", Usage: "override one region value, e.g. --set 'agent.origins=[https://ib.bank.kz]' (repeatable)"},
-		&cli.StringFlag{Name: "lang", EnvVars: []string{"TOKENRUN_LANG"}, Usage: "language of requests whose page names none: kk, ru or en (default: the region's)"},
-		&cli.StringFlag{Name: "scripts", EnvVars: []string{"TOKENRUN_SCRIPTS"},
-			Usage: "run the scripts tree in `DIR` (unsigned) instead of the shipped one"},
-		noTranscriptFlag(), lockWaitFlag(),
-	)
+	return append(append(tokenFlags(), regionFlags()...), noTranscriptFlag(), lockWaitFlag())
 }
 
 func agentCommand(io stdio) *cli.Command {
@@ -55,20 +48,25 @@ func agentCommand(io stdio) *cli.Command {
 	}
 }
 
-// agentRunner is the sign_request procedure over the token source the flags name.
-func agentRunner(c *cli.Context, io stdio) (*agent.Runner, func(), error) {
+// agentRunner is the sign_request procedure over the token source the flags name, and the
+// audit log under the data directory home.
+func agentRunner(c *cli.Context, io stdio, home string) (*agent.Runner, *audit.Log, func(), error) {
+	log, err := audit.Open(audit.Dir(home))
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	prov, uri, err := openSource(c)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	r, err := agent.NewRunner(agent.RunnerOptions{Scripts: c.String("scripts"), Region: c.String("region"), Set: c.StringSlice("set"),
 		Lang: c.String("lang"), Provider: prov, URI: uri, LockWait: c.Duration("lock-wait"), NoTranscript: c.Bool("no-transcript"),
 		Begin: protocolRun, Out: io.err})
 	if err != nil {
 		prov.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return r, func() { prov.Close() }, nil
+	return r, log, func() { prov.Close() }, nil
 }
 
 func runAgent(c *cli.Context, io stdio) error {
@@ -102,15 +100,11 @@ func runAgent(c *cli.Context, io stdio) error {
 	default:
 		return runner.UsageError{Err: fmt.Errorf("--tls %q: want auto or off", c.String("tls"))}
 	}
-	r, closeSource, err := agentRunner(c, io)
+	r, log, closeSource, err := agentRunner(c, io, home)
 	if err != nil {
 		return err
 	}
 	defer closeSource()
-	log, err := audit.Open(audit.Dir(home))
-	if err != nil {
-		return err
-	}
 	srv, err := agent.New(agent.Options{Runner: r, Person: person, Audit: log, Log: io.err, Version: runtime.Version})
 	if err != nil {
 		return runner.UsageError{Err: err}
@@ -256,15 +250,11 @@ func signRequestCommand(io stdio) *cli.Command {
 			if err != nil {
 				return err
 			}
-			r, closeSource, err := agentRunner(c, io)
+			r, log, closeSource, err := agentRunner(c, io, home)
 			if err != nil {
 				return err
 			}
 			defer closeSource()
-			log, err := audit.Open(audit.Dir(home))
-			if err != nil {
-				return err
-			}
 			msgs := r.Messages(c.String("lang"))
 			answer, err := agent.Once(c.Context, agent.OnceOptions{Runner: r, Frontend: fe, Audit: log, Origin: c.String("origin"), Message: msg, Version: runtime.Version})
 			if out := c.String("response"); out != "" && answer != nil {

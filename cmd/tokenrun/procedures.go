@@ -31,15 +31,20 @@ var procedures = []procedure{
 
 // procedureFlags are run's flags plus the scripts tree and the region.
 func procedureFlags() []cli.Flag {
-	return append(runFlags(),
+	return append(append(runFlags(), regionFlags()...), noTranscriptFlag())
+}
+
+// regionFlags choose the scripts tree, the region, its overrides and the language: every
+// command that runs a shipped procedure has them.
+func regionFlags() []cli.Flag {
+	return []cli.Flag{
 		&cli.StringFlag{Name: "region", Value: region.DefaultName, EnvVars: []string{"TOKENRUN_REGION"},
 			Usage: "region configuration `NAME` (regions/NAME.yaml in the scripts tree)"},
 		&cli.StringSliceFlag{Name: "set", Usage: "override one region value, e.g. --set ca.url=https://127.0.0.1:8443 (repeatable)"},
 		&cli.StringFlag{Name: "lang", EnvVars: []string{"TOKENRUN_LANG"}, Usage: "language: kk, ru or en (default: the region's)"},
 		&cli.StringFlag{Name: "scripts", EnvVars: []string{"TOKENRUN_SCRIPTS"},
 			Usage: "run the scripts tree in `DIR` (unsigned) instead of the shipped one"},
-		noTranscriptFlag(),
-	)
+	}
 }
 
 func procedureCommands(io stdio) []*cli.Command {

@@ -482,12 +482,12 @@ func loadAnswers(fsys fs.FS, file string, vars map[string]string) (map[string]an
 
 // writeRequest writes a page's request as the JSON file sign-request reads.
 func writeRequest(tmp string, req map[string]any) (string, error) {
-	b, err := json.Marshal(req)
-	if err != nil {
-		return "", fmt.Errorf("request: %w", err)
-	}
 	f := filepath.Join(tmp, "request.json")
-	if err := os.WriteFile(f, b, 0o600); err != nil {
+	b, err := json.Marshal(req)
+	if err == nil {
+		err = os.WriteFile(f, b, 0o600)
+	}
+	if err != nil {
 		return "", fmt.Errorf("request: %w", err)
 	}
 	return f, nil

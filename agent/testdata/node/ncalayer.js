@@ -47,35 +47,17 @@ async function step(name, fn) {
   const client = new NCALayerClient(process.env.AGENT_URL);
   await step('connect', () => client.connect());
   await step('getActiveTokens', () => client.getActiveTokens());
-  await step('attached', () => client.basicsSignCMS(
-    NCALayerClient.basicsStorageKAZTOKEN, docs[0],
-    NCALayerClient.basicsCMSParamsAttached, NCALayerClient.basicsSignerSignAny, 'en',
-  ));
-  await step('detached', () => client.basicsSignCMS(
-    NCALayerClient.basicsStorageKAZTOKEN, docs[0],
-    NCALayerClient.basicsCMSParamsDetached, NCALayerClient.basicsSignerAny, 'en',
-  ));
-  await step('three', () => client.basicsSignCMS(
-    NCALayerClient.basicsStorageHardware, docs,
-    NCALayerClient.basicsCMSParamsDetached, NCALayerClient.basicsSignerSignAny, 'en',
-  ));
+  const C = NCALayerClient;
+  const cms = (storages, data, params, signer) => () => client.basicsSignCMS(storages, data, params, signer, 'en');
+  await step('attached', cms(C.basicsStorageKAZTOKEN, docs[0], C.basicsCMSParamsAttached, C.basicsSignerSignAny));
+  await step('detached', cms(C.basicsStorageKAZTOKEN, docs[0], C.basicsCMSParamsDetached, C.basicsSignerAny));
+  await step('three', cms(C.basicsStorageHardware, docs, C.basicsCMSParamsDetached, C.basicsSignerSignAny));
   await step('createCAdESFromBase64', () => client.createCAdESFromBase64('AKKaztokenStore', docs[1], 'SIGNATURE', false));
   await step('getKeyInfo', () => client.getKeyInfo('AKKaztokenStore'));
-  await step('cancel', () => client.basicsSignCMS(
-    NCALayerClient.basicsStorageKAZTOKEN, docs[2],
-    NCALayerClient.basicsCMSParamsDetached, NCALayerClient.basicsSignerAny, 'en',
-  ));
-  await step('wrongPIN', () => client.basicsSignCMS(
-    NCALayerClient.basicsStorageKAZTOKEN, docs[2],
-    NCALayerClient.basicsCMSParamsDetached, NCALayerClient.basicsSignerAny, 'en',
-  ));
-  await step('pkcs12', () => client.basicsSignCMS(
-    NCALayerClient.basicsStoragePKCS12, docs[2],
-    NCALayerClient.basicsCMSParamsDetached, NCALayerClient.basicsSignerAny, 'en',
-  ));
-  await step('xml', () => client.basicsSignXML(
-    NCALayerClient.basicsStorageKAZTOKEN, '<order/>', NCALayerClient.basicsXMLParams, NCALayerClient.basicsSignerAny, 'en',
-  ));
+  await step('cancel', cms(C.basicsStorageKAZTOKEN, docs[2], C.basicsCMSParamsDetached, C.basicsSignerAny));
+  await step('wrongPIN', cms(C.basicsStorageKAZTOKEN, docs[2], C.basicsCMSParamsDetached, C.basicsSignerAny));
+  await step('pkcs12', cms(C.basicsStoragePKCS12, docs[2], C.basicsCMSParamsDetached, C.basicsSignerAny));
+  await step('xml', () => client.basicsSignXML(C.basicsStorageKAZTOKEN, '<order/>', C.basicsXMLParams, C.basicsSignerAny, 'en'));
   client.wsConnection.close();
 
   // The same page served from another origin is refused at the handshake.
