@@ -280,3 +280,18 @@ func TestOneAtATime(t *testing.T) {
 	wg.Wait()
 	assert.Equal(t, int32(1), counting.most.Load())
 }
+
+// A signature whose audit line cannot be written is not handed out: the log is the client's
+// account of what pages signed with their key.
+func TestAuditLogMustBeWritten(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	// A directory where the log file would be: every append fails.
+	require.NoError(t, os.Mkdir(filepath.Join(audit.Dir(f.home), "audit.jsonl"), 0o700))
+	c := f.dial(t, bankOrigin)
+	f.person.Plan(agenttest.Confirmed(pin))
+	got := call(t, c, basics(b64(order), detached))
+	assert.Equal(t, false, got["status"])
+	assert.Equal(t, agent.CodeInternal, got["code"])
+	assert.Contains(t, got["details"], "the audit log cannot be written")
+	assert.NotContains(t, fmt.Sprint(got), "BEGIN CMS")
+}

@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tokenrun/tokenrun/agent"
+	"github.com/tokenrun/tokenrun/ca/devca"
 	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/scripts/golden"
 	"github.com/tokenrun/tokenrun/token/pkcs11/p11test"
@@ -140,4 +145,52 @@ func TestAgentTLSAndTrust(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, ca.Raw, again.Raw)
 	assert.Equal(t, 0, b.stop(t))
+}
+
+// A request's run keeps a transcript like every procedure's: it names the documents by their
+// SHA-256, never holds them, and replays from the record alone (exit 0).
+func TestSignRequestTranscriptReplays(t *testing.T) {
+	tmp := t.TempDir()
+	defer golden.IsolateEnv(filepath.Join(tmp, "home"))()
+	ca, err := golden.NewCA(tmp, runMain)
+	require.NoError(t, err)
+	ca.Start(devca.ServerOptions{})
+	defer ca.Stop()
+	b, err := golden.SoftBackend(tmp, runMain)
+	require.NoError(t, err)
+	require.NoError(t, golden.EnrollOnce(tmp, b, ca, runMain))
+
+	req := filepath.Join(tmp, "request.json")
+	doc := "Платёжное поручение № 18\n"
+	require.NoError(t, os.WriteFile(req, []byte(`{"module":"kz.gov.pki.knca.basics","method":"sign","args":{"format":"cms","data":"`+
+		base64.StdEncoding.EncodeToString([]byte(doc))+`","signingParams":{"encapsulate":true}}}`), 0o600))
+	answers := writeAnswers(t, map[string]any{"sign_confirm": true, "current_pin": "Kx7mQ9pz"})
+	resp := filepath.Join(tmp, "response.json")
+	r := tokenrun(t, "", "sign-request", "--soft", b.Dir, "--request", req, "--origin", "https://ib.test.kz", "--answers", answers, "--yes", "--response", resp)
+	require.Equal(t, 0, r.code, r.err)
+	var answer struct {
+		Status bool `json:"status"`
+		Body   struct {
+			Result string `json:"result"`
+		} `json:"body"`
+	}
+	raw, err := os.ReadFile(resp)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(raw, &answer))
+	require.True(t, answer.Status)
+	assert.Equal(t, doc, string(opensslVerifyCMS(t, answer.Body.Result, nil, ca.Roots)))
+
+	kept, err := filepath.Glob(filepath.Join(os.Getenv("TOKENRUN_HOME"), "transcripts", "*-sign_request.jsonl"))
+	require.NoError(t, err)
+	require.Len(t, kept, 1)
+	text, err := os.ReadFile(kept[0])
+	require.NoError(t, err)
+	assert.NotContains(t, string(text), "Платёжное")
+	sum := sha256.Sum256([]byte(doc))
+	assert.Contains(t, string(text), hex.EncodeToString(sum[:]))
+	assert.Contains(t, string(text), `"origin":"https://ib.test.kz"`)
+
+	r = tokenrun(t, "", "replay", kept[0])
+	assert.Equal(t, 0, r.code, r.err)
+	assert.Contains(t, r.stdout+r.err, "reproduced: sign_request 1.0.0")
 }
