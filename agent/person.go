@@ -2,7 +2,9 @@ package agent
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sync"
@@ -49,6 +51,7 @@ type StreamPerson struct {
 
 	mu      sync.Mutex
 	current *io.PipeWriter // the running request's input; nil between runs
+	asked   bool           // the running request has asked its first question
 	ended   error          // the driver's input ended (io.EOF) or failed
 }
 
@@ -59,8 +62,10 @@ func NewStreamPerson(in io.Reader, out io.Writer) *StreamPerson {
 	return p
 }
 
-// forward hands each line of the driver to the run in progress. Lines sent between runs
-// answer nothing and are dropped: a late answer must not confirm the next request.
+// forward hands each line of the driver to the run in progress. Answers sent between runs,
+// or in a run before it asked anything, answer nothing and are dropped: a late answer to one
+// request must not confirm the next (the protocol would keep it for the next prompt of the
+// same id). A cancel line goes through at any moment.
 func (p *StreamPerson) forward(in io.Reader) {
 	r := bufio.NewReaderSize(in, 64<<10)
 	for {
@@ -68,6 +73,9 @@ func (p *StreamPerson) forward(in io.Reader) {
 		if len(line) > 0 {
 			p.mu.Lock()
 			w := p.current
+			if !p.asked && !isCancel(line) {
+				w = nil
+			}
 			p.mu.Unlock()
 			if w != nil {
 				_, _ = w.Write(line) // a run that has ended closed it: the line is dropped
@@ -92,6 +100,7 @@ func (p *StreamPerson) Attend(ctx context.Context, req Request) (ui.Frontend, fu
 	}
 	r, w := io.Pipe()
 	p.mu.Lock()
+	p.asked = false
 	if p.ended != nil {
 		w.Close() // no driver any more: the run's first question ends it (NO_ANSWER)
 	} else {
@@ -109,7 +118,28 @@ func (p *StreamPerson) Attend(ctx context.Context, req Request) (ui.Frontend, fu
 			p.turn.give()
 		})
 	}
-	return ui.NewJSON(r, p.out), release, nil
+	return ui.NewJSON(r, askWatch{p}), release, nil
+}
+
+// askWatch is the run's output: it notes the first ask line (the JSON front-end writes each
+// line in one Write), from which on the driver's answers count.
+type askWatch struct{ p *StreamPerson }
+
+func (a askWatch) Write(b []byte) (int, error) {
+	if bytes.Contains(b, []byte(`"type":"ask"`)) {
+		a.p.mu.Lock()
+		a.p.asked = true
+		a.p.mu.Unlock()
+	}
+	return a.p.out.Write(b)
+}
+
+// isCancel reports whether a driver's line is a cancel ({"cancel":true}, with or without id).
+func isCancel(line []byte) bool {
+	var l struct {
+		Cancel bool `json:"cancel"`
+	}
+	return json.Unmarshal(line, &l) == nil && l.Cancel
 }
 
 // TerminalPerson asks at the terminal tokenrun agent runs in (`--person terminal`): the

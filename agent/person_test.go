@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -30,6 +31,11 @@ func TestStreamPerson(t *testing.T) {
 
 	fe, release, err := p.Attend(ctx, agent.Request{ID: "1"})
 	require.NoError(t, err)
+	// In the run, before it asked anything: a late answer to the previous request, dropped too.
+	_, err = inW.Write([]byte(`{"id":"sign_confirm","value":"yes"}` + "\n"))
+	require.NoError(t, err)
+	_, err = inW.Write([]byte("\n"))
+	require.NoError(t, err)
 	waiting, cancel := context.WithCancel(ctx)
 	second := make(chan error, 1)
 	go func() { _, _, err := p.Attend(waiting, agent.Request{ID: "2"}); second <- err }()
@@ -42,7 +48,7 @@ func TestStreamPerson(t *testing.T) {
 	}()
 	v, err := fe.Ask(ctx, ui.Prompt{ID: "sign_confirm", Kind: ui.Confirm})
 	require.NoError(t, err)
-	assert.Equal(t, "no", v, "the early yes was dropped; the driver's answer counts")
+	assert.Equal(t, "no", v, "the early and the late yes were dropped; the driver's answer counts")
 	select {
 	case err := <-second:
 		t.Fatalf("a second request was let in while the first ran: %v", err)
@@ -51,8 +57,17 @@ func TestStreamPerson(t *testing.T) {
 	cancel()
 	assert.ErrorIs(t, <-second, context.Canceled, "waiting for the person ends with its context")
 	release()
-	_, release2, err := p.Attend(ctx, agent.Request{ID: "3"})
+	fe3, release2, err := p.Attend(ctx, agent.Request{ID: "3"})
 	require.NoError(t, err, "the next request gets the person once the first released")
+	// A cancel goes through before any question: the run's context ends at once.
+	run := fe3.(ui.Lifecycle).Begin(ctx, ui.RunInfo{Command: "agent"})
+	_, err = inW.Write([]byte(`{"cancel":true}` + "\n"))
+	require.NoError(t, err)
+	select {
+	case <-run.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a cancel before any question did not end the run")
+	}
 	release2()
 	outW.Close()
 	lines := <-answered

@@ -23,6 +23,7 @@ import (
 	"github.com/tokenrun/tokenrun/agent"
 	"github.com/tokenrun/tokenrun/ca/devca"
 	"github.com/tokenrun/tokenrun/runner"
+	"github.com/tokenrun/tokenrun/scripts"
 	"github.com/tokenrun/tokenrun/scripts/golden"
 	"github.com/tokenrun/tokenrun/token/pkcs11/p11test"
 )
@@ -193,4 +194,19 @@ func TestSignRequestTranscriptReplays(t *testing.T) {
 	r = tokenrun(t, "", "replay", kept[0])
 	assert.Equal(t, 0, r.code, r.err)
 	assert.Contains(t, r.stdout+r.err, "reproduced: sign_request 1.0.0")
+}
+
+// The wizard offers the client's procedures, not the agent's: sign_request runs for a page's
+// request only.
+func TestWizardLeavesSignRequestToTheAgent(t *testing.T) {
+	set, err := scripts.Embedded()
+	require.NoError(t, err)
+	require.Contains(t, set.Procedures, "sign_request")
+	w := &wizardSource{set: set, catalogs: map[string]map[string]string{"en": {}}}
+	procs, err := w.procedures("en")
+	require.NoError(t, err)
+	require.NotEmpty(t, procs)
+	for _, p := range procs {
+		assert.NotEqual(t, "sign_request", p.Name)
+	}
 }

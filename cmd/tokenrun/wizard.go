@@ -164,7 +164,9 @@ func (w *wizardSource) procedures(lang string) ([]wizard.Procedure, error) {
 		return nil, err
 	}
 	var out []wizard.Procedure
-	seen := map[string]bool{"tour": true}
+	// sign_request is the signing agent's: it runs for a page's request (tokenrun agent), with
+	// the documents the page sent, never by itself.
+	seen := map[string]bool{"tour": true, "sign_request": true}
 	for _, p := range procedures {
 		if _, ok := w.set.Procedures[p.name]; ok {
 			out = append(out, wizard.Procedure{Name: p.name, Title: catalogOr(m, "procedure_"+p.name, p.name), Argv: []string{p.command}})
