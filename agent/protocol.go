@@ -42,9 +42,8 @@ const (
 // The caps on what one request may hold. NCALayer publishes no limit of its own; pages meet
 // one with documents of a few megabytes (the whole request is one WebSocket message of
 // base64), which is why KAZTOKEN desktop added a streaming HTTP API for large ones. The
-// agent holds a request in memory while the person looks at it, so these bound its memory:
-// about 2.4 times MaxRequestBytes at the peak (the message, its decoded documents, the
-// attached signatures).
+// agent holds a request in memory while the person looks at it, so these bound its memory
+// (the message, its decoded documents, the attached signatures: Runner.memory).
 const (
 	// MaxDocumentBytes is the largest document: a scanned contract or a month of payment
 	// orders as one PDF is well under it.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"time"
@@ -114,19 +115,23 @@ func (r *Runner) config(lang string) (*langConfig, error) {
 // Provider is the token source the runs use.
 func (r *Runner) Provider() token.Provider { return r.o.Provider }
 
-// run runs the procedure for sc, asking on fe.
-func (r *Runner) run(ctx context.Context, sc *signCall, fe ui.Frontend) (*runtime.Result, error) {
+// run runs the procedure for sc, asking on the person's front-end fe, each question for at
+// most the region's consent_timeout.
+func (r *Runner) run(ctx context.Context, sc *signCall, person ui.Frontend) (*runtime.Result, error) {
 	lc, err := r.config(sc.req.Language)
 	if err != nil {
 		return nil, err
 	}
 	msgs, _ := lc.cfg["messages"].(map[string]string)
-	ui.SetChrome(fe, func(key string, args map[string]any) string {
+	// The front-end's own words (a refused answer) in the request's language; set on the
+	// person's front-end itself, which the time limit then wraps.
+	ui.SetChrome(person, func(key string, args map[string]any) string {
 		if _, ok := msgs[key]; ok {
 			return region.Text(msgs, key, args)
 		}
 		return ""
 	})
+	fe := ui.NewTimed(person, r.proc.Region.Agent.ConsentTimeout)
 	args := sc.req.args()
 	set := r.proc.Set
 	args["scripts"], args["scripts_version"] = set.Source, set.Manifest.Version
@@ -134,13 +139,28 @@ func (r *Runner) run(ctx context.Context, sc *signCall, fe ui.Frontend) (*runtim
 		Script: r.proc.Script, Libraries: set.Libraries, Provider: r.o.Provider, URI: r.o.URI, Frontend: fe,
 		Transcript: &runner.TranscriptOptions{Keep: !r.o.NoTranscript, Header: r.proc.TranscriptHeader("agent", r.o.Set, args)},
 		Config:     lc.cfg, Extra: []runtime.Module{lc.policy}, Args: args, Documents: sc.docs,
-		Command: "tokenrun agent", LockWait: r.o.LockWait, Memory: int64(r.proc.Region.Sandbox.MemoryMiB) << 20, Out: r.o.Out,
+		Command: "tokenrun agent", LockWait: r.o.LockWait, Memory: r.memory(sc), Out: r.o.Out,
 	}
+	// The sandbox's memory limit is on the process's heap: an earlier request's garbage (a
+	// large request refused, its message) must not count against this one.
+	goruntime.GC()
 	if r.o.Begin != nil {
 		lang, _ := lc.cfg["language"].(string)
 		spec.Begin = r.o.Begin(fe, ui.RunInfo{Command: "tokenrun agent", Procedure: r.proc.Script.Name(), Language: lang}, msgs)
 	}
 	return runner.Run(ctx, spec)
+}
+
+// memory is the run's heap limit: the region's sandbox limit (runtime.DefaultMemoryLimit
+// unless it sets one) plus four times the request's documents, which the host holds during
+// the run (the documents, their attached signatures, what is left of the page's message),
+// up to runtime.MaxMemoryLimit.
+func (r *Runner) memory(sc *signCall) int64 {
+	base := int64(r.proc.Region.Sandbox.MemoryMiB) << 20
+	if base == 0 {
+		base = runtime.DefaultMemoryLimit
+	}
+	return min(base+4*int64(sc.req.TotalSize()), runtime.MaxMemoryLimit)
 }
 
 // personText is the message a failed run leaves for the person: the procedure's own words

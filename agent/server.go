@@ -53,6 +53,9 @@ type Options struct {
 	Version string
 	// Now is the clock of the rate limit; nil is time.Now.
 	Now func() time.Time
+	// Context, when it ends, ends every connection and the request each has with the person
+	// (the agent stopped by Ctrl-C): Wait then waits for them. nil: never.
+	Context context.Context
 }
 
 // Server serves the protocol on a listener.
@@ -63,6 +66,7 @@ type Server struct {
 	limit   *rateLimit
 	running turn // one request with the person and the token at a time
 	conns   chan struct{}
+	active  sync.WaitGroup // the connections being served
 	logMu   sync.Mutex
 	// onFailure, when set, is told every failure answered, with its words (Once's exit code).
 	onFailure func(f *failure, text string)
@@ -78,6 +82,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Context == nil {
+		o.Context = context.Background()
 	}
 	p := o.Runner.Policy()
 	s := &Server{o: o, origins: map[string]bool{}, policy: p, running: newTurn(), conns: make(chan struct{}, maxConnections)}
@@ -192,11 +199,30 @@ type connection struct {
 	lang   string // set by changeLocale
 }
 
+// Wait waits, up to limit, for the connections to end once Options.Context has: a request
+// with the person is then cancelled, and its run writes its transcript and audit line.
+func (s *Server) Wait(limit time.Duration) bool {
+	done := make(chan struct{})
+	go func() { s.active.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(limit):
+		return false
+	}
+}
+
 // serveConn says hello and answers requests one at a time until the page goes.
 func (s *Server) serveConn(ctx context.Context, c *websocket.Conn, origin string) {
+	s.active.Add(1)
+	defer s.active.Done()
 	defer c.CloseNow()
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancelCause := context.WithCancelCause(ctx)
+	cancel := func() { cancelCause(nil) }
 	defer cancel()
+	// With the agent's own cause (the signal), so that a run it stops ends as a procedure a
+	// signal stopped: its transcript's outcome cancelled, the token's state noted.
+	defer context.AfterFunc(s.o.Context, func() { cancelCause(context.Cause(s.o.Context)) })()
 	conn := &connection{c: c, origin: origin}
 	if err := s.send(ctx, conn, map[string]any{"result": map[string]string{"version": s.o.Version}}); err != nil {
 		return
@@ -246,7 +272,9 @@ func (s *Server) send(ctx context.Context, conn *connection, v any) error {
 // answer is the response to one message.
 func (s *Server) answer(ctx context.Context, conn *connection, b []byte) any {
 	var c call
-	if err := json.Unmarshal(b, &c); err != nil {
+	err := json.Unmarshal(b, &c)
+	b = nil // the message may be tens of MiB: only what was parsed out of it stays live
+	if err != nil {
 		// Nothing says which module's shape the page expects: commonUtils' is the one every
 		// client reads as an error.
 		return s.utilsError(conn.lang, badRequest("the message is not a JSON object with module and method (%v)", err))
@@ -385,7 +413,7 @@ func (s *Server) run(ctx context.Context, sc *signCall, entry *audit.Entry) any 
 		entry.Outcome, entry.Code = audit.Cancelled, errcode.Cancelled
 		return &failure{cancelled: true, details: err.Error()}
 	}
-	res, err := s.o.Runner.run(ctx, sc, ui.NewTimed(fe, s.policy.ConsentTimeout))
+	res, err := s.o.Runner.run(ctx, sc, fe)
 	release()
 	return s.outcome(sc, res, err, entry)
 }

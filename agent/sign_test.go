@@ -295,3 +295,64 @@ func TestAuditLogMustBeWritten(t *testing.T) {
 	assert.Contains(t, got["details"], "the audit log cannot be written")
 	assert.NotContains(t, fmt.Sprint(got), "BEGIN CMS")
 }
+
+// linesPerson answers every request from fixed driver lines and keeps what the host wrote.
+type linesPerson struct {
+	lines string
+	out   syncBuffer
+}
+
+func (p *linesPerson) Attend(context.Context, agent.Request) (ui.Frontend, func(), error) {
+	return ui.NewJSON(strings.NewReader(p.lines), &p.out), func() {}, nil
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// The front-end's own words (an answer it refuses) speak the request's language too.
+func TestConsentSpeaksTheRequestsLanguage(t *testing.T) {
+	p := &linesPerson{lines: `{"id":"sign_confirm","value":"maybe"}` + "\n" + `{"cancel":true}` + "\n"}
+	f := newFixture(t, fixtureOptions{wrap: func(agent.Person) agent.Person { return p }})
+	c := f.dial(t, bankOrigin)
+	r := basics(b64(order), detached)
+	r["args"].(map[string]any)["locale"] = "ru"
+	assert.Equal(t, map[string]any{"status": true, "body": map[string]any{}}, call(t, c, r))
+	out := p.out.String()
+	assert.Contains(t, out, `"type":"invalid"`)
+	assert.Contains(t, out, "ответьте «да» или «нет»")
+	assert.Contains(t, out, "просит подписать 1 документ")
+}
+
+// A large document signs under the sandbox's memory limit, which counts the process's heap:
+// the run's limit grows with what the host holds for the request, and garbage left by an
+// earlier large request does not count.
+func TestLargeDocument(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	c := f.dial(t, bankOrigin)
+	doc := []byte(strings.Repeat("Платёжное поручение; ", agent.MaxDocumentBytes/len("Платёжное поручение; ")-1))
+	require.Greater(t, len(doc), agent.MaxDocumentBytes-64)
+	// The largest request: two documents at the cap, attached (the signatures hold them).
+	f.person.Plan(agenttest.Confirmed(pin), agenttest.Confirmed(pin))
+	got := call(t, c, basics([]string{b64(doc), b64(doc)}, attached))
+	require.Equal(t, true, got["status"], "%.300v", got)
+	for _, sig := range got["body"].(map[string]any)["result"].([]any) {
+		assert.Equal(t, doc, f.verify(t, sig, nil))
+	}
+	got = call(t, c, basics(b64(doc), detached))
+	require.Equal(t, true, got["status"], "%.300v", got)
+	f.verify(t, got["body"].(map[string]any)["result"], doc)
+}

@@ -105,7 +105,7 @@ func runAgent(c *cli.Context, io stdio) error {
 		return err
 	}
 	defer closeSource()
-	srv, err := agent.New(agent.Options{Runner: r, Person: person, Audit: log, Log: io.err, Version: runtime.Version})
+	srv, err := agent.New(agent.Options{Runner: r, Person: person, Audit: log, Log: io.err, Version: runtime.Version, Context: c.Context})
 	if err != nil {
 		return runner.UsageError{Err: err}
 	}
@@ -157,7 +157,10 @@ func runAgent(c *cli.Context, io stdio) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = hs.Shutdown(ctx)
+	_ = hs.Shutdown(ctx) // no new connections; the open ones end with c.Context
+	if !srv.Wait(10 * time.Second) {
+		fmt.Fprintln(io.err, "tokenrun agent: a request was still running after 10 s: stopped without its end")
+	}
 	fmt.Fprintln(io.err, "tokenrun agent: stopped")
 	return nil
 }

@@ -21,6 +21,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tokenrun/tokenrun/agent"
+	"github.com/tokenrun/tokenrun/agent/agenttest"
+	"github.com/tokenrun/tokenrun/agent/audit"
 	"github.com/tokenrun/tokenrun/ca/devca"
 	"github.com/tokenrun/tokenrun/runner"
 	"github.com/tokenrun/tokenrun/scripts"
@@ -209,4 +211,40 @@ func TestWizardLeavesSignRequestToTheAgent(t *testing.T) {
 	for _, p := range procs {
 		assert.NotEqual(t, "sign_request", p.Name)
 	}
+}
+
+// Ctrl-C while a request waits for the person: the request is cancelled, its run keeps its
+// transcript and audit line, and the agent exits 0.
+func TestAgentStopsWithARequestOpen(t *testing.T) {
+	tmp := t.TempDir()
+	defer golden.IsolateEnv(filepath.Join(tmp, "home"))()
+	home := os.Getenv("TOKENRUN_HOME")
+	ca, err := golden.NewCA(tmp, runMain)
+	require.NoError(t, err)
+	ca.Start(devca.ServerOptions{})
+	defer ca.Stop()
+	b, err := golden.SoftBackend(tmp, runMain)
+	require.NoError(t, err)
+	require.NoError(t, golden.EnrollOnce(tmp, b, ca, runMain))
+	a := startAgent(t, []agenttest.Plan{{Silent: true}}, "--soft", b.Dir, "--set", "agent.origins=[https://ib.test.kz]")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, a.url, &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://ib.test.kz"}}})
+	require.NoError(t, err)
+	defer c.CloseNow()
+	_, _, err = c.Read(ctx) // hello
+	require.NoError(t, err)
+	require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(`{"module":"kz.gov.pki.knca.basics","method":"sign","args":{"format":"cms","data":"MTEK"}}`)))
+	require.Eventually(t, a.asked, 30*time.Second, 20*time.Millisecond, "the person is asked")
+	assert.Equal(t, 0, a.stop(t), a.stderrText())
+	entries, err := audit.Tail(audit.Dir(home), 10)
+	require.NoError(t, err)
+	require.Len(t, entries, 1, a.stderrText())
+	assert.Equal(t, audit.Cancelled, entries[0].Outcome)
+	kept, err := filepath.Glob(filepath.Join(home, "transcripts", "*-sign_request.jsonl"))
+	require.NoError(t, err)
+	require.Len(t, kept, 1)
+	text, err := os.ReadFile(kept[0])
+	require.NoError(t, err)
+	assert.Contains(t, string(text), `"outcome":"cancelled"`)
 }
