@@ -23,6 +23,7 @@ import (
 	"github.com/tokenrun/tokenrun/agent/agenttest"
 	"github.com/tokenrun/tokenrun/agent/audit"
 	"github.com/tokenrun/tokenrun/cms"
+	"github.com/tokenrun/tokenrun/scripts/golden"
 	"github.com/tokenrun/tokenrun/ui"
 )
 
@@ -299,28 +300,11 @@ func TestAuditLogMustBeWritten(t *testing.T) {
 // linesPerson answers every request from fixed driver lines and keeps what the host wrote.
 type linesPerson struct {
 	lines string
-	out   syncBuffer
+	out   golden.SyncBuffer
 }
 
 func (p *linesPerson) Attend(context.Context, agent.Request) (ui.Frontend, func(), error) {
 	return ui.NewJSON(strings.NewReader(p.lines), &p.out), func() {}, nil
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // The front-end's own words (an answer it refuses) speak the request's language too.

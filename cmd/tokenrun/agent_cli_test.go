@@ -155,13 +155,7 @@ func TestAgentTLSAndTrust(t *testing.T) {
 func TestSignRequestTranscriptReplays(t *testing.T) {
 	tmp := t.TempDir()
 	defer golden.IsolateEnv(filepath.Join(tmp, "home"))()
-	ca, err := golden.NewCA(tmp, runMain)
-	require.NoError(t, err)
-	ca.Start(devca.ServerOptions{})
-	defer ca.Stop()
-	b, err := golden.SoftBackend(tmp, runMain)
-	require.NoError(t, err)
-	require.NoError(t, golden.EnrollOnce(tmp, b, ca, runMain))
+	b, ca := enrolledSoft(t, tmp)
 
 	req := filepath.Join(tmp, "request.json")
 	doc := "Платёжное поручение № 18\n"
@@ -219,13 +213,7 @@ func TestAgentStopsWithARequestOpen(t *testing.T) {
 	tmp := t.TempDir()
 	defer golden.IsolateEnv(filepath.Join(tmp, "home"))()
 	home := os.Getenv("TOKENRUN_HOME")
-	ca, err := golden.NewCA(tmp, runMain)
-	require.NoError(t, err)
-	ca.Start(devca.ServerOptions{})
-	defer ca.Stop()
-	b, err := golden.SoftBackend(tmp, runMain)
-	require.NoError(t, err)
-	require.NoError(t, golden.EnrollOnce(tmp, b, ca, runMain))
+	b, _ := enrolledSoft(t, tmp)
 	a := startAgent(t, []agenttest.Plan{{Silent: true}}, "--soft", b.Dir, "--set", "agent.origins=[https://ib.test.kz]")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -247,4 +235,18 @@ func TestAgentStopsWithARequestOpen(t *testing.T) {
 	text, err := os.ReadFile(kept[0])
 	require.NoError(t, err)
 	assert.Contains(t, string(text), `"outcome":"cancelled"`)
+}
+
+// enrolledSoft is a software token under tmp enrolled against a development CA on loopback
+// (served until the test ends), as setup `enrolled` leaves it: password Kx7mQ9pz.
+func enrolledSoft(t *testing.T, tmp string) (golden.Backend, *golden.CA) {
+	t.Helper()
+	ca, err := golden.NewCA(tmp, runMain)
+	require.NoError(t, err)
+	ca.Start(devca.ServerOptions{})
+	t.Cleanup(ca.Stop)
+	b, err := golden.SoftBackend(tmp, runMain)
+	require.NoError(t, err)
+	require.NoError(t, golden.EnrollOnce(tmp, b, ca, runMain))
+	return b, ca
 }

@@ -56,7 +56,7 @@ type agentProc struct {
 	url    string
 	mu     sync.Mutex
 	runs   [][]agenttest.Line
-	stdout bytes.Buffer // the --person json lines, as they come
+	stdout golden.SyncBuffer // the --person json lines, as they come
 	stderr bytes.Buffer
 	done   chan struct{}
 }
@@ -86,7 +86,7 @@ func launchAgent(t *testing.T, plans []agenttest.Plan, args []string) *agentProc
 	require.NoError(t, a.cmd.Start())
 	t.Cleanup(func() { _ = a.cmd.Process.Kill() })
 	var next sync.Mutex
-	go agenttest.AnswerRuns(io.TeeReader(stdout, lockedWriter{&a.mu, &a.stdout}), stdin, func() agenttest.Plan {
+	go agenttest.AnswerRuns(io.TeeReader(stdout, &a.stdout), stdin, func() agenttest.Plan {
 		next.Lock()
 		defer next.Unlock()
 		if len(plans) == 0 {
@@ -125,22 +125,8 @@ func launchAgent(t *testing.T, plans []agenttest.Plan, args []string) *agentProc
 	return a
 }
 
-// lockedWriter writes to w under mu.
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
 // asked reports whether the agent has asked the person a question.
 func (a *agentProc) asked() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	return strings.Contains(a.stdout.String(), `"type":"ask"`)
 }
 
