@@ -47,6 +47,24 @@ type serverMessage struct {
 	Document string          `json:"document,omitempty"`
 	Signed   bool            `json:"signed,omitempty"`
 	Title    string          `json:"title,omitempty"`
+	Consent  *Consent        `json:"consent,omitempty"`
+}
+
+// Consent is what a request for the person shows beside its procedure's questions: who
+// asks and, for each document, what the procedure cannot (it never sees the content): the
+// start of a text document.
+type Consent struct {
+	Title     string            `json:"title"`
+	Documents []ConsentDocument `json:"documents,omitempty"`
+}
+
+// ConsentDocument is one document of a request.
+type ConsentDocument struct {
+	Index     int    `json:"index"`
+	Size      int    `json:"size"`
+	SHA256    string `json:"sha256"`
+	Preview   string `json:"preview,omitempty"`
+	Truncated bool   `json:"truncated,omitempty"`
 }
 
 func (p *page) send(m serverMessage) error {
@@ -289,7 +307,7 @@ func lastLines(s string, n int) string {
 // consent is a conversation another part of tokenrun (the signing agent) needs the person
 // for: its lines are relayed to the page like a run's.
 type consent struct {
-	title string
+	info  Consent
 	in    io.Reader     // what the page answers, for the requester's front-end
 	out   io.ReadCloser // what the requester's front-end writes, for the page
 	conv  *conversation // the page's answers go here
@@ -304,11 +322,11 @@ var ErrNoPage = errors.New("the wizard page did not take the request")
 // Converse puts a conversation before the person: it waits until the page is connected and
 // no run is going, then relays. in is what the page answers and out where the caller's
 // front-end writes (ui.NewJSON(in, out)); call release once the conversation has ended.
-// title says who asks (the requesting web page's origin), for the page's banner.
-func (s *Server) Converse(ctx context.Context, title string) (in io.Reader, out io.WriteCloser, release func(), err error) {
+// info says who asks (the requesting web page's origin) and what, for the page's banner.
+func (s *Server) Converse(ctx context.Context, info Consent) (in io.Reader, out io.WriteCloser, release func(), err error) {
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	c := &consent{title: title, in: inR, out: outR, conv: &conversation{in: inW}, taken: make(chan struct{}), done: make(chan struct{})}
+	c := &consent{info: info, in: inR, out: outR, conv: &conversation{in: inW}, taken: make(chan struct{}), done: make(chan struct{})}
 	select {
 	case s.consents <- c:
 	case <-ctx.Done():
@@ -357,7 +375,7 @@ func (s *Server) offerConsents(p *page) {
 		p.conv = c.conv
 		p.mu.Unlock()
 		close(c.taken)
-		_ = p.send(serverMessage{Op: "consent", Title: c.title})
+		_ = p.send(serverMessage{Op: "consent", Title: c.info.Title, Consent: &c.info})
 		relayed := make(chan struct{})
 		go func() { defer close(relayed); relay(p, c.out) }()
 		select {

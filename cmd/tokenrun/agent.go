@@ -37,8 +37,9 @@ func agentCommand(io stdio) *cli.Command {
 		Flags: append(agentRunFlags(),
 			&cli.StringFlag{Name: "listen", Value: agent.DefaultListen, Usage: "loopback `ADDRESS:PORT` to serve on (NCALayer's is 127.0.0.1:13579)"},
 			&cli.StringFlag{Name: "tls", Value: "auto", Usage: "auto: wss:// with the agent's own certificate (tokenrun agent install-cert makes browsers trust it); off: ws://"},
-			&cli.StringFlag{Name: "person", Value: "terminal",
-				Usage: "who confirms each request and types the token password: terminal (here), or json (the --ui json protocol on stdin/stdout, one run after another, for a GUI or a test harness)"},
+			&cli.StringFlag{Name: "person", Value: "wizard",
+				Usage: "who confirms each request and types the token password: wizard (the local wizard page, opened for a request), terminal (here), or json (the --ui json protocol on stdin/stdout, one run after another, for a GUI or a test harness)"},
+			&cli.BoolFlag{Name: "no-browser", Usage: "with --person wizard: print the wizard's address for a request instead of opening the browser"},
 		),
 		Action: func(c *cli.Context) error { return runAgent(c, io) },
 		Subcommands: []*cli.Command{
@@ -87,8 +88,14 @@ func runAgent(c *cli.Context, io stdio) error {
 		person = agent.NewTerminalPerson(io.in, io.err)
 	case "json":
 		person = agent.NewStreamPerson(io.in, io.out)
+	case "wizard":
+		wp, err := startWizardPerson(c.Context, c, io)
+		if err != nil {
+			return err
+		}
+		person = wp
 	default:
-		return runner.UsageError{Err: fmt.Errorf("--person %q: want terminal or json", c.String("person"))}
+		return runner.UsageError{Err: fmt.Errorf("--person %q: want wizard, terminal or json", c.String("person"))}
 	}
 	var scheme string
 	var tlsFiles agent.TLSFiles

@@ -117,9 +117,10 @@ function onServer(m) {
       else notice(w(m.key));
       break;
     case "consent":
-      beginRun(m.title ? w("wizard_consent_title", { origin: m.title }) : "", null);
-      $("run-banner").textContent = w("wizard_consent_title", { origin: m.title });
-      $("run-banner").hidden = false;
+      // A web page asks to sign (the signing agent): who asks, and what the procedure's
+      // questions cannot show, the start of each text document.
+      beginRun(w("wizard_consent_heading"), null);
+      showConsent(m.consent || { title: m.title });
       break;
     case "line":
       if (state.run) onLine(m.line);
@@ -148,6 +149,18 @@ function beginRun(title, signing) {
   $("run-home").hidden = true;
   $("nav").hidden = true;
   show("run");
+}
+
+function showConsent(c) {
+  const banner = $("run-banner");
+  banner.replaceChildren(el("strong", { text: c.title }));
+  for (const d of c.documents || []) {
+    const item = el("div", { class: "document", "data-document": d.index },
+      el("div", { text: w("wizard_consent_document", { index: d.index, size: d.size, sha256: d.sha256 }) }));
+    if (d.preview) item.append(el("pre", { class: "preview", text: d.preview + (d.truncated ? "…" : "") }));
+    banner.append(item);
+  }
+  banner.hidden = false;
 }
 
 function startProcedure(p) {
