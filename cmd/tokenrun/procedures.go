@@ -67,7 +67,7 @@ func namedProcedureCommand(io stdio) *cli.Command {
 		Name:      "procedure",
 		Usage:     "run a procedure of the active scripts set by name, with its region (a bank's own, or a shipped one)",
 		ArgsUsage: "NAME",
-		Flags:     append(procedureFlags(), procedures[3].extra...),
+		Flags:     append(procedureFlags(), procedureNamed("format").extra...), // --support-override, which a bank's own may honour
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return runner.UsageError{Err: errors.New("procedure takes the procedure's name: tokenrun procedure [flags] NAME")}
@@ -76,6 +76,16 @@ func namedProcedureCommand(io stdio) *cli.Command {
 			return runProcedureNamed(c, io, procedure{command: "procedure " + name, name: name})
 		},
 	}
+}
+
+// procedureNamed is the shipped procedure called name.
+func procedureNamed(name string) procedure {
+	for _, p := range procedures {
+		if p.name == name {
+			return p
+		}
+	}
+	panic("no shipped procedure " + name)
 }
 
 func runProcedure(c *cli.Context, io stdio, p procedure) error {

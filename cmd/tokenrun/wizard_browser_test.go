@@ -623,3 +623,46 @@ window.results = results;
 	b.click(`#nav button[data-screen=tokens]`)
 	b.run(chromedp.WaitVisible(chromedp.CSS(`#tokens li.token`)))
 }
+
+// TestWizardListsABanksProcedure: a procedure a bank adds to its scripts tree appears in the
+// wizard, titled by its catalog, without a rebuild, and runs as tokenrun procedure NAME with
+// the region's configuration.
+func TestWizardListsABanksProcedure(t *testing.T) {
+	t.Setenv("TOKENRUN_HOME", t.TempDir())
+	tree := filepath.Join(t.TempDir(), "tree")
+	require.Equal(t, 0, tokenrun(t, "", "scripts", "export", tree).code)
+	writeFile(t, filepath.Join(tree, "renew_notice.lua"), `local ui = require("ui")
+return {
+  name = "renew_notice", version = "1.0.0", api = 1, description = "Say how renewal works",
+  run = function(ctx)
+    ui.say(ctx.config.messages.procedure_renew_notice)
+    return { done = "yes" }
+  end,
+}
+`)
+	manifest := filepath.Join(tree, "manifest.yaml")
+	m, err := os.ReadFile(manifest)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(manifest, []byte(strings.Replace(string(m), "procedures:\n", "procedures:\n  renew_notice: renew_notice.lua\n", 1)), 0o600))
+	for lang, title := range map[string]string{"en": "Renewal: how it works", "ru": "Продление: как это работает", "kk": "Ұзарту: бұл қалай жұмыс істейді"} {
+		f := filepath.Join(tree, "messages", lang+".yaml")
+		c, err := os.ReadFile(f)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(f, append(c, []byte("procedure_renew_notice: \""+title+"\"\n")...), 0o600))
+	}
+	dir := filepath.Join(t.TempDir(), "tok")
+	require.NoError(t, os.Mkdir(dir, 0o700))
+
+	r := tokenrun(t, "", "procedure", "renew_notice", "--scripts", tree, "--soft", dir, "--lang", "ru")
+	require.Equal(t, 0, r.code, r.err)
+	assert.Contains(t, r.err, "Продление: как это работает")
+
+	w := startWizard(t, "--soft", dir, "--scripts", tree, "--lang", "kk")
+	b := newTab(t, newBrowser(t))
+	b.run(chromedp.Navigate(w.url))
+	assert.Equal(t, "Ұзарту: бұл қалай жұмыс істейді", b.text(`#procedures button[data-procedure=renew_notice]`))
+	b.startProcedure("renew_notice")
+	outcome, code := b.converse(map[string][]string{}, nil)
+	require.Equal(t, "ok", outcome, code)
+	assert.Contains(t, b.text("#run-log"), "Ұзарту: бұл қалай жұмыс істейді")
+}
