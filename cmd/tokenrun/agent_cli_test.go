@@ -44,7 +44,7 @@ func TestAgentUsage(t *testing.T) {
 		{"another machine's address", []string{"agent", "--soft", tok, "--listen", "192.168.1.5:13579"}, "the agent serves loopback only"},
 		{"no port", []string{"agent", "--soft", tok, "--listen", "127.0.0.1"}, "want HOST:PORT"},
 		{"tls", []string{"agent", "--soft", tok, "--tls", "maybe"}, `--tls "maybe": want auto or off`},
-		{"person", []string{"agent", "--soft", tok, "--person", "robot"}, `--person "robot": want terminal or json`},
+		{"person", []string{"agent", "--soft", tok, "--person", "robot"}, `--person "robot": want wizard, terminal or json`},
 		{"an argument", []string{"agent", "--soft", tok, "install"}, "did you mean tokenrun agent install-cert?"},
 		{"bad origin in --set", []string{"agent", "--soft", tok, "--set", "agent.origins=[ib.bank.kz]"}, `agent.origins[1]: "ib.bank.kz" is not an origin`},
 		{"no CA yet", []string{"agent", "install-cert"}, "no agent certificate authority in"},
