@@ -1,7 +1,12 @@
 package wizard
 
 import (
+	"context"
+	"net/http"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -51,5 +56,43 @@ func TestSafeName(t *testing.T) {
 	}
 	for in, want := range tests {
 		assert.Equal(t, want, safeName(in), "%q", in)
+	}
+}
+
+// TestServeEndsWhenThePageCloses: the wizard serves until its page is closed (and not
+// reopened within Linger), so a client who closes the tab leaves no server behind.
+func TestServeEndsWhenThePageCloses(t *testing.T) {
+	s := New(Options{Linger: 200 * time.Millisecond})
+	ln, err := s.Listen("")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get(s.URL())
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Len(t, resp.Cookies(), 1)
+	h := http.Header{}
+	h.Set("Origin", "http://"+s.Addr())
+	h.Set("Cookie", resp.Cookies()[0].String())
+	conn, _, err := websocket.Dial(ctx, "ws://"+s.Addr()+"/ws", &websocket.DialOptions{HTTPHeader: h})
+	require.NoError(t, err)
+	_, msg, err := conn.Read(ctx)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"op":"ready"}`, string(msg))
+	select {
+	case <-served:
+		t.Fatal("the server stopped while its page was open")
+	case <-time.After(400 * time.Millisecond):
+	}
+	require.NoError(t, conn.Close(websocket.StatusNormalClosure, ""))
+	select {
+	case err := <-served:
+		assert.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server kept serving after its page closed")
 	}
 }
