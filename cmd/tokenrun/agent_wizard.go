@@ -61,7 +61,7 @@ func (p *wizardPerson) Attend(ctx context.Context, req agent.Request) (ui.Fronte
 		fmt.Fprintln(p.log, "tokenrun agent: "+region.Format(catalogOr(m, "wizard_cli_open", "Open {url}"), map[string]any{"url": url}))
 		if !p.noBrowser {
 			if err := openBrowser(url); err != nil {
-				fmt.Fprintf(p.log, "tokenrun agent: could not open the browser (%v)\n", err)
+				fmt.Fprintf(p.log, "tokenrun agent: %s (%v)\n", catalogOr(m, "wizard_cli_no_browser", "The browser could not be opened: open the address above yourself."), err)
 			}
 		}
 	}

@@ -76,10 +76,11 @@ func serveWizard(c *cli.Context, io stdio) error {
 		return runner.UsageError{Err: err}
 	}
 	m, _ := w.catalog(w.lang)
+	runner.SetStoppingNotice(m["cancel_stopping"]) // Ctrl-C's line, in the page's language
 	fmt.Fprintln(io.out, region.Format(catalogOr(m, "wizard_cli_open", "Open {url} in your browser (this address works once). Ctrl-C stops the wizard."), map[string]any{"url": srv.URL()}))
 	if !c.Bool("no-browser") {
 		if err := openBrowser(srv.URL()); err != nil {
-			fmt.Fprintf(io.err, "tokenrun ui: could not open the browser (%v): open the address above yourself\n", err)
+			fmt.Fprintf(io.err, "tokenrun ui: %s (%v)\n", catalogOr(m, "wizard_cli_no_browser", "The browser could not be opened: open the address above yourself."), err)
 		}
 	}
 	return srv.Serve(c.Context, ln)
