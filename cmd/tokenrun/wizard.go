@@ -35,12 +35,7 @@ func uiCommand(io stdio) *cli.Command {
 	return &cli.Command{
 		Name:  "ui",
 		Usage: "the client's wizard: a local web page for every procedure, the tokens, signing, and support",
-		Flags: append(append(tokenFlags(),
-			&cli.StringFlag{Name: "region", Value: region.DefaultName, EnvVars: []string{"TOKENRUN_REGION"},
-				Usage: "region configuration `NAME` (regions/NAME.yaml in the scripts tree)"},
-			&cli.StringSliceFlag{Name: "set", Usage: "override one region value (repeatable)"},
-			&cli.StringFlag{Name: "lang", EnvVars: []string{"TOKENRUN_LANG"}, Usage: "the page's first language: kk, ru or en (default: the region's)"},
-			&cli.StringFlag{Name: "scripts", EnvVars: []string{"TOKENRUN_SCRIPTS"}, Usage: "run the scripts tree in `DIR` (unsigned) instead of the shipped one"},
+		Flags: append(append(append(tokenFlags(), regionFlags()...),
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:0", Usage: "loopback `ADDR` to serve on (port 0: a free one)"},
 			&cli.BoolFlag{Name: "no-browser", Usage: "print the address instead of opening the default browser"},
 			&cli.DurationFlag{Name: "timeout", Usage: "stop each procedure after this long; 0 means no limit", Action: nonNegative("timeout")},
@@ -190,13 +185,7 @@ func (w *wizardSource) procedures(lang string) ([]wizard.Procedure, error) {
 // run runs one tokenrun command line for the page, with the wizard's token, scripts and
 // region flags after the command's name.
 func (w *wizardSource) run(ctx context.Context, argv []string, in io.Reader, out, stderr io.Writer) int {
-	args := []string{"tokenrun", argv[0]}
-	if m := w.c.String("module"); m != "" {
-		args = append(args, "--module", m)
-	}
-	for _, s := range w.c.StringSlice("soft") {
-		args = append(args, "--soft", s)
-	}
+	args := append([]string{"tokenrun", argv[0]}, w.sourceArgs()...)
 	if t := w.c.String("token"); t != "" {
 		args = append(args, "--token", t)
 	}
@@ -261,6 +250,18 @@ func (w *wizardSource) profileKey(ctx context.Context) (uri, key string) {
 	}
 	u := token.URI{Token: on.Label, Serial: on.Serial, ID: best.KeyID}
 	return u.String(), ""
+}
+
+// sourceArgs are the wizard's token source flags, for the commands it runs.
+func (w *wizardSource) sourceArgs() []string {
+	var args []string
+	if m := w.c.String("module"); m != "" {
+		args = append(args, "--module", m)
+	}
+	for _, s := range w.c.StringSlice("soft") {
+		args = append(args, "--soft", s)
+	}
+	return args
 }
 
 // tokens describes the tokens present: their PINs and the profiles (certificates) on them.
@@ -358,13 +359,7 @@ func (w *wizardSource) support(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	args := []string{"tokenrun", "diagnose"}
-	if m := w.c.String("module"); m != "" {
-		args = append(args, "--module", m)
-	}
-	for _, s := range w.c.StringSlice("soft") {
-		args = append(args, "--soft", s)
-	}
+	args := append([]string{"tokenrun", "diagnose"}, w.sourceArgs()...)
 	var stderr strings.Builder
 	runMainContext(ctx, args, strings.NewReader(""), f, &stderr)
 	home, err := runner.Home()
