@@ -121,6 +121,11 @@ type Server struct {
 	running  bool
 	docs     *documents
 	consents chan *consent // requests from the signing agent, waiting for the page
+
+	// base is Serve's context: runs go on when their page reloads (abandon ends them
+	// gracefully) but stop with the server; runs counts them, for Serve to wait.
+	base context.Context
+	runs sync.WaitGroup
 }
 
 const cookieName = "tokenrun_session"
@@ -134,7 +139,7 @@ func New(o Options) *Server {
 		o.Log = io.Discard
 	}
 	return &Server{o: o, launch: randomToken(), pageGone: make(chan struct{}, 1), docs: newDocuments(o.WorkDir),
-		consents: make(chan *consent, 8)}
+		consents: make(chan *consent, 8), base: context.Background()}
 }
 
 func randomToken() string {
@@ -193,9 +198,13 @@ func (s *Server) Addr() string { return s.addr }
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
+	s.mu.Lock()
+	s.base = ctx
+	s.mu.Unlock()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	defer s.docs.removeAll()
+	defer s.waitRuns()
 	for {
 		select {
 		case <-ctx.Done():
@@ -222,6 +231,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 				return nil
 			}
 		}
+	}
+}
+
+// waitRuns waits for the runs, which Serve's context has cancelled, to write their journal
+// and transcript; a token call in progress cannot be abandoned, so the wait is bounded.
+func (s *Server) waitRuns() {
+	done := make(chan struct{})
+	go func() { s.runs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		fmt.Fprintln(s.o.Log, "wizard: a run did not stop within a minute of the wizard")
 	}
 }
 

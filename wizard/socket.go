@@ -46,7 +46,6 @@ type serverMessage struct {
 	Key      string          `json:"key,omitempty"`
 	Document string          `json:"document,omitempty"`
 	Signed   bool            `json:"signed,omitempty"`
-	Title    string          `json:"title,omitempty"`
 	Consent  *Consent        `json:"consent,omitempty"`
 }
 
@@ -214,14 +213,20 @@ func (c *conversation) answer(line json.RawMessage) {
 
 // abandon ends the run's input: the run stops as cancelled while it works, or with
 // NO_ANSWER at its next prompt.
+// The cancel line is written from a goroutine: a run that reads nothing now (it failed
+// before its front-end started, or has ended) must not block the caller; the write ends
+// when the run reads it or its end closes the pipe's reading side.
 func (c *conversation) abandon() {
-	c.answer(json.RawMessage(`{"cancel":true}`))
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.closed {
-		c.closed = true
-		_ = c.in.Close()
+	if c.closed {
+		return
 	}
+	c.closed = true
+	go func() {
+		_, _ = c.in.Write([]byte("{\"cancel\":true}\n"))
+		_ = c.in.Close()
+	}()
 }
 
 // startRun runs argv for the page, one run at a time.
@@ -247,13 +252,18 @@ func (s *Server) startRun(p *page, argv []string, document string) {
 		defer close(relayed)
 		sawResult = relay(p, outR)
 	}()
+	s.mu.Lock()
+	base := s.base
+	s.mu.Unlock()
+	s.runs.Add(1)
 	go func() {
+		defer s.runs.Done()
 		var stderr bytes.Buffer
-		code := s.o.Run(context.WithoutCancel(p.ctx), argv, inR, outW, &stderr)
+		code := s.o.Run(base, argv, inR, outW, &stderr)
 		_ = outW.Close()
+		_ = inR.Close() // the run is over: nothing reads its input any more
 		<-relayed
 		conv.abandon()
-		_ = inR.Close()
 		if stderr.Len() > 0 {
 			fmt.Fprintf(s.o.Log, "wizard: tokenrun %s: exit %d: %s", argv[0], code, lastLines(stderr.String(), 3))
 		}
@@ -308,7 +318,6 @@ func lastLines(s string, n int) string {
 // for: its lines are relayed to the page like a run's.
 type consent struct {
 	info  Consent
-	in    io.Reader     // what the page answers, for the requester's front-end
 	out   io.ReadCloser // what the requester's front-end writes, for the page
 	conv  *conversation // the page's answers go here
 	taken chan struct{} // closed once a page took it
@@ -326,7 +335,7 @@ var ErrNoPage = errors.New("the wizard page did not take the request")
 func (s *Server) Converse(ctx context.Context, info Consent) (in io.Reader, out io.WriteCloser, release func(), err error) {
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	c := &consent{info: info, in: inR, out: outR, conv: &conversation{in: inW}, taken: make(chan struct{}), done: make(chan struct{})}
+	c := &consent{info: info, out: outR, conv: &conversation{in: inW}, taken: make(chan struct{}), done: make(chan struct{})}
 	select {
 	case s.consents <- c:
 	case <-ctx.Done():
@@ -345,7 +354,7 @@ func (s *Server) Converse(ctx context.Context, info Consent) (in io.Reader, out 
 		c.release()
 		return nil, nil, nil, fmt.Errorf("%w: %w", ErrNoPage, ctx.Err())
 	}
-	return inR, outW, func() { _ = outW.Close(); c.release() }, nil
+	return inR, outW, func() { _ = outW.Close(); _ = inR.Close(); c.release() }, nil
 }
 
 func (c *consent) release() {
@@ -375,7 +384,7 @@ func (s *Server) offerConsents(p *page) {
 		p.conv = c.conv
 		p.mu.Unlock()
 		close(c.taken)
-		_ = p.send(serverMessage{Op: "consent", Title: c.info.Title, Consent: &c.info})
+		_ = p.send(serverMessage{Op: "consent", Consent: &c.info})
 		relayed := make(chan struct{})
 		go func() { defer close(relayed); relay(p, c.out) }()
 		select {

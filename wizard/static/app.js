@@ -120,7 +120,7 @@ function onServer(m) {
       // A web page asks to sign (the signing agent): who asks, and what the procedure's
       // questions cannot show, the start of each text document.
       beginRun(w("wizard_consent_heading"), null);
-      showConsent(m.consent || { title: m.title });
+      showConsent(m.consent);
       break;
     case "line":
       if (state.run) onLine(m.line);
