@@ -113,14 +113,7 @@ func TestAgentInBrowser(t *testing.T) {
 	allowed.Start()
 	defer allowed.Close()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)),
-		chromedp.Flag("headless", "new"), chromedp.NoSandbox, chromedp.WindowSize(1000, 900),
-		chromedp.UserDataDir(filepath.Join(tmp, "profile")), chromedp.Env("HOME="+filepath.Join(tmp, "browser-home")))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-	require.NoError(t, chromedp.Do(browser))
+	browser := newBrowser(t, "HOME="+filepath.Join(tmp, "browser-home")) // Chromium reads ~/.pki/nssdb
 
 	bank := newTab(t, browser)
 	bank.run(chromedp.Navigate(allowed.URL))

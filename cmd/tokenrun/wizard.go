@@ -207,7 +207,11 @@ func (w *wizardSource) run(ctx context.Context, argv []string, in io.Reader, out
 	if argv[0] == "sign" && w.c.String("token") == "" {
 		uri, key := w.profileKey(ctx)
 		if uri == "" {
-			m, _ := w.catalog(lang(map[string]any{"language": flagValue(argv, "--lang")}))
+			l := flagValue(argv, "--lang")
+			if l == "" {
+				l = w.lang
+			}
+			m, _ := w.catalog(l)
 			line, _ := json.Marshal(map[string]any{"type": "result", "outcome": "error", "exit": runner.ExitToken,
 				"code": "NO_CERTIFICATE", "message": catalogOr(m, key, key)})
 			_, _ = out.Write(append(line, '\n'))

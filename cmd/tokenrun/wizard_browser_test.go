@@ -88,12 +88,13 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// newBrowser starts a headless Chromium for the test; tabs are new contexts of it.
-func newBrowser(t *testing.T) context.Context {
+// newBrowser starts a headless Chromium for the test, with env added to its environment;
+// tabs are new contexts of it.
+func newBrowser(t *testing.T, env ...string) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)),
 		chromedp.Flag("headless", "new"), chromedp.NoSandbox, chromedp.WindowSize(1000, 900),
-		chromedp.UserDataDir(t.TempDir()))
+		chromedp.UserDataDir(t.TempDir()), chromedp.Env(env...))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
