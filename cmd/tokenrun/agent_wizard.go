@@ -40,11 +40,9 @@ func startWizardPerson(ctx context.Context, c *cli.Context, io stdio) (*wizardPe
 	if err != nil {
 		return nil, err
 	}
-	srv := wizard.New(wizard.Options{
-		Lang: w.lang, Languages: []string{"kk", "ru", "en"}, Catalog: w.catalog, Procedures: w.procedures,
-		Run: w.run, Tokens: w.tokens, Verify: w.verify, Support: w.support, Stay: true, Log: io.err,
-		WorkDir: filepath.Join(home, "wizard", fmt.Sprintf("agent-%d", os.Getpid())),
-	})
+	o := w.options(filepath.Join(home, "wizard", fmt.Sprintf("agent-%d", os.Getpid())), io.err)
+	o.Stay = true // the agent opens the page again for each request
+	srv := wizard.New(o)
 	ln, err := srv.Listen("127.0.0.1:0")
 	if err != nil {
 		return nil, err

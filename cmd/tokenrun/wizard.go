@@ -50,9 +50,11 @@ func uiCommand(io stdio) *cli.Command {
 }
 
 func serveWizard(c *cli.Context, io stdio) error {
-	if _, _, err := openSource(c); err != nil { // a missing module is said now, not on the page
+	p, _, err := openSource(c) // a missing module is said now, not on the page
+	if err != nil {
 		return err
 	}
+	p.Close()
 	w, err := newWizardSource(c, io)
 	if err != nil {
 		return err
@@ -62,10 +64,7 @@ func serveWizard(c *cli.Context, io stdio) error {
 		return err
 	}
 	work := filepath.Join(home, "wizard", fmt.Sprintf("%d", os.Getpid()))
-	srv := wizard.New(wizard.Options{
-		Lang: w.lang, Languages: []string{"kk", "ru", "en"}, Catalog: w.catalog, Procedures: w.procedures,
-		Run: w.run, Tokens: w.tokens, Verify: w.verify, Support: w.support, WorkDir: work, Log: io.err,
-	})
+	srv := wizard.New(w.options(work, io.err))
 	ln, err := srv.Listen(c.String("listen"))
 	if err != nil {
 		return runner.UsageError{Err: err}
@@ -254,6 +253,14 @@ func (w *wizardSource) profileKey(ctx context.Context) (uri, key string) {
 	}
 	u := token.URI{Token: on.Label, Serial: on.Serial, ID: best.KeyID}
 	return u.String(), ""
+}
+
+// options are the wizard server's, its work files under work.
+func (w *wizardSource) options(work string, log io.Writer) wizard.Options {
+	return wizard.Options{
+		Lang: w.lang, Languages: []string{"kk", "ru", "en"}, Catalog: w.catalog, Procedures: w.procedures,
+		Run: w.run, Tokens: w.tokens, Verify: w.verify, Support: w.support, WorkDir: work, Log: log,
+	}
 }
 
 // sourceArgs are the wizard's token source flags, for the commands it runs.
